@@ -1,0 +1,255 @@
+package link
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/wire"
+)
+
+// Defaults for link timing and queues.
+const (
+	// HandshakeTimeout bounds the TLS handshake.
+	HandshakeTimeout = 10 * time.Second
+	// WriteTimeout bounds one frame write; a peer that does not read for this
+	// long is dead or hostile and its link is closed.
+	WriteTimeout = 15 * time.Second
+	// SendQueueLen is how many frames may wait for the writer. Past it, Send
+	// drops (and counts) rather than block the caller: one slow peer must not
+	// stall a supernode's routing.
+	SendQueueLen = 512
+)
+
+// Conn is an authenticated control link. One goroutine owns the writes (the
+// writer started by newConn); reads belong to whoever calls Recv, which must be
+// a single goroutine.
+type Conn struct {
+	tls    *tls.Conn
+	peer   identity.NodeID
+	log    *zap.Logger
+	send   chan []byte
+	closed chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex // guards reason
+	reason string
+
+	// Drops counts frames dropped because the send queue was full.
+	Drops atomic.Uint64
+}
+
+// Dial opens a link to addr and checks that the peer is want (zero: any node).
+func Dial(ctx context.Context, addr string, creds *Credentials, want identity.NodeID, log *zap.Logger) (*Conn, error) {
+	d := tls.Dialer{
+		NetDialer: &net.Dialer{Timeout: HandshakeTimeout, KeepAlive: 30 * time.Second},
+		Config:    creds.ClientConfig(want),
+	}
+	ctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("link: dial %s: %w", addr, err)
+	}
+	return newConn(c.(*tls.Conn), log)
+}
+
+// Accept completes the server side of a link on an accepted TCP connection.
+func Accept(ctx context.Context, raw net.Conn, creds *Credentials, log *zap.Logger) (*Conn, error) {
+	tc := tls.Server(raw, creds.ServerConfig())
+	ctx, cancel := context.WithTimeout(ctx, HandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("link: handshake with %s: %w", raw.RemoteAddr(), err)
+	}
+	return newConn(tc, log)
+}
+
+func newConn(tc *tls.Conn, log *zap.Logger) (*Conn, error) {
+	cs := tc.ConnectionState()
+	if cs.NegotiatedProtocol != ALPN {
+		tc.Close()
+		return nil, fmt.Errorf("%w: protocol %q", ErrAuth, cs.NegotiatedProtocol)
+	}
+	peer, err := PeerID(cs)
+	if err != nil {
+		tc.Close()
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	c := &Conn{
+		tls:    tc,
+		peer:   peer,
+		log:    log.With(zap.String("peer", peer.Short()), zap.String("remote", tc.RemoteAddr().String())),
+		send:   make(chan []byte, SendQueueLen),
+		closed: make(chan struct{}),
+	}
+	c.wg.Add(1)
+	go c.writer()
+	return c, nil
+}
+
+// Peer is the authenticated node ID of the other side.
+func (c *Conn) Peer() identity.NodeID { return c.peer }
+
+// RemoteAddr is the other side's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.tls.RemoteAddr() }
+
+// Done is closed when the link closes.
+func (c *Conn) Done() <-chan struct{} { return c.closed }
+
+// Reason says why the link closed ("" while open).
+func (c *Conn) Reason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+func (c *Conn) writer() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.closed:
+			return
+		case b := <-c.send:
+			c.tls.SetWriteDeadline(time.Now().Add(WriteTimeout))
+			if _, err := c.tls.Write(b); err != nil {
+				c.fail(fmt.Sprintf("write: %v", err))
+				return
+			}
+		}
+	}
+}
+
+func frame(e wire.Envelope) ([]byte, error) {
+	b, err := wire.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 4+len(b))
+	out[0], out[1], out[2], out[3] = byte(len(b)>>24), byte(len(b)>>16), byte(len(b)>>8), byte(len(b))
+	copy(out[4:], b)
+	return out, nil
+}
+
+// Send queues e without blocking. It returns ErrQueueFull (and counts a drop)
+// when the peer is not keeping up, and ErrClosed after the link closed.
+func (c *Conn) Send(e wire.Envelope) error {
+	b, err := frame(e)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-c.closed:
+		return ErrClosed
+	default:
+	}
+	select {
+	case c.send <- b:
+		return nil
+	default:
+		c.Drops.Add(1)
+		return ErrQueueFull
+	}
+}
+
+// SendWait queues e, waiting for room until ctx ends or the link closes. It is
+// for bulk senders (index uploads) that would rather wait than drop.
+func (c *Conn) SendWait(ctx context.Context, e wire.Envelope) error {
+	b, err := frame(e)
+	if err != nil {
+		return err
+	}
+	select {
+	case c.send <- b:
+		return nil
+	case <-c.closed:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// SendBody builds an envelope of type t around body and sends it with Send.
+func (c *Conn) SendBody(t wire.Type, body any) error {
+	e, err := wire.New(t, body)
+	if err != nil {
+		return err
+	}
+	return c.Send(e)
+}
+
+// Recv reads the next envelope, waiting at most idle for it (0: no limit).
+// Any error closes the link: a malformed or oversized frame, a timeout, EOF.
+func (c *Conn) Recv(idle time.Duration) (wire.Envelope, error) {
+	if idle > 0 {
+		c.tls.SetReadDeadline(time.Now().Add(idle))
+	}
+	e, err := wire.ReadFrame(c.tls)
+	if err != nil {
+		select {
+		case <-c.closed:
+			return e, ErrClosed
+		default:
+		}
+		var ne net.Error
+		switch {
+		case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrTooLarge), errors.Is(err, wire.ErrVersion):
+			c.Close("bad frame: " + err.Error())
+		case errors.As(err, &ne) && ne.Timeout():
+			c.fail("idle timeout")
+		default:
+			c.fail(fmt.Sprintf("read: %v", err))
+		}
+		return e, err
+	}
+	return e, nil
+}
+
+// Close closes the link, telling the peer why (best effort, bounded by a short
+// deadline), and logs the reason. It is idempotent.
+func (c *Conn) Close(reason string) {
+	c.once.Do(func() {
+		c.setReason(reason)
+		if e, err := wire.New(wire.TypeBye, &wire.Bye{Reason: reason}); err == nil {
+			if b, err := frame(e); err == nil {
+				c.tls.SetWriteDeadline(time.Now().Add(time.Second))
+				_, _ = c.tls.Write(b)
+			}
+		}
+		c.shutdown()
+	})
+	c.wg.Wait()
+}
+
+// fail closes the link without a goodbye, when the connection itself broke.
+func (c *Conn) fail(reason string) {
+	c.once.Do(func() {
+		c.setReason(reason)
+		c.shutdown()
+	})
+}
+
+func (c *Conn) setReason(r string) {
+	c.mu.Lock()
+	c.reason = r
+	c.mu.Unlock()
+	c.log.Info("link closed", zap.String("reason", r))
+}
+
+func (c *Conn) shutdown() {
+	close(c.closed)
+	c.tls.Close()
+}

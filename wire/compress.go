@@ -1,0 +1,59 @@
+package wire
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// The zstd encoder and decoder are safe for concurrent EncodeAll/DecodeAll and
+// costly to build, so one of each serves every link in the process. They are
+// created on first use and never change afterwards.
+var (
+	zOnce sync.Once
+	zEnc  *zstd.Encoder
+	zDec  *zstd.Decoder
+)
+
+func zinit() {
+	var err error
+	zEnc, err = zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(1),
+		// Payloads are at most 1 MiB; a window as large as the payload is enough.
+		zstd.WithWindowSize(MaxPayload))
+	if err != nil {
+		panic(fmt.Sprintf("wire: zstd encoder: %v", err))
+	}
+	zDec, err = zstd.NewReader(nil,
+		// The decoded size of one payload may never exceed MaxPayload, whatever
+		// the frame header claims: this is the cap on decompression bombs.
+		zstd.WithDecoderMaxMemory(MaxPayload),
+		zstd.WithDecoderMaxWindow(MaxPayload),
+		zstd.WithDecoderConcurrency(0),
+		zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		panic(fmt.Sprintf("wire: zstd decoder: %v", err))
+	}
+}
+
+func compress(dst, src []byte) []byte {
+	zOnce.Do(zinit)
+	return zEnc.EncodeAll(src, dst)
+}
+
+func decompress(src []byte) ([]byte, error) {
+	zOnce.Do(zinit)
+	// WithDecodeAllCapLimit makes DecodeAll stop at cap(dst): this allocation is
+	// the hard bound, not the size the frame announces.
+	out, err := zDec.DecodeAll(src, make([]byte, 0, MaxPayload))
+	if err != nil {
+		return nil, fmt.Errorf("%w: zstd payload: %v", ErrMalformed, err)
+	}
+	if len(out) > MaxPayload {
+		return nil, fmt.Errorf("%w: decompressed payload exceeds %d bytes", ErrTooLarge, MaxPayload)
+	}
+	// Trim the 1 MiB buffer to what was used so long-lived messages don't pin it.
+	return append([]byte(nil), out...), nil
+}

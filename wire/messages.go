@@ -1,0 +1,270 @@
+package wire
+
+import (
+	"fmt"
+
+	"github.com/canopy-p2p/canopy/identity"
+)
+
+// Type says what an envelope's payload is. Each type has exactly one body type,
+// listed beside it.
+type Type uint8
+
+// Message types. Numbers are part of the protocol: never reuse one.
+const (
+	// Control links (TLS): leaf↔supernode and supernode↔supernode.
+	TypeHello       Type = 1  // Hello: first message of the dialling side
+	TypeWelcome     Type = 2  // Welcome: the accepting side's answer
+	TypeRefuse      Type = 3  // Refuse: not accepted, with reason and alternatives
+	TypeIndexUpdate Type = 4  // IndexUpdate: a leaf's shared files, full or a delta
+	TypeIndexAck    Type = 5  // IndexAck: what the supernode holds after an update
+	TypeQuery       Type = 6  // Query: a keyword search; the envelope ID is the query ID
+	TypeQueryHit    Type = 7  // QueryHit: results for the query whose ID the envelope carries
+	TypeSignal      Type = 8  // Signal: WebRTC signalling between two leaves, relayed
+	TypePing        Type = 9  // Ping: keep-alive and round-trip probe
+	TypePong        Type = 10 // Pong: answer to Ping, same envelope ID
+	TypeBye         Type = 11 // Bye: the sender closes the link, with the reason
+
+	// Data channels (leaf↔leaf transfers).
+	TypeManifestRequest Type = 32 // ManifestRequest
+	TypeManifest        Type = 33 // Manifest: part of a file's piece hash list
+	TypePieceRequest    Type = 34 // PieceRequest
+	TypePieceData       Type = 35 // PieceData: one block of a piece
+	TypeTransferError   Type = 36 // TransferError
+)
+
+var typeNames = map[Type]string{
+	TypeHello: "hello", TypeWelcome: "welcome", TypeRefuse: "refuse",
+	TypeIndexUpdate: "index-update", TypeIndexAck: "index-ack", TypeQuery: "query",
+	TypeQueryHit: "query-hit", TypeSignal: "signal", TypePing: "ping", TypePong: "pong",
+	TypeBye: "bye", TypeManifestRequest: "manifest-request", TypeManifest: "manifest",
+	TypePieceRequest: "piece-request", TypePieceData: "piece-data", TypeTransferError: "transfer-error",
+}
+
+// String names the type for logs.
+func (t Type) String() string {
+	if n, ok := typeNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("type-%d", uint8(t))
+}
+
+// Known reports whether this code knows the type.
+func (t Type) Known() bool { _, ok := typeNames[t]; return ok }
+
+// MaxListLen bounds every list in every body (files in one index update, hits in
+// one batch, sources of one hit, supernodes in a welcome).
+const MaxListLen = 4096
+
+// Role is what a node is on a link.
+type Role uint8
+
+// Roles.
+const (
+	RoleLeaf      Role = 1
+	RoleSupernode Role = 2
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleLeaf:
+		return "leaf"
+	case RoleSupernode:
+		return "supernode"
+	}
+	return fmt.Sprintf("role-%d", uint8(r))
+}
+
+// PeerInfo tells how to reach a supernode.
+type PeerInfo struct {
+	ID      identity.NodeID `cbor:"1,keyasint"`
+	Control string          `cbor:"2,keyasint"` // TLS control address, host:port
+}
+
+// Hello opens a control link. The node ID is not in it: TLS proves it.
+type Hello struct {
+	Role     Role   `cbor:"1,keyasint"`
+	Software string `cbor:"2,keyasint"`
+	// Control is where a supernode accepts control links (empty for a leaf).
+	Control string `cbor:"3,keyasint,omitempty"`
+	// Gossip is a supernode's memberlist address (empty for a leaf).
+	Gossip string `cbor:"4,keyasint,omitempty"`
+}
+
+// Welcome accepts a control link.
+type Welcome struct {
+	Role     Role   `cbor:"1,keyasint"`
+	Software string `cbor:"2,keyasint"`
+	// Gossip is the accepting supernode's memberlist address, for a supernode
+	// that wants to join the ring through it.
+	Gossip string `cbor:"3,keyasint,omitempty"`
+	// Supernodes are other ring members a leaf may attach to as well.
+	Supernodes []PeerInfo `cbor:"4,keyasint,omitempty"`
+	// Observed is the dialler's address as the acceptor sees it.
+	Observed string `cbor:"5,keyasint,omitempty"`
+}
+
+// Refuse declines a control link.
+type Refuse struct {
+	Reason     string     `cbor:"1,keyasint"`
+	Supernodes []PeerInfo `cbor:"2,keyasint,omitempty"`
+}
+
+// IndexFile is one shared file as the index knows it.
+type IndexFile struct {
+	ID   [32]byte `cbor:"1,keyasint"`
+	Name string   `cbor:"2,keyasint"`
+	Size int64    `cbor:"3,keyasint"`
+}
+
+// IndexUpdate carries a leaf's shared files to a supernode. A full upload is a
+// run of updates whose first has Reset set; a delta adds and removes entries.
+// Rev is the leaf library's revision after the update is applied.
+type IndexUpdate struct {
+	Reset  bool        `cbor:"1,keyasint,omitempty"`
+	Add    []IndexFile `cbor:"2,keyasint,omitempty"`
+	Remove []IndexFile `cbor:"3,keyasint,omitempty"`
+	Rev    int64       `cbor:"4,keyasint"`
+	// More says further updates of the same revision follow.
+	More bool `cbor:"5,keyasint,omitempty"`
+}
+
+// IndexAck confirms an index update.
+type IndexAck struct {
+	Rev   int64  `cbor:"1,keyasint"`
+	Files int    `cbor:"2,keyasint"`
+	Error string `cbor:"3,keyasint,omitempty"`
+}
+
+// Query is a keyword search. The envelope's ID identifies it everywhere; TTL and
+// Hops bound how far it travels.
+type Query struct {
+	Words string `cbor:"1,keyasint"`
+	Limit int    `cbor:"2,keyasint,omitempty"`
+}
+
+// MaxQueryWords bounds the text of a query in bytes.
+const MaxQueryWords = 256
+
+// Source is a leaf that shares a file and the supernodes through which a
+// downloader can signal it.
+type Source struct {
+	Node identity.NodeID   `cbor:"1,keyasint"`
+	Via  []identity.NodeID `cbor:"2,keyasint"`
+}
+
+// Hit is one file found by a query.
+type Hit struct {
+	ID      [32]byte `cbor:"1,keyasint"`
+	Name    string   `cbor:"2,keyasint"`
+	Size    int64    `cbor:"3,keyasint"`
+	Sources []Source `cbor:"4,keyasint"`
+}
+
+// QueryHit carries results back toward a query's origin; the envelope ID is the
+// query's ID.
+type QueryHit struct {
+	From identity.NodeID `cbor:"1,keyasint"` // the supernode that answered
+	Hits []Hit           `cbor:"2,keyasint"`
+}
+
+// SignalKind says what a Signal carries.
+type SignalKind uint8
+
+// Signal kinds.
+const (
+	SignalOffer     SignalKind = 1
+	SignalAnswer    SignalKind = 2
+	SignalCandidate SignalKind = 3
+	SignalClose     SignalKind = 4
+)
+
+// Signal carries WebRTC session description or an ICE candidate from one leaf
+// to another through their supernodes. Supernodes overwrite From with the
+// authenticated sender; in addition the sender signs the session data with its
+// own key so that the receiver trusts it end to end.
+type Signal struct {
+	Session [16]byte        `cbor:"1,keyasint"`
+	From    identity.NodeID `cbor:"2,keyasint"`
+	// FromVia are the supernodes through which an answer reaches the sender.
+	FromVia []identity.NodeID `cbor:"3,keyasint,omitempty"`
+	To      identity.NodeID   `cbor:"4,keyasint"`
+	// Via is the supernode the recipient is attached to.
+	Via  identity.NodeID `cbor:"5,keyasint"`
+	Kind SignalKind      `cbor:"6,keyasint"`
+	Data string          `cbor:"7,keyasint"` // SDP or candidate JSON
+	// Content is the file the session is about (offers only).
+	Content [32]byte `cbor:"8,keyasint,omitempty"`
+	PubKey  []byte   `cbor:"9,keyasint,omitempty"`
+	Sig     []byte   `cbor:"10,keyasint,omitempty"`
+}
+
+// SignedBytes is what the sender of a signal signs: everything that matters to
+// the receiver, with a domain tag.
+func (s *Signal) SignedBytes() []byte {
+	b := make([]byte, 0, 128+len(s.Data))
+	b = append(b, "canopy signal v1\x00"...)
+	b = append(b, s.Session[:]...)
+	b = append(b, s.From[:]...)
+	b = append(b, s.To[:]...)
+	b = append(b, byte(s.Kind))
+	b = append(b, s.Content[:]...)
+	b = append(b, s.Data...)
+	return b
+}
+
+// Ping probes a link.
+type Ping struct {
+	Nonce uint64 `cbor:"1,keyasint"`
+}
+
+// Pong answers a Ping.
+type Pong struct {
+	Nonce uint64 `cbor:"1,keyasint"`
+}
+
+// Bye closes a link with a reason.
+type Bye struct {
+	Reason string `cbor:"1,keyasint"`
+}
+
+// ManifestRequest asks for part of a file's piece hash list.
+type ManifestRequest struct {
+	Content [32]byte `cbor:"1,keyasint"`
+	First   uint32   `cbor:"2,keyasint"`
+	Count   uint32   `cbor:"3,keyasint"`
+}
+
+// MaxManifestHashes bounds the piece hashes in one Manifest message so that it
+// fits a data channel message.
+const MaxManifestHashes = 1024
+
+// Manifest answers a ManifestRequest. Hashes holds Count 32-byte piece hashes
+// starting at piece First.
+type Manifest struct {
+	Content    [32]byte `cbor:"1,keyasint"`
+	Size       int64    `cbor:"2,keyasint"`
+	PieceSize  uint32   `cbor:"3,keyasint"`
+	PieceCount uint32   `cbor:"4,keyasint"`
+	First      uint32   `cbor:"5,keyasint"`
+	Hashes     []byte   `cbor:"6,keyasint"`
+}
+
+// PieceRequest asks for one whole piece.
+type PieceRequest struct {
+	Content [32]byte `cbor:"1,keyasint"`
+	Index   uint32   `cbor:"2,keyasint"`
+}
+
+// PieceData is one block of a piece; a piece arrives as blocks in order.
+type PieceData struct {
+	Index  uint32 `cbor:"1,keyasint"`
+	Offset uint32 `cbor:"2,keyasint"`
+	Data   []byte `cbor:"3,keyasint"`
+}
+
+// TransferError tells the downloader why a request cannot be served.
+type TransferError struct {
+	Content [32]byte `cbor:"1,keyasint"`
+	Reason  string   `cbor:"2,keyasint"`
+}
