@@ -136,11 +136,13 @@ type IndexAck struct {
 	Error string `cbor:"3,keyasint,omitempty"`
 }
 
-// Query is a keyword search. The envelope's ID identifies it everywhere; TTL and
-// Hops bound how far it travels.
+// Query is a keyword search, or with Content set a look-up of the sources of
+// one file. The envelope's ID identifies it everywhere; TTL and Hops bound how
+// far it travels.
 type Query struct {
-	Words string `cbor:"1,keyasint"`
-	Limit int    `cbor:"2,keyasint,omitempty"`
+	Words   string   `cbor:"1,keyasint,omitempty"`
+	Limit   int      `cbor:"2,keyasint,omitempty"`
+	Content [32]byte `cbor:"3,keyasint,omitempty"`
 }
 
 // MaxQueryWords bounds the text of a query in bytes.

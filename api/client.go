@@ -1,0 +1,122 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// Client talks to a node's local API.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// NewClient returns a client for the API at addr (host:port).
+func NewClient(addr string) *Client {
+	return &Client{base: "http://" + addr, http: &http.Client{}}
+}
+
+// ErrNoNode is returned when nothing answers at the API address.
+var ErrNoNode = errors.New("no Canopy node answers at that address (is `canopy up` running?)")
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %v", ErrNoNode, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var e Error
+		if json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e) == nil && e.Error != "" {
+			return nil, errors.New(e.Error)
+		}
+		return nil, fmt.Errorf("node answered %s", resp.Status)
+	}
+	if out == nil {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	return resp, json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out)
+}
+
+// Status returns the node's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	_, err := c.do(ctx, http.MethodGet, "/v1/status", nil, &s)
+	return s, err
+}
+
+// Search runs a search on the network through the node.
+func (c *Client) Search(ctx context.Context, req SearchRequest) (SearchResponse, error) {
+	var r SearchResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/search", req, &r)
+	return r, err
+}
+
+// Get downloads a file, calling onEvent for every progress line; it returns the
+// final "done" event, or an error for an "error" event or a broken stream.
+func (c *Client) Get(ctx context.Context, req GetRequest, onEvent func(GetEvent)) (GetEvent, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/get", req, nil)
+	if err != nil {
+		return GetEvent{}, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var ev GetEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return GetEvent{}, fmt.Errorf("bad progress line from node: %w", err)
+		}
+		switch ev.Event {
+		case "done":
+			return ev, nil
+		case "error":
+			return ev, errors.New(ev.Error)
+		}
+		if onEvent != nil {
+			onEvent(ev)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return GetEvent{}, err
+	}
+	return GetEvent{}, errors.New("the node closed the download stream without a result")
+}
+
+// WaitReady polls the status endpoint until the node answers or ctx ends.
+func (c *Client) WaitReady(ctx context.Context) error {
+	for {
+		if _, err := c.Status(ctx); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,158 @@
+// Command canopy is the one Canopy binary: it runs a node (`canopy up`), talks
+// to a running node through its local API (status, search, get), starts a demo
+// network on loopback, and prints its version. This file only parses flags and
+// wires packages together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/canopy-p2p/canopy/api"
+	"github.com/canopy-p2p/canopy/demo"
+	"github.com/canopy-p2p/canopy/node"
+)
+
+const usage = `canopy — peer-to-peer file sharing for people at home
+
+Usage:
+  canopy up      [flags]            run a node until Ctrl-C
+  canopy status  [--api A] [--json] show what the running node is doing
+  canopy search  [--api A] [--json] [--timeout D] WORDS...
+  canopy get     [--api A] [--out DIR] CONTENT-ID
+  canopy demo    [--once] [--api A]  start a small network on loopback and show it working
+  canopy version
+
+Run "canopy COMMAND -h" for the flags of a command.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, args := os.Args[1], os.Args[2:]
+	var err error
+	switch cmd {
+	case "up":
+		err = runUp(ctx, args)
+	case "status":
+		err = runStatus(ctx, args)
+	case "search":
+		err = runSearch(ctx, args)
+	case "get":
+		err = runGet(ctx, args)
+	case "demo":
+		err = runDemo(ctx, args)
+	case "version", "--version", "-v":
+		fmt.Printf("canopy %s\n", node.Version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "canopy: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "canopy %s: %v\n", cmd, err)
+		os.Exit(1)
+	}
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// newLogger builds the zap logger for long-running commands: human-readable
+// lines on stderr at the requested level.
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	cfg := zap.NewDevelopmentConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.DisableStacktrace = lvl > zapcore.DebugLevel
+	cfg.EncoderConfig.EncodeTime = zapcore.TimeEncoderOfLayout(time.TimeOnly + ".000")
+	return cfg.Build()
+}
+
+func runUp(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	var cfg node.Config
+	var shares, joins listFlag
+	fs.StringVar(&cfg.DataDir, "data", node.DefaultDataDir(), "data directory (key, library database, host cache)")
+	fs.Var(&shares, "share", "directory to share (repeatable)")
+	fs.StringVar(&cfg.Listen, "listen", node.DefaultListen, "control listener host:port")
+	fs.StringVar(&cfg.Advertise, "advertise", "", "control address others should dial (default: derived from --listen)")
+	fs.StringVar(&cfg.API, "api", api.DefaultAddr, "local API address (loopback only; - to disable)")
+	fs.Var(&joins, "join", "control address of a supernode to join through (repeatable)")
+	fs.StringVar(&cfg.Role, "role", node.RoleAuto, "auto, leaf or supernode")
+	fs.IntVar(&cfg.Attach, "attach", 3, "supernodes a leaf keeps links to")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	cfg.Shares, cfg.Join, cfg.Logger = shares, joins, log
+	n, err := node.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "canopy: node %s is up as a %s (control %s, API %s). Ctrl-C to stop.\n", n.ID().Short(), n.Role(), n.Control(), n.APIAddr())
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "canopy: leaving the network…")
+	return n.Close()
+}
+
+func runDemo(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	once := fs.Bool("once", false, "exit after the demonstration instead of keeping the network up")
+	apiAddr := fs.String("api", api.DefaultAddr, "local API address of the demo's first leaf, for `canopy search`/`get`")
+	dir := fs.String("dir", "", "directory for the demo nodes' data and files (default: a temporary directory, removed on exit)")
+	logLevel := fs.String("log-level", "error", "log level of the demo nodes")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	net, err := demo.Run(ctx, demo.Options{Dir: *dir, API: *apiAddr, Out: os.Stdout, Logger: log})
+	if err != nil {
+		if net != nil {
+			net.Close()
+		}
+		return err
+	}
+	defer net.Close()
+	if *once {
+		return nil
+	}
+	fmt.Printf("\nThe demo network stays up until Ctrl-C. In another terminal try:\n  canopy status --api %s\n  canopy search --api %s ocean\n  canopy get --api %s --out /tmp %s\n",
+		*apiAddr, *apiAddr, *apiAddr, net.SampleID)
+	<-ctx.Done()
+	fmt.Println("\nstopping the demo network…")
+	return nil
+}

@@ -1,0 +1,138 @@
+package gossip
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/zap"
+)
+
+// Profile selects memberlist's timing: probe and gossip intervals, suspicion
+// and timeouts.
+type Profile string
+
+const (
+	// ProfileLAN is memberlist's DefaultLANConfig: one-second probes and
+	// half-second probe timeouts, suited to supernodes on the Internet with
+	// reasonable round-trip times. It is the default.
+	ProfileLAN Profile = "lan"
+	// ProfileLocal is memberlist's DefaultLocalConfig: shorter timeouts and
+	// faster gossip, for rings on one host such as tests on loopback.
+	ProfileLocal Profile = "local"
+)
+
+// Defaults used when the matching Config field is zero.
+const (
+	// DefaultEventQueue is how many events wait for the Events callback
+	// before further events are dropped.
+	DefaultEventQueue = 256
+	// DefaultTimeout bounds UpdateMeta and Leave when they are given a
+	// timeout <= 0, because memberlist would otherwise wait forever for a
+	// broadcast that may never go out.
+	DefaultTimeout = 2 * time.Second
+)
+
+// ringLabel is memberlist's cluster label. memberlist drops packets and
+// streams whose label differs, so a seed address that points at some other
+// memberlist cluster (Consul, Serf, Nomad) by mistake cannot merge it into
+// the Canopy ring.
+const ringLabel = "canopy-ring"
+
+// Config configures a Ring. Start a Config from DefaultConfig.
+type Config struct {
+	// NodeID is this node's ID. It names the memberlist node and is written
+	// into the published Meta. Required.
+	NodeID identity.NodeID
+
+	// BindAddr is the IP address gossip listens on, over UDP and TCP.
+	// Empty means "0.0.0.0", all IPv4 interfaces.
+	BindAddr string
+	// BindPort is the gossip port. Zero picks a free port; LocalAddr reports
+	// the one chosen.
+	BindPort int
+
+	// AdvertiseAddr is the IP address other members use to reach this one.
+	// Empty means BindAddr when it is a specific address; when BindAddr is
+	// unspecified, memberlist picks a private address of this host and fails
+	// if there is none, so a public supernode bound to all interfaces must
+	// set it.
+	AdvertiseAddr string
+	// AdvertisePort is the port other members use. Zero means the bound port.
+	AdvertisePort int
+
+	// Meta returns the metadata this node publishes. The ring sets its
+	// NodeID and Version fields. It is called by Start and by every
+	// UpdateMeta, on the caller's goroutine. Required.
+	Meta func() Meta
+
+	// Events, if not nil, receives membership changes, this node's own
+	// included. It is called from one goroutine owned by the ring, never
+	// concurrently and in the order memberlist reported the changes. It may
+	// block, call Members and the other Ring methods except Shutdown and
+	// Close, which wait for it; while it blocks, events queue up to
+	// EventQueue and further ones are dropped and counted (see
+	// Ring.DroppedEvents). After a drop, Members gives the current state.
+	Events func(Event)
+	// EventQueue is the capacity of the event queue. Zero means
+	// DefaultEventQueue.
+	EventQueue int
+
+	// Logger receives the ring's logs and memberlist's, under the names
+	// "gossip" and "gossip.memberlist". Nil means no logs.
+	Logger *zap.Logger
+
+	// Profile selects memberlist's timing. Empty means ProfileLAN.
+	Profile Profile
+}
+
+// DefaultConfig returns a Config with every optional field at its default.
+// NodeID and Meta must still be set.
+func DefaultConfig() Config {
+	return Config{
+		BindAddr:   "0.0.0.0",
+		EventQueue: DefaultEventQueue,
+		Profile:    ProfileLAN,
+	}
+}
+
+// memberlistConfig checks c and translates it into a memberlist.Config
+// without delegates or logger.
+func (c Config) memberlistConfig() (*memberlist.Config, error) {
+	if c.NodeID.IsZero() {
+		return nil, fmt.Errorf("%w: NodeID is required", ErrBadConfig)
+	}
+	if c.Meta == nil {
+		return nil, fmt.Errorf("%w: Meta is required", ErrBadConfig)
+	}
+	if c.BindPort < 0 || c.BindPort > 65535 || c.AdvertisePort < 0 || c.AdvertisePort > 65535 {
+		return nil, fmt.Errorf("%w: port out of range", ErrBadConfig)
+	}
+	if c.EventQueue < 0 {
+		return nil, fmt.Errorf("%w: negative EventQueue", ErrBadConfig)
+	}
+	var mc *memberlist.Config
+	switch c.Profile {
+	case "", ProfileLAN:
+		mc = memberlist.DefaultLANConfig()
+	case ProfileLocal:
+		mc = memberlist.DefaultLocalConfig()
+	default:
+		return nil, fmt.Errorf("%w: unknown profile %q", ErrBadConfig, c.Profile)
+	}
+	mc.Name = c.NodeID.String()
+	if c.BindAddr != "" {
+		mc.BindAddr = c.BindAddr
+	}
+	mc.BindPort = c.BindPort
+	mc.AdvertiseAddr = c.AdvertiseAddr
+	// memberlist's defaults advertise port 7946 whatever the bind port; it
+	// fixes that up itself only for a dynamic (zero) bind port.
+	mc.AdvertisePort = c.AdvertisePort
+	if mc.AdvertisePort == 0 {
+		mc.AdvertisePort = c.BindPort
+	}
+	mc.Label = ringLabel
+	return mc, nil
+}

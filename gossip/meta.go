@@ -1,0 +1,243 @@
+package gossip
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/fxamacker/cbor/v2"
+	"github.com/hashicorp/memberlist"
+)
+
+// MetaVersion is the version of the Meta encoding this package writes.
+const MetaVersion uint8 = 1
+
+// MaxMetaSize is the largest encoded Meta accepted: memberlist's limit on
+// node metadata, which travels in every alive message.
+const MaxMetaSize = memberlist.MetaMaxSize
+
+// Limits on Meta's strings. They keep the worst-case encoding well under
+// MaxMetaSize, so that EncodeMeta cannot fail on size for a valid Meta.
+const (
+	maxControlLen  = 253 + len("[]:65535") // longest DNS name, or an IPv6 literal, plus a port
+	maxSoftwareLen = 64
+)
+
+// Meta is the record each ring member publishes about itself in its
+// memberlist node metadata.
+type Meta struct {
+	// Version is the Meta encoding version; EncodeMeta writes MetaVersion
+	// when it is zero. Decoding accepts any version from 1 up and ignores
+	// fields it does not know, so later versions can add fields.
+	Version uint8
+	// NodeID is the member's node ID. It must equal the member's memberlist
+	// name, or the ring refuses the member.
+	NodeID identity.NodeID
+	// Control is the host:port of the member's TLS control listener.
+	Control string
+	// Software names the implementation and its version, such as
+	// "canopy/0.1.0": at most 64 printable ASCII characters.
+	Software string
+	// Proto is the wire protocol version the member speaks on control links.
+	Proto uint8
+	// Leaves is the number of leaves attached to the member.
+	Leaves uint16
+	// Slots is the number of free leaf slots the member offers.
+	Slots uint16
+	// Load is the member's load in percent, 0 to 100.
+	Load uint8
+	// Uptime is how long the member has been a supernode, in seconds.
+	Uptime uint32
+}
+
+// metaWire is Meta's CBOR form. Integer keys keep the encoding small, since it
+// rides in every alive message; the node ID travels as a byte string so that
+// its length can be checked (CBOR would silently pad a short string into a
+// fixed-size array). Key numbers are part of the format: never reuse one.
+type metaWire struct {
+	Version  uint8  `cbor:"0,keyasint"`
+	NodeID   []byte `cbor:"1,keyasint"`
+	Control  string `cbor:"2,keyasint"`
+	Software string `cbor:"3,keyasint,omitempty"`
+	Proto    uint8  `cbor:"4,keyasint,omitempty"`
+	Leaves   uint16 `cbor:"5,keyasint,omitempty"`
+	Slots    uint16 `cbor:"6,keyasint,omitempty"`
+	Load     uint8  `cbor:"7,keyasint,omitempty"`
+	Uptime   uint32 `cbor:"8,keyasint,omitempty"`
+}
+
+// metaEnc encodes deterministically (RFC 8949 §4.2.1 core deterministic
+// encoding). memberlist reports an update only when the metadata bytes change,
+// so the same Meta must always give the same bytes.
+var metaEnc = func() cbor.EncMode {
+	em, err := cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err)
+	}
+	return em
+}()
+
+// metaDec decodes metadata from any ring member, so it is strict: tight
+// nesting and size limits, no indefinite lengths, no tags, no duplicate keys.
+// Unknown keys are ignored (the default) so that later versions can add fields.
+var metaDec = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		IndefLength:      cbor.IndefLengthForbidden,
+		TagsMd:           cbor.TagsForbidden,
+		MaxNestedLevels:  4,
+		MaxArrayElements: 16,
+		MaxMapPairs:      32,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return dm
+}()
+
+// EncodeMeta validates m and encodes it for memberlist's node metadata. A zero
+// m.Version is written as MetaVersion. It fails with ErrBadMeta for a Meta
+// that DecodeMeta would refuse, and with ErrMetaTooLarge if the encoding
+// exceeds MaxMetaSize, because memberlist panics on oversized metadata.
+func EncodeMeta(m Meta) ([]byte, error) {
+	if m.Version == 0 {
+		m.Version = MetaVersion
+	}
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	b, err := metaEnc.Marshal(metaWire{
+		Version:  m.Version,
+		NodeID:   m.NodeID[:],
+		Control:  m.Control,
+		Software: m.Software,
+		Proto:    m.Proto,
+		Leaves:   m.Leaves,
+		Slots:    m.Slots,
+		Load:     m.Load,
+		Uptime:   m.Uptime,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gossip: encode meta: %w", err)
+	}
+	if len(b) > MaxMetaSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMetaTooLarge, len(b), MaxMetaSize)
+	}
+	return b, nil
+}
+
+// DecodeMeta decodes and validates node metadata received from the ring. Any
+// failure wraps ErrBadMeta.
+func DecodeMeta(b []byte) (Meta, error) {
+	if len(b) > MaxMetaSize {
+		return Meta{}, fmt.Errorf("%w: %d bytes, limit %d", ErrBadMeta, len(b), MaxMetaSize)
+	}
+	var w metaWire
+	if err := metaDec.Unmarshal(b, &w); err != nil {
+		return Meta{}, fmt.Errorf("%w: %v", ErrBadMeta, err)
+	}
+	if len(w.NodeID) != identity.IDLen {
+		return Meta{}, fmt.Errorf("%w: node ID is %d bytes, want %d", ErrBadMeta, len(w.NodeID), identity.IDLen)
+	}
+	m := Meta{
+		Version:  w.Version,
+		NodeID:   identity.NodeID(w.NodeID),
+		Control:  w.Control,
+		Software: w.Software,
+		Proto:    w.Proto,
+		Leaves:   w.Leaves,
+		Slots:    w.Slots,
+		Load:     w.Load,
+		Uptime:   w.Uptime,
+	}
+	if err := m.validate(); err != nil {
+		return Meta{}, err
+	}
+	return m, nil
+}
+
+// validate checks the rules both EncodeMeta and DecodeMeta enforce, so that a
+// member never publishes metadata its peers would refuse.
+func (m Meta) validate() error {
+	switch {
+	case m.Version == 0:
+		return fmt.Errorf("%w: version 0", ErrBadMeta)
+	case m.NodeID.IsZero():
+		return fmt.Errorf("%w: zero node ID", ErrBadMeta)
+	case m.Load > 100:
+		return fmt.Errorf("%w: load %d%% over 100%%", ErrBadMeta, m.Load)
+	case len(m.Software) > maxSoftwareLen:
+		return fmt.Errorf("%w: software name is %d bytes, limit %d", ErrBadMeta, len(m.Software), maxSoftwareLen)
+	case !printableASCII(m.Software):
+		// The name ends up in logs and on the user's screen.
+		return fmt.Errorf("%w: software name %q is not printable ASCII", ErrBadMeta, m.Software)
+	}
+	if err := checkHostPort(m.Control); err != nil {
+		return fmt.Errorf("%w: control address: %v", ErrBadMeta, err)
+	}
+	return nil
+}
+
+// checkHostPort accepts "host:port" where host is an IP address or a DNS name
+// and port is 1 to 65535.
+func checkHostPort(s string) error {
+	if len(s) > maxControlLen {
+		return fmt.Errorf("%d bytes, limit %d", len(s), maxControlLen)
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	if !isDNSName(host) {
+		return fmt.Errorf("bad host %q", host)
+	}
+	return nil
+}
+
+// isDNSName reports whether s is a plausible DNS host name: labels of 1 to 63
+// letters, digits and hyphens, no label starting or ending with a hyphen.
+func isDNSName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	label := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			if label == 0 || s[i-1] == '-' {
+				return false
+			}
+			label = 0
+			continue
+		case c == '-':
+			if label == 0 {
+				return false
+			}
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		default:
+			return false
+		}
+		label++
+		if label > 63 {
+			return false
+		}
+	}
+	return s[len(s)-1] != '-'
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

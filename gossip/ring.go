@@ -1,0 +1,249 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/canopy-p2p/canopy/logbridge"
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/zap"
+)
+
+// Ring is this node's membership in the supernode ring. Its methods are safe
+// for concurrent use.
+type Ring struct {
+	cfg    Config
+	self   string // memberlist node name: cfg.NodeID.String()
+	log    *zap.Logger
+	ml     *memberlist.Memberlist
+	meta   *metaDelegate
+	table  *memberTable
+	events *eventQueue // nil when Config.Events is nil
+	local  string      // LocalAddr, fixed once memberlist has bound
+
+	// mu guards the lifecycle. Operations that call into memberlist hold it
+	// for reading, so Shutdown, which takes it for writing, waits for them:
+	// memberlist panics on Leave after Shutdown.
+	mu       sync.RWMutex
+	shutdown bool
+	// left is set by Leave, which holds mu only for reading.
+	left atomic.Bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start creates this node's gossip listener and publishes its metadata. The
+// node is alone in its own ring until Join connects it to others.
+func Start(cfg Config) (*Ring, error) {
+	mc, err := cfg.memberlistConfig()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.EventQueue == 0 {
+		cfg.EventQueue = DefaultEventQueue
+	}
+	r := &Ring{
+		cfg:   cfg,
+		self:  mc.Name,
+		log:   cfg.Logger.Named("gossip"),
+		meta:  &metaDelegate{},
+		table: newMemberTable(),
+	}
+	// The metadata must be valid before memberlist starts: memberlist's
+	// first alive message for this node goes through the alive filter too,
+	// and a refused self would leave memberlist without a local node.
+	b, err := r.localMeta()
+	if err != nil {
+		return nil, fmt.Errorf("gossip: start: %w", err)
+	}
+	r.meta.set(b)
+
+	mc.Logger = logbridge.Memberlist(r.log)
+	mc.Delegate = r.meta
+	filter := aliveFilter{log: r.log}
+	mc.Alive = filter
+	mc.Conflict = filter
+	if cfg.Events != nil {
+		// The queue runs before memberlist starts, which reports this node's
+		// own join from inside Create.
+		r.events = newEventQueue(cfg.EventQueue, cfg.Events, r.log)
+	}
+	mc.Events = &memberDelegate{self: r.self, table: r.table, queue: r.events, log: r.log}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		if r.events != nil {
+			r.events.close()
+		}
+		return nil, fmt.Errorf("gossip: start: %w", err)
+	}
+	r.ml = ml
+	// Create reported this node's own join, so the table has its address;
+	// memberlist never changes a node's own address after start.
+	self, ok := r.table.get(r.self)
+	if !ok {
+		_ = r.Shutdown()
+		return nil, fmt.Errorf("gossip: start: memberlist did not report the local node")
+	}
+	r.local = self.Addr
+	r.log.Info("gossip started", zap.String("node", r.self), zap.String("addr", r.local))
+	return r, nil
+}
+
+// localMeta asks Config.Meta for the current metadata, stamps it with this
+// node's ID and the format version, and encodes it.
+func (r *Ring) localMeta() ([]byte, error) {
+	m := r.cfg.Meta()
+	m.NodeID = r.cfg.NodeID
+	m.Version = MetaVersion
+	return EncodeMeta(m)
+}
+
+// Join contacts the members at addrs (gossip addresses, host:port) and merges
+// their view of the ring into this node's. It returns how many it reached; the
+// error is non-nil only if it reached none.
+func (r *Ring) Join(addrs []string) (int, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if err := r.usable(); err != nil {
+		return 0, err
+	}
+	n, err := r.ml.Join(addrs)
+	if err != nil {
+		return n, fmt.Errorf("gossip: join %v: %w", addrs, err)
+	}
+	return n, nil
+}
+
+// Members returns the live members of the ring as this node sees them, itself
+// included (with Self set), sorted by name. Members whose metadata does not
+// decode are never listed. A suspect member stays listed until it is declared
+// dead. After Shutdown it returns nil, since the view is no longer maintained.
+func (r *Ring) Members() []Member {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.shutdown {
+		return nil
+	}
+	return r.table.list()
+}
+
+// LocalAddr returns the gossip address other members use to reach this node,
+// host:port: the advertised address, with the port actually bound when
+// Config.BindPort was zero.
+func (r *Ring) LocalAddr() string {
+	return r.local
+}
+
+// UpdateMeta calls Config.Meta again and gossips the new metadata. It waits
+// until the update has been sent to at least one other member, or for timeout
+// (DefaultTimeout if timeout <= 0); a node alone in the ring returns at once.
+// Metadata that fails validation is not published and the error wraps
+// ErrBadMeta.
+func (r *Ring) UpdateMeta(timeout time.Duration) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if err := r.usable(); err != nil {
+		return err
+	}
+	b, err := r.localMeta()
+	if err != nil {
+		return fmt.Errorf("gossip: update meta: %w", err)
+	}
+	r.meta.set(b)
+	if err := r.ml.UpdateNode(orDefault(timeout)); err != nil {
+		return fmt.Errorf("gossip: update meta: %w", err)
+	}
+	return nil
+}
+
+// Leave tells the ring that this node is leaving, so that others report it as
+// gone at once instead of after failure detection. It waits until the
+// message has been sent to at least one other member, or for timeout
+// (DefaultTimeout if timeout <= 0). The node keeps answering gossip until
+// Shutdown; it cannot rejoin.
+func (r *Ring) Leave(timeout time.Duration) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.shutdown {
+		return ErrClosed
+	}
+	// Marked even if the broadcast times out: memberlist has already marked
+	// itself as leaving and will ignore this node's alive messages.
+	err := r.ml.Leave(orDefault(timeout))
+	r.left.Store(true)
+	if err != nil {
+		return fmt.Errorf("gossip: leave: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops gossip without telling the ring, which then detects this
+// node as failed. Call Leave first for a graceful exit, or use Close. Queued
+// events are delivered before it returns, so it must not be called from the
+// Events callback. It is idempotent.
+func (r *Ring) Shutdown() error {
+	r.mu.Lock()
+	if r.shutdown {
+		r.mu.Unlock()
+		return nil
+	}
+	r.shutdown = true
+	err := r.ml.Shutdown()
+	r.mu.Unlock()
+	if r.events != nil {
+		r.events.close()
+	}
+	if err != nil {
+		return fmt.Errorf("gossip: shutdown: %w", err)
+	}
+	r.log.Info("gossip stopped")
+	return nil
+}
+
+// Close leaves the ring gracefully, waiting up to DefaultTimeout, and shuts
+// down. It is idempotent and returns the first call's result.
+func (r *Ring) Close() error {
+	r.closeOnce.Do(func() {
+		var leaveErr error
+		if err := r.Leave(DefaultTimeout); err != nil && !errors.Is(err, ErrClosed) {
+			leaveErr = err
+		}
+		r.closeErr = errors.Join(leaveErr, r.Shutdown())
+	})
+	return r.closeErr
+}
+
+// DroppedEvents returns how many events were dropped because the Events
+// callback fell behind by more than Config.EventQueue events.
+func (r *Ring) DroppedEvents() uint64 {
+	if r.events == nil {
+		return 0
+	}
+	return r.events.dropped.Load()
+}
+
+// usable reports why the ring cannot gossip, if it cannot. The caller holds
+// r.mu for reading.
+func (r *Ring) usable() error {
+	if r.shutdown {
+		return ErrClosed
+	}
+	if r.left.Load() {
+		return ErrLeft
+	}
+	return nil
+}
+
+func orDefault(timeout time.Duration) time.Duration {
+	if timeout <= 0 {
+		return DefaultTimeout
+	}
+	return timeout
+}

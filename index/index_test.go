@@ -1,0 +1,623 @@
+package index
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/canopy-p2p/canopy/identity"
+)
+
+func node(n byte) identity.NodeID { return identity.NodeID{n} }
+func cid(n byte) ContentID        { return ContentID{n} }
+
+// names returns the names of hits, in order.
+func names(hits []Hit) []string {
+	var out []string
+	for _, h := range hits {
+		out = append(out, h.Name)
+	}
+	return out
+}
+
+// checkInvariants verifies the internal structure of x against itself.
+func checkInvariants(t *testing.T, x *Index) {
+	t.Helper()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	live := 0
+	perOwner := map[uint32]int{}
+	for e := range x.entries {
+		en := &x.entries[e]
+		if en.owner == none {
+			continue
+		}
+		live++
+		perOwner[en.owner]++
+		if x.owners[en.owner] == nil {
+			t.Fatalf("entry %d: free owner slot %d", e, en.owner)
+		}
+		want := Tokenize(en.name)
+		if len(want) != len(en.terms) {
+			t.Fatalf("entry %d %q: %d terms, want %d", e, en.name, len(en.terms), len(want))
+		}
+		for i, r := range en.terms {
+			tm := x.terms[r.term]
+			if tm.text != want[i] {
+				t.Fatalf("entry %d: term %d is %q, want %q", e, i, tm.text, want[i])
+			}
+			if int(r.pos) >= len(tm.post) || tm.post[r.pos] != uint32(e) {
+				t.Fatalf("entry %d: term %q: position %d is wrong", e, tm.text, r.pos)
+			}
+		}
+	}
+	if live != x.files || len(x.entries)-len(x.freeEntries) != live {
+		t.Fatalf("live entries %d, files %d, entries %d, free %d", live, x.files, len(x.entries), len(x.freeEntries))
+	}
+	postings := 0
+	for w, id := range x.termIDs {
+		tm := x.terms[id]
+		if tm.text != w || len(tm.post) == 0 {
+			t.Fatalf("term %q: text %q, %d postings", w, tm.text, len(tm.post))
+		}
+		postings += len(tm.post)
+		if k, ok := x.sorted.Get(termKey{text: w}); !ok || k.id != id {
+			t.Fatalf("term %q missing from the ordered set", w)
+		}
+	}
+	refs := 0
+	for e := range x.entries {
+		if x.entries[e].owner != none {
+			refs += len(x.entries[e].terms)
+		}
+	}
+	if postings != refs || x.sorted.Len() != len(x.termIDs) {
+		t.Fatalf("%d postings, %d term refs, %d ordered terms, %d terms", postings, refs, x.sorted.Len(), len(x.termIDs))
+	}
+	for who, slot := range x.byOwner {
+		o := x.owners[slot]
+		if o == nil || o.id != who || o.n != perOwner[slot] || o.n == 0 {
+			t.Fatalf("owner %s: bad slot or count", who.Short())
+		}
+		chained := 0
+		for id, head := range o.files {
+			for e := head; e != none; e = x.entries[e].next {
+				if x.entries[e].owner != slot || x.entries[e].id != id {
+					t.Fatalf("owner %s: chain of %x reaches entry %d of another", who.Short(), id[:2], e)
+				}
+				chained++
+			}
+		}
+		if chained != o.n {
+			t.Fatalf("owner %s: %d chained entries, %d counted", who.Short(), chained, o.n)
+		}
+	}
+}
+
+func TestSearchANDSemantics(t *testing.T) {
+	x := New(Limits{})
+	if err := x.Add(node(1),
+		File{ID: cid(1), Name: "Miles Davis - So What.mp3", Size: 10},
+		File{ID: cid(2), Name: "Miles Davis - Blue in Green.flac", Size: 20},
+		File{ID: cid(3), Name: "John Coltrane - Blue Train.mp3", Size: 30},
+	); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		q    string
+		want []string
+	}{
+		{"miles", []string{"Miles Davis - Blue in Green.flac", "Miles Davis - So What.mp3"}},
+		{"BLUE", []string{"John Coltrane - Blue Train.mp3", "Miles Davis - Blue in Green.flac"}},
+		{"blue miles", []string{"Miles Davis - Blue in Green.flac"}},
+		{"blue mp3", []string{"John Coltrane - Blue Train.mp3"}},
+		{"blue nothing", nil},
+		{"", nil},
+		{" -- ", nil},
+		// The last word matches as a prefix from three runes on...
+		{"davis bl", nil},
+		{"davis blu", []string{"Miles Davis - Blue in Green.flac"}},
+		{"coltr", []string{"John Coltrane - Blue Train.mp3"}},
+		// ...but only the last one.
+		{"coltr blue", nil},
+		// An exact short last word still matches exactly.
+		{"so", []string{"Miles Davis - So What.mp3"}},
+		{"in", []string{"Miles Davis - Blue in Green.flac"}},
+	}
+	for _, tt := range tests {
+		if got := names(x.Search(Query{Words: tt.q})); !slices.Equal(got, tt.want) {
+			t.Errorf("Search(%q) = %q, want %q", tt.q, got, tt.want)
+		}
+	}
+}
+
+func TestSearchUnicode(t *testing.T) {
+	x := New(Limits{})
+	if err := x.Add(node(1),
+		File{ID: cid(1), Name: "Café del Mar.mp3"},
+		File{ID: cid(2), Name: "Die Straße.ogg"},
+		File{ID: cid(3), Name: "ΣΊΣΥΦΟΣ.pdf"},
+		File{ID: cid(4), Name: "東京都庁.jpg"},
+		File{ID: cid(5), Name: "京東.jpg"},
+	); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		q    string
+		want []string
+	}{
+		{"CAFE", []string{"Café del Mar.mp3"}},
+		{"strasse", []string{"Die Straße.ogg"}},
+		{"σίσυφος", []string{"ΣΊΣΥΦΟΣ.pdf"}},
+		{"東京", []string{"東京都庁.jpg"}},
+		{"京都", []string{"東京都庁.jpg"}},
+		// A one-rune query finds the bigrams starting with it.
+		{"京", []string{"京東.jpg", "東京都庁.jpg"}},
+		{"東京庁", nil},
+	}
+	for _, tt := range tests {
+		if got := names(x.Search(Query{Words: tt.q})); !slices.Equal(got, tt.want) {
+			t.Errorf("Search(%q) = %q, want %q", tt.q, got, tt.want)
+		}
+	}
+}
+
+func TestSearchGroupsByContent(t *testing.T) {
+	x := New(Limits{})
+	pop, rare := cid(1), cid(2)
+	add := func(who byte, files ...File) {
+		t.Helper()
+		if err := x.Add(node(who), files...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(1, File{ID: pop, Name: "track one.mp3", Size: 100})
+	add(2, File{ID: pop, Name: "Track One.mp3", Size: 100})
+	add(3, File{ID: pop, Name: "Track One.mp3", Size: 999}) // a liar about size
+	add(4, File{ID: pop, Name: "Track One.mp3", Size: 100},
+		File{ID: pop, Name: "Track_One (copy).mp3", Size: 100}) // one owner, two names
+	add(5, File{ID: rare, Name: "track one live.mp3", Size: 50})
+
+	hits := x.Search(Query{Words: "track one"})
+	if len(hits) != 2 {
+		t.Fatalf("got %d hits, want 2: %+v", len(hits), hits)
+	}
+	h := hits[0]
+	if h.ID != pop || h.OwnerCount != 4 || len(h.Owners) != 4 || h.Name != "Track One.mp3" || h.Size != 100 {
+		t.Errorf("popular hit = %+v", h)
+	}
+	got := slices.Clone(h.Owners)
+	slices.SortFunc(got, func(a, b identity.NodeID) int { return bytes.Compare(a[:], b[:]) })
+	if want := []identity.NodeID{node(1), node(2), node(3), node(4)}; !slices.Equal(got, want) {
+		t.Errorf("owners = %v", got)
+	}
+	if hits[1].ID != rare || hits[1].OwnerCount != 1 {
+		t.Errorf("rare hit = %+v", hits[1])
+	}
+
+	// Only matching names vote and count: "copy" is in one name only.
+	hits = x.Search(Query{Words: "track copy"})
+	if len(hits) != 1 || hits[0].OwnerCount != 1 || hits[0].Name != "Track_One (copy).mp3" {
+		t.Errorf("copy hits = %+v", hits)
+	}
+
+	// Limit bounds the hits.
+	if hits := x.Search(Query{Words: "track", Limit: 1}); len(hits) != 1 || hits[0].ID != pop {
+		t.Errorf("limited hits = %+v", hits)
+	}
+}
+
+func TestSearchOwnerListBound(t *testing.T) {
+	x := New(Limits{})
+	for i := range 100 {
+		if err := x.Add(identity.NodeID{byte(i), 1}, File{ID: cid(1), Name: "shared thing"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hits := x.Search(Query{Words: "thing"})
+	if len(hits) != 1 || hits[0].OwnerCount != 100 || len(hits[0].Owners) != MaxHitOwners {
+		t.Fatalf("hits = %d, count %d, listed %d", len(hits), hits[0].OwnerCount, len(hits[0].Owners))
+	}
+}
+
+func TestRemoveAndDropOwner(t *testing.T) {
+	x := New(Limits{})
+	a, b := node(1), node(2)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(x.Add(a,
+		File{ID: cid(1), Name: "red apple"},
+		File{ID: cid(1), Name: "apple red copy"},
+		File{ID: cid(2), Name: "green apple"},
+	))
+	must(x.Add(b, File{ID: cid(3), Name: "green pear"}))
+	if s := x.Stats(); s != (Stats{Owners: 2, Files: 4, Tokens: 5}) {
+		t.Fatalf("stats = %+v", s)
+	}
+
+	x.Remove(a, cid(1), "red apple")
+	if n := x.OwnerFiles(a); n != 3-1 {
+		t.Fatalf("after removing one name: %d files", n)
+	}
+	if got := names(x.Search(Query{Words: "red"})); !slices.Equal(got, []string{"apple red copy"}) {
+		t.Fatalf("red = %q", got)
+	}
+	x.Remove(a, cid(9), "")       // unknown content
+	x.Remove(node(9), cid(1), "") // unknown owner
+	must(x.Add(a, File{ID: cid(1), Name: "red apple"}))
+	x.Remove(a, cid(1), "") // every name of the content
+	if n := x.OwnerFiles(a); n != 1 {
+		t.Fatalf("after removing all names: %d files", n)
+	}
+	checkInvariants(t, x)
+
+	if n := x.DropOwner(a); n != 1 {
+		t.Fatalf("DropOwner = %d", n)
+	}
+	if n := x.DropOwner(a); n != 0 {
+		t.Fatalf("second DropOwner = %d", n)
+	}
+	if got := names(x.Search(Query{Words: "apple"})); got != nil {
+		t.Fatalf("apple after drop = %q", got)
+	}
+	if s := x.Stats(); s != (Stats{Owners: 1, Files: 1, Tokens: 2}) {
+		t.Fatalf("stats = %+v", s)
+	}
+	x.Remove(b, cid(3), "green pear")
+	if s := x.Stats(); s != (Stats{}) {
+		t.Fatalf("stats after removing the last file = %+v", s)
+	}
+	checkInvariants(t, x)
+}
+
+func TestAddReplacesSameFile(t *testing.T) {
+	x := New(Limits{MaxFilesPerOwner: 2})
+	a := node(1)
+	if err := x.Add(a, File{ID: cid(1), Name: "one", Size: 1}, File{ID: cid(1), Name: "one", Size: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// Re-adding a shared file does not count against the limit.
+	if err := x.Add(a, File{ID: cid(1), Name: "one", Size: 3}, File{ID: cid(2), Name: "two"}); err != nil {
+		t.Fatal(err)
+	}
+	if hits := x.Search(Query{Words: "one"}); len(hits) != 1 || hits[0].Size != 3 {
+		t.Fatalf("hits = %+v", hits)
+	}
+	if n := x.OwnerFiles(a); n != 2 {
+		t.Fatalf("%d files", n)
+	}
+}
+
+func TestLimitsAndAtomicity(t *testing.T) {
+	x := New(Limits{MaxOwners: 2, MaxFilesPerOwner: 3, MaxFiles: 5, MaxNameBytes: 10})
+	a, b, c := node(1), node(2), node(3)
+	f := func(n byte) File { return File{ID: cid(n), Name: fmt.Sprintf("file %d", n), Size: int64(n)} }
+	if err := x.Add(a, f(1), f(2)); err != nil {
+		t.Fatal(err)
+	}
+	before := x.Stats()
+
+	tests := []struct {
+		name string
+		op   func() error
+		want error
+	}{
+		{"empty name", func() error { return x.Add(a, f(3), File{ID: cid(4)}) }, ErrBadFile},
+		{"long name", func() error { return x.Add(a, File{ID: cid(4), Name: "eleven byte"}) }, ErrBadFile},
+		{"invalid utf-8", func() error { return x.Add(a, File{ID: cid(4), Name: "a\xff"}) }, ErrBadFile},
+		{"negative size", func() error { return x.Add(a, File{ID: cid(4), Name: "x", Size: -1}) }, ErrBadFile},
+		{"owner full", func() error { return x.Add(a, f(3), f(4)) }, ErrOwnerFull},
+		{"replace owner full", func() error { return x.Replace(a, []File{f(3), f(4), f(5), f(6)}) }, ErrOwnerFull},
+		{"replace bad file", func() error { return x.Replace(a, []File{f(3), {ID: cid(9)}}) }, ErrBadFile},
+		{"index full", func() error { return x.Add(b, f(3), f(4), f(5), f(6)) }, ErrOwnerFull},
+	}
+	for _, tt := range tests {
+		if err := tt.op(); !errors.Is(err, tt.want) {
+			t.Errorf("%s: err = %v, want %v", tt.name, err, tt.want)
+		}
+		if s := x.Stats(); s != before {
+			t.Errorf("%s: stats %+v, want unchanged %+v", tt.name, s, before)
+		}
+	}
+
+	if err := x.Add(b, f(3), f(4), f(5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Add(b, f(6)); !errors.Is(err, ErrOwnerFull) {
+		t.Errorf("b over its limit: %v", err)
+	}
+	if err := x.Add(a, f(6)); !errors.Is(err, ErrIndexFull) {
+		t.Errorf("index over its limit: %v", err)
+	}
+	if err := x.Replace(a, []File{f(6), f(7), f(8)}); !errors.Is(err, ErrIndexFull) {
+		t.Errorf("replace over the index limit: %v", err)
+	}
+	if err := x.Add(c, f(9)); !errors.Is(err, ErrTooManyOwners) {
+		t.Errorf("third owner: %v", err)
+	}
+	if err := x.Replace(c, []File{f(9)}); !errors.Is(err, ErrTooManyOwners) {
+		t.Errorf("third owner by replace: %v", err)
+	}
+	// Replacing within the limits works, and replacing with nothing drops.
+	if err := x.Replace(a, []File{f(1), f(7)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(x.Search(Query{Words: "file"})); !slices.Equal(got, []string{"file 1", "file 3", "file 4", "file 5", "file 7"}) {
+		t.Errorf("after replace: %q", got)
+	}
+	if err := x.Replace(b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Add(c, f(9)); err != nil {
+		t.Errorf("owner slot not freed by empty replace: %v", err)
+	}
+	checkInvariants(t, x)
+}
+
+// model is the obvious implementation of the index, for comparison.
+type model map[identity.NodeID]map[fileKey]int64
+
+func (m model) files() int {
+	n := 0
+	for _, fs := range m {
+		n += len(fs)
+	}
+	return n
+}
+
+func (m model) add(l Limits, who identity.NodeID, files []File, replace bool) error {
+	for _, f := range files {
+		if f.Name == "" || len(f.Name) > l.MaxNameBytes || f.Size < 0 {
+			return ErrBadFile
+		}
+	}
+	fs, known := m[who]
+	if !known && len(files) > 0 && len(m) >= l.MaxOwners {
+		return ErrTooManyOwners
+	}
+	next := map[fileKey]int64{}
+	if !replace {
+		for k, v := range fs {
+			next[k] = v
+		}
+	}
+	for _, f := range files {
+		next[fileKey{f.ID, f.Name}] = f.Size
+	}
+	if len(next) > l.MaxFilesPerOwner {
+		return ErrOwnerFull
+	}
+	if m.files()-len(fs)+len(next) > l.MaxFiles {
+		return ErrIndexFull
+	}
+	if len(next) == 0 {
+		delete(m, who)
+	} else {
+		m[who] = next
+	}
+	return nil
+}
+
+func (m model) search(words string, limit int) []Hit {
+	q := Tokenize(words)
+	if len(q) == 0 {
+		return nil
+	}
+	last := q[len(q)-1]
+	type agg struct {
+		owners map[identity.NodeID]bool
+		names  map[string]int
+		sizes  map[int64]int
+	}
+	groups := map[ContentID]*agg{}
+	for who, fs := range m {
+		for k, size := range fs {
+			toks := Tokenize(k.name)
+			ok := true
+			for i, w := range q {
+				if i == len(q)-1 && isPrefixWord(w) {
+					ok = ok && slices.ContainsFunc(toks, func(t string) bool { return strings.HasPrefix(t, last) })
+				} else {
+					ok = ok && slices.Contains(toks, w)
+				}
+			}
+			if !ok {
+				continue
+			}
+			g := groups[k.id]
+			if g == nil {
+				g = &agg{map[identity.NodeID]bool{}, map[string]int{}, map[int64]int{}}
+				groups[k.id] = g
+			}
+			g.owners[who] = true
+			g.names[k.name]++
+			g.sizes[size]++
+		}
+	}
+	var hits []Hit
+	for id, g := range groups {
+		h := Hit{ID: id, OwnerCount: len(g.owners), Size: -1}
+		best := 0
+		for n, c := range g.names {
+			if c > best || c == best && n < h.Name {
+				h.Name, best = n, c
+			}
+		}
+		best = 0
+		for s, c := range g.sizes {
+			if c > best || c == best && s < h.Size {
+				h.Size, best = s, c
+			}
+		}
+		for who := range g.owners {
+			h.Owners = append(h.Owners, who)
+		}
+		hits = append(hits, h)
+	}
+	slices.SortFunc(hits, func(a, b Hit) int {
+		if a.OwnerCount != b.OwnerCount {
+			return cmp.Compare(b.OwnerCount, a.OwnerCount)
+		}
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.ID[:], b.ID[:])
+	})
+	return hits[:min(limit, len(hits))]
+}
+
+// TestAgainstModel runs random operations on an index and on the model and
+// compares their searches, errors and counts after every step.
+func TestAgainstModel(t *testing.T) {
+	vocab := []string{"alpha", "alphabet", "Alps", "beta", "gamma", "café", "CAFE", "straße", "東京都", "京都", "mp3", "01", "x", "ab"}
+	seps := []string{" ", "_", " - ", ".", ""}
+	queries := []string{"alpha", "alp", "ALPHA beta", "cafe", "strasse mp3", "東京", "京", "x", "ab", "gam", "01 alpha", "nothing", "beta alph"}
+	lim := Limits{MaxOwners: 4, MaxFilesPerOwner: 8, MaxFiles: 20, MaxNameBytes: 40}
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		x, m := New(lim), model{}
+		randFiles := func(max int) []File {
+			fs := make([]File, r.IntN(max+1))
+			for i := range fs {
+				var name strings.Builder
+				for j := range 1 + r.IntN(3) {
+					if j > 0 {
+						name.WriteString(seps[r.IntN(len(seps))])
+					}
+					name.WriteString(vocab[r.IntN(len(vocab))])
+				}
+				fs[i] = File{ID: cid(byte(r.IntN(6))), Name: name.String(), Size: int64(r.IntN(3))}
+			}
+			return fs
+		}
+		for step := range 300 {
+			who := node(byte(r.IntN(6)))
+			var err, want error
+			switch op := r.IntN(10); {
+			case op < 5:
+				fs := randFiles(3)
+				err, want = x.Add(who, fs...), m.add(lim, who, fs, false)
+			case op < 7:
+				fs := randFiles(6)
+				err, want = x.Replace(who, fs), m.add(lim, who, fs, true)
+			case op < 9:
+				id := cid(byte(r.IntN(6)))
+				var name string
+				if fs := m[who]; len(fs) > 0 && r.IntN(2) == 0 {
+					for k := range fs {
+						id, name = k.id, k.name
+						break
+					}
+				}
+				x.Remove(who, id, name)
+				for k := range m[who] {
+					if k.id == id && (name == "" || k.name == name) {
+						delete(m[who], k)
+					}
+				}
+				if len(m[who]) == 0 {
+					delete(m, who)
+				}
+			default:
+				if got, want := x.DropOwner(who), len(m[who]); got != want {
+					t.Fatalf("seed %d step %d: DropOwner = %d, want %d", seed, step, got, want)
+				}
+				delete(m, who)
+			}
+			if !errors.Is(err, want) || (err == nil) != (want == nil) {
+				t.Fatalf("seed %d step %d: err = %v, want %v", seed, step, err, want)
+			}
+			if s := x.Stats(); s.Owners != len(m) || s.Files != m.files() {
+				t.Fatalf("seed %d step %d: stats %+v, model %d owners %d files", seed, step, s, len(m), m.files())
+			}
+			checkInvariants(t, x)
+			for _, q := range queries {
+				got, want := x.Search(Query{Words: q}), m.search(q, DefaultResultLimit)
+				if !sameHits(got, want) {
+					t.Fatalf("seed %d step %d: Search(%q)\n got %+v\nwant %+v", seed, step, q, got, want)
+				}
+			}
+		}
+	}
+}
+
+// sameHits compares hits, with owners compared as sets.
+func sameHits(a, b []Hit) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x.ID != y.ID || x.Name != y.Name || x.Size != y.Size || x.OwnerCount != y.OwnerCount || len(x.Owners) != len(y.Owners) {
+			return false
+		}
+		for _, o := range x.Owners {
+			if !slices.Contains(y.Owners, o) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func TestMaxScanBoundsWork(t *testing.T) {
+	x := New(Limits{MaxScan: 10})
+	for i := range 50 {
+		if err := x.Add(node(1), File{ID: cid(byte(i)), Name: fmt.Sprintf("common %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits := x.Search(Query{Words: "common"}); len(hits) != 10 {
+		t.Fatalf("%d hits from a scan of 10", len(hits))
+	}
+	if hits := x.Search(Query{Words: "comm"}); len(hits) != 10 {
+		t.Fatalf("%d prefix hits from a scan of 10", len(hits))
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	x := New(Limits{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 2))
+			for i := range 300 {
+				who := node(byte(r.IntN(8)))
+				f := File{ID: cid(byte(r.IntN(16))), Name: fmt.Sprintf("song %d take %d.mp3", r.IntN(16), i%3), Size: 1}
+				switch r.IntN(4) {
+				case 0:
+					x.DropOwner(who)
+				case 1:
+					_ = x.Replace(who, []File{f})
+				default:
+					_ = x.Add(who, f)
+				}
+			}
+		})
+	}
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 500 {
+				for _, h := range x.Search(Query{Words: []string{"song", "take mp3", "son", "1"}[(i+w)%4]}) {
+					if h.OwnerCount < len(h.Owners) || h.Name == "" {
+						t.Errorf("bad hit %+v", h)
+						return
+					}
+				}
+				x.Stats()
+			}
+		})
+	}
+	wg.Wait()
+	checkInvariants(t, x)
+}

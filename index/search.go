@@ -1,0 +1,367 @@
+package index
+
+import (
+	"bytes"
+	"cmp"
+	"math"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/canopy-p2p/canopy/identity"
+)
+
+// Bounds on what one search returns and costs.
+const (
+	// DefaultResultLimit is the number of hits returned when Query.Limit is
+	// not set.
+	DefaultResultLimit = 100
+
+	// MaxResultLimit caps Query.Limit, so that a peer cannot ask a supernode
+	// for a reply of unbounded size.
+	MaxResultLimit = 1000
+
+	// MaxHitOwners is the most owners listed in one hit. A downloader uses a
+	// handful of sources at a time and finds more by content ID later, so a
+	// longer list would only make replies larger; Hit.OwnerCount still counts
+	// them all.
+	MaxHitOwners = 32
+
+	// MaxPrefixWords is the most distinct words the last query word expands
+	// to when it is matched as a prefix and no rarer word drives the search.
+	MaxPrefixWords = 512
+)
+
+// Query is a keyword search.
+type Query struct {
+	// Words is the text the user typed; it is split by Tokenize like a name.
+	Words string
+	// Limit is the most hits returned. Zero or negative means
+	// DefaultResultLimit; more than MaxResultLimit means MaxResultLimit.
+	Limit int
+}
+
+// Hit is one content ID whose names match a query, with its owners.
+type Hit struct {
+	// ID is the content ID.
+	ID ContentID
+	// Name is the name the most matching entries use; ties go to the
+	// name that sorts first, so the choice does not depend on the order of
+	// uploads.
+	Name string
+	// Size is the size the most matching entries report. Entries of one
+	// content ID should agree; a leaf that lies is outvoted.
+	Size int64
+	// Owners lists up to MaxHitOwners of the owners with a matching entry.
+	Owners []identity.NodeID
+	// OwnerCount is the number of owners with a matching entry, which may be
+	// more than len(Owners).
+	OwnerCount int
+}
+
+// Search returns the content IDs whose names hold every word of q, best
+// first: by number of owners, then by name, then by ID. The query is split
+// by Tokenize; a query without words has no hits.
+//
+// Matching is on whole words, except for the last word of the query when it
+// has at least MinPrefixRunes runes or is Han, kana or Hangul: it also matches
+// the words that start with it. Users type the last word last and search
+// while typing ("beeth" finds "beethoven"), but a short prefix matches too
+// many words to be useful; a CJK rune carries as much as a short word and is
+// the only way a one-rune query meets the bigrams of Tokenize. When the
+// prefix is the rarest term and expands to more than MaxPrefixWords words,
+// only the first MaxPrefixWords in byte order are searched.
+//
+// The cost is bounded by the rarest word: the search walks the postings of
+// the rarest query word (or the words the prefix expands to, if they are
+// rarer together) and checks each entry for the other words, examining at
+// most Limits.MaxScan entries. A match of a word in several names of one
+// owner counts that owner once.
+func (x *Index) Search(q Query) []Hit {
+	words := Tokenize(q.Words)
+	if len(words) == 0 {
+		return nil
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultResultLimit
+	}
+	limit = min(limit, MaxResultLimit)
+	last := words[len(words)-1]
+	prefix := isPrefixWord(last)
+	exactWords := words
+	if prefix {
+		exactWords = words[:len(words)-1]
+	}
+
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+
+	m := matcher{x: x, skip: -1}
+	driverLen := math.MaxInt
+	for _, w := range exactWords {
+		t, ok := x.termIDs[w]
+		if !ok {
+			return nil
+		}
+		m.exact = append(m.exact, t)
+		if n := len(x.terms[t].post); n < driverLen {
+			m.skip, driverLen = len(m.exact)-1, n
+		}
+	}
+
+	var expanded []uint32
+	byPrefix := false
+	if prefix {
+		sum, capped := 0, false
+		x.sorted.AscendGreaterOrEqual(termKey{text: last}, func(k termKey) bool {
+			if !strings.HasPrefix(k.text, last) || sum >= driverLen {
+				return false
+			}
+			if len(expanded) == MaxPrefixWords {
+				capped = true
+				return false
+			}
+			expanded = append(expanded, k.id)
+			sum += len(x.terms[k.id].post)
+			return true
+		})
+		if len(expanded) == 0 {
+			return nil
+		}
+		// A capped expansion is incomplete: drive by it only when there is
+		// no exact word to drive by.
+		byPrefix = sum < driverLen && (!capped || len(m.exact) == 0)
+		if !byPrefix {
+			m.prefix = last
+		}
+	}
+
+	a := aggregate{x: x, byID: make(map[ContentID]int32)}
+	budget := x.lim.MaxScan
+	if byPrefix {
+		m.skip = -1
+	scan:
+		for _, t := range expanded {
+			text := x.terms[t].text
+			for _, e := range x.terms[t].post {
+				if budget == 0 {
+					break scan
+				}
+				budget--
+				// An entry holding several of the expanded words is
+				// visited from the first of them in byte order only; the
+				// expansion is a contiguous range of that order, so that
+				// word was walked already.
+				if x.hasEarlierPrefixWord(e, last, text) {
+					continue
+				}
+				if m.matches(e) {
+					a.add(e)
+				}
+			}
+		}
+	} else {
+		for _, e := range x.terms[m.exact[m.skip]].post {
+			if budget == 0 {
+				break
+			}
+			budget--
+			if m.matches(e) {
+				a.add(e)
+			}
+		}
+	}
+	return a.hits(limit)
+}
+
+// isPrefixWord reports whether the last query word w also matches as a
+// prefix; see Search.
+func isPrefixWord(w string) bool {
+	if r, _ := utf8.DecodeRuneInString(w); isCJK(r) {
+		return true
+	}
+	return utf8.RuneCountInString(w) >= MinPrefixRunes
+}
+
+// hasEarlierPrefixWord reports whether entry e holds a word that starts with
+// prefix and sorts before word.
+func (x *Index) hasEarlierPrefixWord(e uint32, prefix, word string) bool {
+	for _, r := range x.entries[e].terms {
+		if w := x.terms[r.term].text; w < word && strings.HasPrefix(w, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// matcher checks candidate entries against the words of a query.
+type matcher struct {
+	x *Index
+	// exact are the words an entry must hold.
+	exact []uint32
+	// skip is the index in exact of the word whose posting is walked, which
+	// every candidate holds; -1 when the walk is over a prefix expansion.
+	skip int
+	// prefix, when set, must start one of the entry's words.
+	prefix string
+}
+
+func (m *matcher) matches(e uint32) bool {
+	terms := m.x.entries[e].terms
+next:
+	for i, t := range m.exact {
+		if i == m.skip {
+			continue
+		}
+		for _, r := range terms {
+			if r.term == t {
+				continue next
+			}
+		}
+		return false
+	}
+	if m.prefix == "" {
+		return true
+	}
+	for _, r := range terms {
+		if strings.HasPrefix(m.x.terms[r.term].text, m.prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// group gathers the matching entries of one content ID.
+type group struct {
+	id     ContentID
+	owners int
+	// name and size are the first seen; their votes count the entries
+	// that agree. Other names and sizes are counted in aggregate's maps,
+	// which most groups never touch.
+	name      string
+	nameVotes int
+	size      int64
+	sizeVotes int
+}
+
+type nameVote struct {
+	g    int32
+	name string
+}
+
+type sizeVote struct {
+	g    int32
+	size int64
+}
+
+type ownerVote struct {
+	g     int32
+	owner uint32
+}
+
+// aggregate groups matching entries by content ID and ranks the groups.
+type aggregate struct {
+	x       *Index
+	groups  []group
+	byID    map[ContentID]int32
+	names   map[nameVote]int
+	sizes   map[sizeVote]int
+	owners  map[ownerVote]struct{}
+	matches []uint32
+}
+
+func (a *aggregate) add(e uint32) {
+	en := &a.x.entries[e]
+	g, ok := a.byID[en.id]
+	if !ok {
+		g = int32(len(a.groups))
+		a.byID[en.id] = g
+		a.groups = append(a.groups, group{id: en.id, name: en.name, size: en.size})
+	}
+	a.matches = append(a.matches, e)
+	gr := &a.groups[g]
+
+	// An owner usually shares a content under one name: then this entry is
+	// the only one of its owner in the group and no set is needed.
+	newOwner := true
+	if en.next != none || a.x.owners[en.owner].files[en.id] != e {
+		if a.owners == nil {
+			a.owners = make(map[ownerVote]struct{})
+		}
+		k := ownerVote{g, en.owner}
+		if _, dup := a.owners[k]; dup {
+			newOwner = false
+		} else {
+			a.owners[k] = struct{}{}
+		}
+	}
+	if newOwner {
+		gr.owners++
+	}
+
+	if en.name == gr.name {
+		gr.nameVotes++
+	} else {
+		if a.names == nil {
+			a.names = make(map[nameVote]int)
+		}
+		a.names[nameVote{g, en.name}]++
+	}
+	if en.size == gr.size {
+		gr.sizeVotes++
+	} else {
+		if a.sizes == nil {
+			a.sizes = make(map[sizeVote]int)
+		}
+		a.sizes[sizeVote{g, en.size}]++
+	}
+}
+
+// hits picks the name and size of each group by vote, ranks the groups and
+// returns the first limit as hits with their owners.
+func (a *aggregate) hits(limit int) []Hit {
+	if len(a.groups) == 0 {
+		return nil
+	}
+	for k, n := range a.names {
+		g := &a.groups[k.g]
+		if n > g.nameVotes || n == g.nameVotes && k.name < g.name {
+			g.name, g.nameVotes = k.name, n
+		}
+	}
+	for k, n := range a.sizes {
+		g := &a.groups[k.g]
+		if n > g.sizeVotes || n == g.sizeVotes && k.size < g.size {
+			g.size, g.sizeVotes = k.size, n
+		}
+	}
+	slices.SortFunc(a.groups, func(p, q group) int {
+		if p.owners != q.owners {
+			return cmp.Compare(q.owners, p.owners)
+		}
+		if c := strings.Compare(p.name, q.name); c != 0 {
+			return c
+		}
+		return bytes.Compare(p.id[:], q.id[:])
+	})
+	top := a.groups[:min(limit, len(a.groups))]
+	out := make([]Hit, len(top))
+	at := make(map[ContentID]int, len(top))
+	for i, g := range top {
+		out[i] = Hit{ID: g.id, Name: g.name, Size: g.size, OwnerCount: g.owners}
+		at[g.id] = i
+	}
+	for _, e := range a.matches {
+		en := &a.x.entries[e]
+		i, ok := at[en.id]
+		if !ok || len(out[i].Owners) == MaxHitOwners {
+			continue
+		}
+		who := a.x.owners[en.owner].id
+		if !slices.Contains(out[i].Owners, who) {
+			out[i].Owners = append(out[i].Owners, who)
+		}
+	}
+	return out
+}

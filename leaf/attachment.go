@@ -1,0 +1,147 @@
+package leaf
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/canopy-p2p/canopy/library"
+	"github.com/canopy-p2p/canopy/link"
+	"github.com/canopy-p2p/canopy/wire"
+)
+
+// uploadBatch is how many files one IndexUpdate carries: about 100 KiB of CBOR
+// before compression, far under the payload limit.
+const uploadBatch = 1000
+
+// attachment is a link to one supernode.
+type attachment struct {
+	conn  *link.Conn
+	addr  string
+	since time.Time
+	kick  chan struct{} // capacity 1: "the library changed, send the delta"
+
+	mu       sync.Mutex // guards the fields below
+	files    int
+	indexErr string
+}
+
+func (a *attachment) kickUpload() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (a *attachment) acked(ack wire.IndexAck) {
+	a.mu.Lock()
+	a.files, a.indexErr = ack.Files, ack.Error
+	a.mu.Unlock()
+}
+
+func (a *attachment) describe() Attachment {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return Attachment{ID: a.conn.Peer(), Control: a.addr, Since: a.since, Files: a.files, IndexError: a.indexErr}
+}
+
+// upload sends the whole index once, then deltas whenever the library changes,
+// until the link closes. It owns the attachment's uploaded revision.
+func (l *Leaf) upload(a *attachment) {
+	defer l.wg.Done()
+	lib := l.cfg.Library
+	if lib == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(l.ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-a.conn.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	rev, err := l.fullUpload(ctx, a.conn, lib)
+	for err == nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.kick:
+		}
+		rev, err = l.deltaUpload(ctx, a.conn, lib, rev)
+	}
+	if ctx.Err() == nil {
+		l.log.Warn("index upload failed", zap.String("supernode", a.conn.Peer().Short()), zap.Error(err))
+		a.conn.Close("index upload failed: " + err.Error())
+	}
+}
+
+// fullUpload replaces what the supernode holds for us with the whole library.
+func (l *Leaf) fullUpload(ctx context.Context, c *link.Conn, lib *library.Library) (int64, error) {
+	rev := lib.Revision()
+	entries, err := lib.Entries()
+	if err != nil {
+		return 0, err
+	}
+	files := make([]wire.IndexFile, len(entries))
+	for i, e := range entries {
+		files[i] = wire.IndexFile{ID: e.ID, Name: e.Name, Size: e.Size}
+	}
+	first := true
+	for first || len(files) > 0 {
+		n := min(len(files), uploadBatch)
+		u := wire.IndexUpdate{Reset: first, Add: files[:n], Rev: rev, More: n < len(files)}
+		if err := send(ctx, c, &u); err != nil {
+			return 0, err
+		}
+		files, first = files[n:], false
+	}
+	l.log.Debug("index uploaded", zap.String("supernode", c.Peer().Short()), zap.Int("files", len(entries)), zap.Int64("rev", rev))
+	return rev, nil
+}
+
+// deltaUpload sends the changes since rev, or the whole library when the
+// change log no longer reaches back that far.
+func (l *Leaf) deltaUpload(ctx context.Context, c *link.Conn, lib *library.Library, rev int64) (int64, error) {
+	changes, now, err := lib.Changes(rev)
+	if errors.Is(err, library.ErrRevisionTooOld) {
+		return l.fullUpload(ctx, c, lib)
+	}
+	if err != nil {
+		return rev, err
+	}
+	if len(changes) == 0 {
+		return now, nil
+	}
+	var add, remove []wire.IndexFile
+	for _, ch := range changes {
+		f := wire.IndexFile{ID: ch.Entry.ID, Name: ch.Entry.Name, Size: ch.Entry.Size}
+		if ch.Op == library.OpRemove {
+			remove = append(remove, f)
+		} else {
+			add = append(add, f)
+		}
+	}
+	for len(add)+len(remove) > 0 {
+		nr := min(len(remove), uploadBatch)
+		na := min(len(add), uploadBatch-nr)
+		u := wire.IndexUpdate{Add: add[:na], Remove: remove[:nr], Rev: now, More: na+nr < len(add)+len(remove)}
+		if err := send(ctx, c, &u); err != nil {
+			return rev, err
+		}
+		add, remove = add[na:], remove[nr:]
+	}
+	return now, nil
+}
+
+func send(ctx context.Context, c *link.Conn, u *wire.IndexUpdate) error {
+	e, err := wire.New(wire.TypeIndexUpdate, u)
+	if err != nil {
+		return err
+	}
+	return c.SendWait(ctx, e)
+}

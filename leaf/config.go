@@ -1,0 +1,65 @@
+// Package leaf is the leaf role: it attaches to k supernodes over authenticated
+// control links, uploads the index of its library to them, searches the network
+// through them, and moves files leaf to leaf with the transfer engine, using the
+// supernodes to relay the WebRTC signalling.
+package leaf
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/canopy-p2p/canopy/library"
+	"github.com/canopy-p2p/canopy/link"
+	"github.com/canopy-p2p/canopy/transfer"
+)
+
+// Config configures a leaf.
+type Config struct {
+	// Creds are the node's TLS credentials. Must not be nil.
+	Creds *link.Credentials
+	// Library is what the leaf shares. May be nil: the leaf then shares nothing.
+	Library *library.Library
+	// Seeds are control addresses (host:port) of supernodes to start from.
+	Seeds []string
+	// Attach is how many supernodes the leaf keeps links to. Default 3, as
+	// LimeWire's leaves did (gtk-gnutella used 4; FIELD-NUMBERS.md).
+	Attach int
+	// Transfer configures downloads and uploads; its Identity, Signal and
+	// Source are filled by the leaf.
+	Transfer transfer.Config
+	// IdleTimeout closes a supernode link on which nothing arrived for this
+	// long; pings go out at a third of it. Default 60 s.
+	IdleTimeout time.Duration
+	// RetryBackoff is the first wait before re-dialling a supernode that failed;
+	// it doubles up to MaxBackoff. Defaults 1 s and 1 min.
+	RetryBackoff, MaxBackoff time.Duration
+	// Software is reported to supernodes.
+	Software string
+	// OnSupernodes, when set, is called with the supernodes the leaf learned of
+	// (to persist a host cache). Called from the leaf's goroutines; must not block.
+	OnSupernodes func([]Peer)
+	// Logger may be nil.
+	Logger *zap.Logger
+}
+
+func (c *Config) fill() {
+	if c.Attach <= 0 {
+		c.Attach = 3
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.RetryBackoff <= 0 {
+		c.RetryBackoff = time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = time.Minute
+	}
+	if c.Software == "" {
+		c.Software = "canopy"
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+}

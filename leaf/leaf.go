@@ -1,0 +1,426 @@
+package leaf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/link"
+	"github.com/canopy-p2p/canopy/transfer"
+	"github.com/canopy-p2p/canopy/wire"
+)
+
+// ErrNotAttached is returned when the leaf has no supernode to work through.
+var ErrNotAttached = errors.New("leaf: not attached to any supernode")
+
+// Peer is a supernode the leaf knows of.
+type Peer struct {
+	ID      identity.NodeID `json:"id"`
+	Control string          `json:"control"`
+}
+
+// Leaf is a running leaf. Its maintain goroutine owns the choice of supernodes;
+// each attachment has a reader goroutine and an uploader goroutine.
+type Leaf struct {
+	cfg    Config
+	id     identity.NodeID
+	log    *zap.Logger
+	engine *transfer.Engine
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex // guards the fields below
+	cands   map[string]*candidate
+	atts    map[identity.NodeID]*attachment
+	dialing map[string]bool
+	pending map[wire.MsgID]chan wire.QueryHit
+	closed  bool
+}
+
+// candidate is a supernode address the leaf may attach to.
+type candidate struct {
+	addr     string
+	id       identity.NodeID // zero for a seed whose ID is not known yet
+	failures int
+	next     time.Time // no dial before this
+	lastErr  string
+}
+
+// Start starts the leaf: it begins attaching to supernodes at once.
+func Start(cfg Config) (*Leaf, error) {
+	cfg.fill()
+	if cfg.Creds == nil {
+		return nil, errors.New("leaf: Creds must be set")
+	}
+	l := &Leaf{
+		cfg:     cfg,
+		id:      cfg.Creds.ID().ID,
+		log:     cfg.Logger.Named("leaf"),
+		cands:   make(map[string]*candidate),
+		atts:    make(map[identity.NodeID]*attachment),
+		dialing: make(map[string]bool),
+		pending: make(map[wire.MsgID]chan wire.QueryHit),
+	}
+	tc := cfg.Transfer
+	tc.Identity = cfg.Creds.ID()
+	tc.Signal = l.sendSignal
+	if cfg.Library != nil {
+		tc.Source = cfg.Library
+	}
+	if tc.Logger == nil {
+		tc.Logger = cfg.Logger
+	}
+	var err error
+	if l.engine, err = transfer.New(tc); err != nil {
+		return nil, fmt.Errorf("leaf: transfer engine: %w", err)
+	}
+	for _, s := range cfg.Seeds {
+		l.cands[s] = &candidate{addr: s}
+	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.wg.Add(1)
+	go l.maintain()
+	return l, nil
+}
+
+// ID is the leaf's node ID.
+func (l *Leaf) ID() identity.NodeID { return l.id }
+
+// AddSupernodes adds supernodes the leaf may attach to (from a host cache, or
+// the node's own supernode role).
+func (l *Leaf) AddSupernodes(peers ...Peer) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range peers {
+		if c, ok := l.cands[p.Control]; ok {
+			if c.id.IsZero() {
+				c.id = p.ID
+			}
+			continue
+		}
+		l.cands[p.Control] = &candidate{addr: p.Control, id: p.ID}
+	}
+}
+
+// Attachment describes a link to a supernode.
+type Attachment struct {
+	ID      identity.NodeID `json:"id"`
+	Control string          `json:"control"`
+	Since   time.Time       `json:"since"`
+	// Files is how many of our files the supernode reported holding.
+	Files int `json:"files"`
+	// IndexError is the supernode's complaint about our last index upload.
+	IndexError string `json:"index_error,omitempty"`
+}
+
+// Attachments lists the supernodes the leaf is attached to.
+func (l *Leaf) Attachments() []Attachment {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Attachment, 0, len(l.atts))
+	for _, a := range l.atts {
+		out = append(out, a.describe())
+	}
+	slices.SortFunc(out, func(a, b Attachment) int { return a.Since.Compare(b.Since) })
+	return out
+}
+
+// Known lists every supernode the leaf has heard of.
+func (l *Leaf) Known() []Peer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Peer
+	for _, c := range l.cands {
+		if !c.id.IsZero() {
+			out = append(out, Peer{ID: c.id, Control: c.addr})
+		}
+	}
+	return out
+}
+
+// IndexChanged tells the leaf that its library changed, so that every
+// supernode receives the delta.
+func (l *Leaf) IndexChanged() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, a := range l.atts {
+		a.kickUpload()
+	}
+}
+
+// Close detaches from every supernode and stops transfers. It is idempotent.
+func (l *Leaf) Close() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	atts := make([]*attachment, 0, len(l.atts))
+	for _, a := range l.atts {
+		atts = append(atts, a)
+	}
+	l.mu.Unlock()
+	l.cancel()
+	l.engine.Close()
+	for _, a := range atts {
+		a.conn.Close("leaf shutting down")
+	}
+	l.wg.Wait()
+}
+
+// maintain keeps the leaf attached to cfg.Attach supernodes and pings them.
+func (l *Leaf) maintain() {
+	defer l.wg.Done()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	lastPing := time.Now()
+	for {
+		l.fillAttachments()
+		if time.Since(lastPing) > l.cfg.IdleTimeout/3 {
+			lastPing = time.Now()
+			l.pingAll()
+		}
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// fillAttachments dials candidates while fewer than Attach links are up or
+// being set up. Candidates with a known ID we are already attached to are
+// skipped; the rest are tried in random order, so that leaves spread over the
+// supernodes they learn of.
+func (l *Leaf) fillAttachments() {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	want := l.cfg.Attach - len(l.atts) - len(l.dialing)
+	if want <= 0 {
+		return
+	}
+	var ready []*candidate
+	for _, c := range l.cands {
+		if l.dialing[c.addr] || now.Before(c.next) {
+			continue
+		}
+		if _, ok := l.atts[c.id]; ok && !c.id.IsZero() {
+			continue
+		}
+		ready = append(ready, c)
+	}
+	rand.Shuffle(len(ready), func(i, j int) { ready[i], ready[j] = ready[j], ready[i] })
+	for _, c := range ready[:min(want, len(ready))] {
+		l.dialing[c.addr] = true
+		l.wg.Add(1)
+		go l.attach(c.addr, c.id)
+	}
+}
+
+// attach dials one supernode and, if it welcomes us, serves the attachment.
+func (l *Leaf) attach(addr string, want identity.NodeID) {
+	defer l.wg.Done()
+	a, err := l.dial(addr, want)
+	l.mu.Lock()
+	delete(l.dialing, addr)
+	c := l.cands[addr]
+	if err != nil {
+		if c != nil {
+			c.failures++
+			c.lastErr = err.Error()
+			back := min(l.cfg.RetryBackoff<<min(c.failures-1, 16), l.cfg.MaxBackoff)
+			c.next = time.Now().Add(back)
+		}
+		l.mu.Unlock()
+		l.log.Debug("attach failed", zap.String("supernode", addr), zap.Error(err))
+		return
+	}
+	if c != nil {
+		c.failures, c.lastErr, c.id = 0, "", a.conn.Peer()
+	}
+	if _, dup := l.atts[a.conn.Peer()]; dup || l.closed || len(l.atts) >= l.cfg.Attach {
+		l.mu.Unlock()
+		a.conn.Close("already attached")
+		return
+	}
+	l.atts[a.conn.Peer()] = a
+	l.wg.Add(2)
+	l.mu.Unlock()
+	l.log.Info("attached", zap.String("supernode", a.conn.Peer().Short()), zap.String("addr", addr))
+	go l.upload(a)
+	l.serve(a)
+}
+
+func (l *Leaf) dial(addr string, want identity.NodeID) (*attachment, error) {
+	conn, err := link.Dial(l.ctx, addr, l.cfg.Creds, want, l.log)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*attachment, error) {
+		conn.Close(err.Error())
+		return nil, err
+	}
+	if err := conn.SendBody(wire.TypeHello, &wire.Hello{Role: wire.RoleLeaf, Software: l.cfg.Software}); err != nil {
+		return fail(err)
+	}
+	e, err := conn.Recv(link.HandshakeTimeout)
+	if err != nil {
+		return fail(err)
+	}
+	switch e.Type {
+	case wire.TypeWelcome:
+		var w wire.Welcome
+		if err := e.Decode(&w); err != nil {
+			return fail(err)
+		}
+		if w.Role != wire.RoleSupernode {
+			return fail(fmt.Errorf("%s answered as a %s", addr, w.Role))
+		}
+		l.learn(w.Supernodes)
+		return &attachment{conn: conn, addr: addr, since: time.Now(), kick: make(chan struct{}, 1)}, nil
+	case wire.TypeRefuse:
+		var r wire.Refuse
+		if err := e.Decode(&r); err != nil {
+			return fail(err)
+		}
+		l.learn(r.Supernodes)
+		conn.Close("refused")
+		return nil, fmt.Errorf("%s refused: %s", addr, r.Reason)
+	default:
+		return fail(fmt.Errorf("unexpected %s in answer to hello", e.Type))
+	}
+}
+
+// learn adds supernodes named by a supernode to the candidates.
+func (l *Leaf) learn(peers []wire.PeerInfo) {
+	if len(peers) == 0 {
+		return
+	}
+	ps := make([]Peer, 0, len(peers))
+	for _, p := range peers {
+		if p.ID != l.id && !p.ID.IsZero() && p.Control != "" {
+			ps = append(ps, Peer{ID: p.ID, Control: p.Control})
+		}
+	}
+	l.AddSupernodes(ps...)
+	if l.cfg.OnSupernodes != nil {
+		l.cfg.OnSupernodes(l.Known())
+	}
+}
+
+// serve reads an attachment's link until it closes; it owns the link's reads.
+func (l *Leaf) serve(a *attachment) {
+	defer l.wg.Done()
+	defer func() {
+		l.mu.Lock()
+		if l.atts[a.conn.Peer()] == a {
+			delete(l.atts, a.conn.Peer())
+		}
+		if c := l.cands[a.addr]; c != nil {
+			// Re-dial a lost supernode after a pause, not in a tight loop.
+			c.next = time.Now().Add(l.cfg.RetryBackoff)
+		}
+		l.mu.Unlock()
+		l.log.Info("detached", zap.String("supernode", a.conn.Peer().Short()), zap.String("reason", a.conn.Reason()))
+	}()
+	for {
+		e, err := a.conn.Recv(l.cfg.IdleTimeout)
+		if err != nil {
+			return
+		}
+		if err := l.message(a, e); err != nil {
+			a.conn.Close("protocol error: " + err.Error())
+			return
+		}
+	}
+}
+
+func (l *Leaf) message(a *attachment, e wire.Envelope) error {
+	switch e.Type {
+	case wire.TypeQueryHit:
+		var qh wire.QueryHit
+		if err := e.Decode(&qh); err != nil {
+			return err
+		}
+		l.mu.Lock()
+		ch := l.pending[e.ID]
+		l.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- qh:
+			default: // the searcher is not keeping up; drop rather than block the link
+			}
+		}
+	case wire.TypeSignal:
+		var s wire.Signal
+		if err := e.Decode(&s); err != nil {
+			return err
+		}
+		l.engine.HandleSignal(s)
+	case wire.TypeIndexAck:
+		var ack wire.IndexAck
+		if err := e.Decode(&ack); err != nil {
+			return err
+		}
+		a.acked(ack)
+		if ack.Error != "" {
+			l.log.Warn("supernode refused part of our index", zap.String("supernode", a.conn.Peer().Short()), zap.String("error", ack.Error))
+		}
+	case wire.TypePing:
+		var p wire.Ping
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		r, err := wire.New(wire.TypePong, &wire.Pong{Nonce: p.Nonce})
+		if err != nil {
+			return err
+		}
+		r.ID = e.ID
+		_ = a.conn.Send(r)
+	case wire.TypePong:
+	case wire.TypeBye:
+		var b wire.Bye
+		_ = e.Decode(&b)
+		a.conn.Close("supernode said bye: " + b.Reason)
+	default:
+		return fmt.Errorf("unexpected %s from a supernode", e.Type)
+	}
+	return nil
+}
+
+func (l *Leaf) pingAll() {
+	l.mu.Lock()
+	atts := make([]*attachment, 0, len(l.atts))
+	for _, a := range l.atts {
+		atts = append(atts, a)
+	}
+	l.mu.Unlock()
+	for _, a := range atts {
+		_ = a.conn.SendBody(wire.TypePing, &wire.Ping{Nonce: rand.Uint64()})
+	}
+}
+
+// links returns the attachments' links, in no particular order.
+func (l *Leaf) links() []*link.Conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]*link.Conn, 0, len(l.atts))
+	for _, a := range l.atts {
+		out = append(out, a.conn)
+	}
+	return out
+}

@@ -1,0 +1,166 @@
+package leaf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/canopy-p2p/canopy/content"
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/wire"
+)
+
+// Result is one file found on the network, with every source that reported it.
+type Result struct {
+	ID      content.ID    `json:"id"`
+	Name    string        `json:"name"`
+	Size    int64         `json:"size"`
+	Sources []wire.Source `json:"-"`
+}
+
+// DefaultSearchLimit is how many distinct files a search collects before it
+// stops early. Gnutella's dynamic query stopped near 150 results (50 for a
+// leaf's own query); a person reads far fewer (FIELD-NUMBERS.md).
+const DefaultSearchLimit = 100
+
+// Search sends a keyword query through every attached supernode and collects
+// hits until ctx ends or limit distinct files arrived. onHit, if set, is called
+// with every batch as it arrives (from the calling goroutine).
+func (l *Leaf) Search(ctx context.Context, words string, limit int, onHit func([]Result)) ([]Result, error) {
+	words = strings.TrimSpace(words)
+	if words == "" {
+		return nil, errors.New("leaf: empty search")
+	}
+	if len(words) > wire.MaxQueryWords {
+		return nil, fmt.Errorf("leaf: search text is %d bytes, the limit is %d", len(words), wire.MaxQueryWords)
+	}
+	if limit <= 0 {
+		limit = DefaultSearchLimit
+	}
+	return l.query(ctx, wire.Query{Words: words, Limit: limit}, limit, onHit)
+}
+
+// Locate asks the network for the sources of one file. It returns as soon as a
+// first answer has had a short grace period for others to join it, or when ctx
+// ends.
+func (l *Leaf) Locate(ctx context.Context, id content.ID) (Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var timer *time.Timer
+	res, err := l.query(ctx, wire.Query{Content: id, Limit: 1}, 1<<30, func([]Result) {
+		if timer == nil {
+			timer = time.AfterFunc(300*time.Millisecond, cancel)
+		}
+	})
+	if timer != nil {
+		timer.Stop()
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	for _, r := range res {
+		if r.ID == id {
+			return r, nil
+		}
+	}
+	return Result{}, fmt.Errorf("%w: %s", ErrNoSources, id)
+}
+
+// ErrNoSources is returned when nobody on the network has a file.
+var ErrNoSources = errors.New("leaf: no source found for file")
+
+func (l *Leaf) query(ctx context.Context, q wire.Query, limit int, onHit func([]Result)) ([]Result, error) {
+	e, err := wire.New(wire.TypeQuery, &q)
+	if err != nil {
+		return nil, err
+	}
+	e.TTL = wire.DefaultTTL
+	ch := make(chan wire.QueryHit, 64)
+	l.mu.Lock()
+	l.pending[e.ID] = ch
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.pending, e.ID)
+		l.mu.Unlock()
+	}()
+	sent := 0
+	for _, c := range l.links() {
+		if c.Send(e) == nil {
+			sent++
+		}
+	}
+	if sent == 0 {
+		return nil, ErrNotAttached
+	}
+	agg := newAggregate(l.id)
+	for agg.len() < limit {
+		select {
+		case <-ctx.Done():
+			return agg.results(), nil
+		case qh := <-ch:
+			batch := agg.add(qh)
+			if onHit != nil && len(batch) > 0 {
+				onHit(batch)
+			}
+		}
+	}
+	return agg.results(), nil
+}
+
+// aggregate merges hits from many supernodes: one result per content ID, its
+// sources de-duplicated by node with their supernode routes merged.
+type aggregate struct {
+	self  identity.NodeID
+	order []content.ID
+	byID  map[content.ID]*Result
+}
+
+func newAggregate(self identity.NodeID) *aggregate {
+	return &aggregate{self: self, byID: make(map[content.ID]*Result)}
+}
+
+func (a *aggregate) len() int { return len(a.order) }
+
+// add merges a batch and returns the results it touched.
+func (a *aggregate) add(qh wire.QueryHit) []Result {
+	var touched []Result
+	for _, h := range qh.Hits {
+		id := content.ID(h.ID)
+		r := a.byID[id]
+		if r == nil {
+			r = &Result{ID: id, Name: h.Name, Size: h.Size}
+			a.byID[id] = r
+			a.order = append(a.order, id)
+		}
+		for _, s := range h.Sources {
+			if s.Node == a.self {
+				continue // our own copy is no source for us
+			}
+			i := slices.IndexFunc(r.Sources, func(x wire.Source) bool { return x.Node == s.Node })
+			if i < 0 {
+				r.Sources = append(r.Sources, wire.Source{Node: s.Node, Via: slices.Clone(s.Via)})
+				continue
+			}
+			for _, v := range s.Via {
+				if !slices.Contains(r.Sources[i].Via, v) {
+					r.Sources[i].Via = append(r.Sources[i].Via, v)
+				}
+			}
+		}
+		touched = append(touched, *r)
+	}
+	return touched
+}
+
+func (a *aggregate) results() []Result {
+	out := make([]Result, 0, len(a.order))
+	for _, id := range a.order {
+		out = append(out, *a.byID[id])
+	}
+	slices.SortStableFunc(out, func(x, y Result) int { return len(y.Sources) - len(x.Sources) })
+	return out
+}

@@ -1,0 +1,159 @@
+// Package node is a running Canopy node: identity, data directory, library,
+// the leaf role it always plays, the supernode role it may add, the accept loop
+// of its control listener, and the local API.
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/canopy-p2p/canopy/api"
+	"github.com/canopy-p2p/canopy/nat"
+)
+
+// Version is the software version reported to peers and users.
+const Version = "0.1.0"
+
+// Software is the name and version sent in hellos and gossip.
+const Software = "canopy/" + Version
+
+// DefaultListen is the default control listener: all interfaces, so that a
+// supernode is reachable and a leaf can be reached for reachability checks.
+const DefaultListen = "0.0.0.0:7373"
+
+// Roles a user can ask for.
+const (
+	RoleAuto      = "auto"
+	RoleLeaf      = "leaf"
+	RoleSupernode = "supernode"
+)
+
+// Config configures a node.
+type Config struct {
+	// DataDir holds the key, the library database and the host cache. Default:
+	// DefaultDataDir().
+	DataDir string
+	// Shares are the directories the node shares.
+	Shares []string
+	// Listen is the control listener's host:port. Default DefaultListen.
+	Listen string
+	// Advertise is the control address other nodes dial. Default: Listen, with
+	// an unspecified host replaced by this machine's first non-loopback address.
+	Advertise string
+	// Gossip is the memberlist bind address of the supernode role. Default: the
+	// listen host and the control port + 1 (port 0 when the control port is 0).
+	Gossip string
+	// GossipProfile is "lan" (default) or "local" (fast timers for tests).
+	GossipProfile string
+	// API is the local API's address; it must be a loopback address. Default
+	// api.DefaultAddr. "-" disables the API.
+	API string
+	// Join are control addresses of supernodes to join through.
+	Join []string
+	// Role is RoleAuto (default), RoleLeaf or RoleSupernode.
+	Role string
+	// Attach is how many supernodes the leaf side keeps (default 3).
+	Attach int
+	// MaxLeaves is the supernode's leaf slots (0: the supernode default).
+	MaxLeaves int
+	// ICE configures WebRTC for transfers.
+	ICE nat.ICEConfig
+	// RescanInterval is how often shared directories are rescanned. Default 5 min.
+	RescanInterval time.Duration
+	// Logger may be nil.
+	Logger *zap.Logger
+}
+
+// DefaultDataDir is the per-user data directory: $XDG_DATA_HOME/canopy, or
+// ~/.local/share/canopy.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "canopy")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "canopy")
+	}
+	return ".canopy"
+}
+
+func (c *Config) fill() error {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir()
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.API == "" {
+		c.API = api.DefaultAddr
+	}
+	if c.Role == "" {
+		c.Role = RoleAuto
+	}
+	switch c.Role {
+	case RoleAuto, RoleLeaf, RoleSupernode:
+	default:
+		return fmt.Errorf("node: unknown role %q (want auto, leaf or supernode)", c.Role)
+	}
+	if c.RescanInterval <= 0 {
+		c.RescanInterval = 5 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.API != "-" {
+		host, _, err := net.SplitHostPort(c.API)
+		if err != nil {
+			return fmt.Errorf("node: API address: %w", err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return errors.New("node: the local API must listen on a loopback address")
+		}
+	}
+	return nil
+}
+
+// gossipAddr derives the memberlist bind address from the bound control address.
+func (c *Config) gossipAddr(control *net.TCPAddr) string {
+	if c.Gossip != "" {
+		return c.Gossip
+	}
+	host, _, _ := net.SplitHostPort(c.Listen)
+	port := 0
+	if _, p, err := net.SplitHostPort(c.Listen); err == nil && p != "0" {
+		port = control.Port + 1
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// advertiseAddr is the control address peers should dial.
+func (c *Config) advertiseAddr(bound *net.TCPAddr) string {
+	if c.Advertise != "" {
+		return c.Advertise
+	}
+	host, _, _ := net.SplitHostPort(c.Listen)
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		return net.JoinHostPort(host, strconv.Itoa(bound.Port))
+	}
+	return net.JoinHostPort(firstAddress(), strconv.Itoa(bound.Port))
+}
+
+// firstAddress returns this machine's first global unicast IPv4 address, or
+// loopback when it has none.
+func firstAddress() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+				return n.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}

@@ -1,0 +1,354 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/leaf"
+	"github.com/canopy-p2p/canopy/library"
+	"github.com/canopy-p2p/canopy/link"
+	"github.com/canopy-p2p/canopy/nat"
+	"github.com/canopy-p2p/canopy/supernode"
+	"github.com/canopy-p2p/canopy/transfer"
+	"github.com/canopy-p2p/canopy/wire"
+)
+
+// Node is a running Canopy node.
+type Node struct {
+	cfg     Config
+	id      *identity.Identity
+	creds   *link.Credentials
+	log     *zap.Logger
+	lib     *library.Library
+	leaf    *leaf.Leaf
+	sn      *supernode.Supernode // nil while the node is a leaf only
+	ln      net.Listener
+	control string // advertised control address
+	apiSrv  *http.Server
+	apiLn   net.Listener
+	hosts   *hostCache
+	hits    *hitCache
+	started time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+}
+
+// Start starts a node: it loads (or creates) its identity, opens its library,
+// listens for control links, decides its first role, attaches its leaf side
+// and serves the local API.
+func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: data directory: %w", err)
+	}
+	n = &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), hits: newHitCache(10_000)}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if n.id, err = identity.LoadOrCreate(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	n.log = n.log.With(zap.String("node", n.id.ID.Short()))
+	if n.creds, err = link.NewCredentials(n.id); err != nil {
+		return nil, err
+	}
+	if n.lib, err = library.Open(library.Config{
+		Dirs:   cfg.Shares,
+		DBPath: filepath.Join(cfg.DataDir, "library.db"),
+		Logger: n.log,
+	}); err != nil {
+		return nil, err
+	}
+	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("node: control listener: %w", err)
+	}
+	n.control = cfg.advertiseAddr(n.ln.Addr().(*net.TCPAddr))
+	n.hosts = openHostCache(filepath.Join(cfg.DataDir, "hosts.json"), n.log)
+
+	role, seeds := n.firstRole(ctx)
+	if role == RoleSupernode {
+		if err = n.startSupernode(ctx, seeds); err != nil {
+			return nil, err
+		}
+	}
+	iceCfg := cfg.ICE
+	if iceCfg.Logger == nil {
+		iceCfg.Logger = n.log
+	}
+	webrtcAPI, rtcCfg := nat.NewAPI(iceCfg)
+	leafSeeds := seeds
+	if n.sn != nil {
+		leafSeeds = append([]string{n.control}, seeds...)
+	}
+	if n.leaf, err = leaf.Start(leaf.Config{
+		Creds:   n.creds,
+		Library: n.lib,
+		Seeds:   leafSeeds,
+		Attach:  cfg.Attach,
+		Transfer: transfer.Config{
+			API:    webrtcAPI,
+			WebRTC: rtcCfg,
+		},
+		Software:     Software,
+		OnSupernodes: n.hosts.update,
+		Logger:       n.log,
+	}); err != nil {
+		return nil, err
+	}
+	n.leaf.AddSupernodes(n.hosts.peers()...)
+
+	n.wg.Add(2)
+	go n.acceptLoop()
+	go n.scanLoop()
+	if cfg.API != "-" {
+		if err = n.serveAPI(); err != nil {
+			return nil, err
+		}
+	}
+	n.log.Info("node started", zap.String("id", n.id.ID.String()), zap.String("role", n.Role()),
+		zap.String("control", n.control), zap.String("api", n.APIAddr()), zap.Strings("shares", cfg.Shares))
+	return n, nil
+}
+
+// firstRole decides the role the node starts in. A leaf-only node always
+// starts as a leaf. Otherwise, when no seed (given or cached) answers, the node
+// starts a new network as its first supernode; with role auto and a reachable
+// seed it starts as a leaf (self-promotion comes later).
+func (n *Node) firstRole(ctx context.Context) (string, []string) {
+	seeds := append([]string(nil), n.cfg.Join...)
+	for _, p := range n.hosts.peers() {
+		seeds = append(seeds, p.Control)
+	}
+	if n.cfg.Role == RoleLeaf {
+		return RoleLeaf, n.cfg.Join
+	}
+	if n.cfg.Role == RoleSupernode {
+		return RoleSupernode, n.reachable(ctx, seeds)
+	}
+	if live := n.reachable(ctx, seeds); len(live) > 0 {
+		return RoleLeaf, n.cfg.Join
+	}
+	if len(seeds) > 0 {
+		n.log.Warn("no seed supernode answered; starting a new network", zap.Strings("seeds", seeds))
+	}
+	return RoleSupernode, nil
+}
+
+// reachable returns the seeds that complete an authenticated handshake, tried
+// in parallel with a short timeout.
+func (n *Node) reachable(ctx context.Context, seeds []string) []string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ok := make([]bool, len(seeds))
+	var wg sync.WaitGroup
+	for i, s := range seeds {
+		if s == n.control {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := link.Dial(ctx, s, n.creds, identity.NodeID{}, nil)
+			if err != nil {
+				n.log.Debug("seed unreachable", zap.String("seed", s), zap.Error(err))
+				return
+			}
+			ok[i] = c.Peer() != n.id.ID
+			c.Close("probe")
+		}()
+	}
+	wg.Wait()
+	var out []string
+	for i, s := range seeds {
+		if ok[i] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (n *Node) startSupernode(ctx context.Context, seeds []string) error {
+	sn, err := supernode.Start(supernode.Config{
+		Creds:         n.creds,
+		Control:       n.control,
+		GossipAddr:    n.cfg.gossipAddr(n.ln.Addr().(*net.TCPAddr)),
+		GossipProfile: n.cfg.GossipProfile,
+		MaxLeaves:     n.cfg.MaxLeaves,
+		Software:      Software,
+		Logger:        n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.sn = sn
+	if len(seeds) > 0 {
+		if _, err := sn.Join(ctx, seeds); err != nil {
+			n.log.Warn("could not join the ring through the seeds; running alone", zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// acceptLoop owns the control listener: every accepted connection gets its own
+// goroutine for the handshake and the hello, then is handed to a role.
+func (n *Node) acceptLoop() {
+	defer n.wg.Done()
+	for {
+		raw, err := n.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			n.log.Warn("accept", zap.Error(err))
+			select {
+			case <-time.After(100 * time.Millisecond): // e.g. out of descriptors: don't spin
+			case <-n.ctx.Done():
+				return
+			}
+			continue
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.handshake(raw)
+		}()
+	}
+}
+
+func (n *Node) handshake(raw net.Conn) {
+	c, err := link.Accept(n.ctx, raw, n.creds, n.log)
+	if err != nil {
+		n.log.Debug("handshake failed", zap.Error(err))
+		return
+	}
+	e, err := c.Recv(link.HandshakeTimeout)
+	if err != nil {
+		c.Close("no hello")
+		return
+	}
+	var h wire.Hello
+	if e.Type != wire.TypeHello || e.Decode(&h) != nil {
+		c.Close(fmt.Sprintf("expected a hello, got %s", e.Type))
+		return
+	}
+	sn := n.sn
+	if sn == nil {
+		var alts []wire.PeerInfo
+		for _, p := range n.leaf.Known() {
+			alts = append(alts, wire.PeerInfo{ID: p.ID, Control: p.Control})
+		}
+		_ = c.SendBody(wire.TypeRefuse, &wire.Refuse{Reason: "not a supernode", Supernodes: alts})
+		c.Close("not a supernode")
+		return
+	}
+	switch h.Role {
+	case wire.RoleLeaf:
+		_ = sn.AcceptLeaf(c, h)
+	case wire.RoleSupernode:
+		_ = sn.AcceptPeer(c, h)
+	default:
+		c.Close(fmt.Sprintf("unknown role %d", h.Role))
+	}
+}
+
+// scanLoop rescans the shared directories and tells the leaf when they changed.
+func (n *Node) scanLoop() {
+	defer n.wg.Done()
+	for {
+		res, err := n.lib.Scan(n.ctx)
+		switch {
+		case n.ctx.Err() != nil:
+			return
+		case err != nil:
+			n.log.Warn("scan", zap.Error(err))
+		case res.Added+res.Changed+res.Removed > 0:
+			n.log.Info("library changed", zap.Int("added", res.Added), zap.Int("changed", res.Changed), zap.Int("removed", res.Removed), zap.Int("hashed", res.Hashed))
+			n.leaf.IndexChanged()
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(n.cfg.RescanInterval):
+		}
+	}
+}
+
+// ID returns the node's ID.
+func (n *Node) ID() identity.NodeID { return n.id.ID }
+
+// Control returns the advertised control address.
+func (n *Node) Control() string { return n.control }
+
+// Role returns the node's current role.
+func (n *Node) Role() string {
+	if n.sn != nil {
+		return RoleSupernode
+	}
+	return RoleLeaf
+}
+
+// APIAddr returns the local API address ("" when disabled).
+func (n *Node) APIAddr() string {
+	if n.apiLn == nil {
+		return ""
+	}
+	return n.apiLn.Addr().String()
+}
+
+// Leaf returns the node's leaf side.
+func (n *Node) Leaf() *leaf.Leaf { return n.leaf }
+
+// Supernode returns the node's supernode side (nil for a leaf).
+func (n *Node) Supernode() *supernode.Supernode { return n.sn }
+
+// Library returns the node's library.
+func (n *Node) Library() *library.Library { return n.lib }
+
+// Close leaves the network cleanly: the API stops, the leaf says goodbye to its
+// supernodes, the supernode leaves the ring, and the library is closed. It is
+// idempotent.
+func (n *Node) Close() error {
+	var errs []error
+	n.closeOnce.Do(func() {
+		n.cancel()
+		if n.apiSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = n.apiSrv.Shutdown(ctx)
+			cancel()
+		}
+		if n.ln != nil {
+			n.ln.Close()
+		}
+		if n.leaf != nil {
+			n.leaf.Close()
+		}
+		if n.sn != nil {
+			errs = append(errs, n.sn.Close())
+		}
+		n.wg.Wait()
+		if n.lib != nil {
+			errs = append(errs, n.lib.Close())
+		}
+		n.log.Info("node stopped")
+	})
+	return errors.Join(errs...)
+}

@@ -1,0 +1,96 @@
+// Package routing is the pure decision core that says where a supernode sends a
+// query next. It takes the query's state and the supernode's view of its ring
+// peers and returns the targets with the reason for the choice; it does no I/O,
+// so the node and the simulator run the same rule.
+package routing
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/canopy-p2p/canopy/identity"
+)
+
+// Params are the routing rule's tunables.
+type Params struct {
+	// MaxFanout caps how many ring peers one supernode forwards a query to.
+	// Gnutella ultrapeers kept about 32 ultrapeer neighbours (LimeWire) and
+	// gtk-gnutella 42–50 (FIELD-NUMBERS.md); a supernode with a larger ring
+	// view picks this many, least loaded first.
+	MaxFanout int
+	// MaxTTL is the largest TTL accepted from a peer; larger values are clamped
+	// so that a crafted query cannot circulate.
+	MaxTTL uint8
+}
+
+// DefaultParams returns the rule used by the node.
+func DefaultParams() Params { return Params{MaxFanout: 32, MaxTTL: 4} }
+
+// Query is what the rule needs to know about a query in hand.
+type Query struct {
+	// TTL is the hop budget the query arrived with (for a leaf's query, the
+	// budget the origin supernode gives it).
+	TTL uint8
+	// From is the ring peer the query came from; zero when it came from a leaf.
+	From identity.NodeID
+}
+
+// Peer is a ring member as the forwarding supernode sees it.
+type Peer struct {
+	ID identity.NodeID
+	// Load is the peer's published load, 0–100.
+	Load uint8
+	// Linked says a control link to the peer is up, so forwarding costs nothing
+	// to set up.
+	Linked bool
+}
+
+// Decision is where to forward a query and with which TTL.
+type Decision struct {
+	Targets []identity.NodeID
+	// TTL is the budget the forwarded copies carry (the arrival TTL minus one).
+	TTL    uint8
+	Reason string
+}
+
+// Forward decides which peers receive a copy of q. A query is forwarded while
+// its TTL after this hop stays positive, never back to the peer it came from,
+// and to at most MaxFanout peers, preferring linked, then less loaded, peers
+// (ties broken by ID so the choice is deterministic).
+func Forward(p Params, q Query, peers []Peer) Decision {
+	ttl := min(q.TTL, p.MaxTTL)
+	if ttl <= 1 {
+		return Decision{Reason: "TTL exhausted: answered locally only"}
+	}
+	cands := make([]Peer, 0, len(peers))
+	for _, pe := range peers {
+		if pe.ID != q.From {
+			cands = append(cands, pe)
+		}
+	}
+	if len(cands) == 0 {
+		return Decision{TTL: ttl - 1, Reason: "no other ring peers"}
+	}
+	slices.SortFunc(cands, func(a, b Peer) int {
+		if a.Linked != b.Linked {
+			if a.Linked {
+				return -1
+			}
+			return 1
+		}
+		if c := cmp.Compare(a.Load, b.Load); c != 0 {
+			return c
+		}
+		return slices.Compare(a.ID[:], b.ID[:])
+	})
+	reason := "flood to every ring peer"
+	if p.MaxFanout > 0 && len(cands) > p.MaxFanout {
+		cands = cands[:p.MaxFanout]
+		reason = "fan-out capped: linked and least-loaded peers first"
+	}
+	d := Decision{TTL: ttl - 1, Reason: reason, Targets: make([]identity.NodeID, len(cands))}
+	for i, c := range cands {
+		d.Targets[i] = c.ID
+	}
+	return d
+}

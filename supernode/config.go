@@ -1,0 +1,99 @@
+// Package supernode is the supernode role: leaf slots, the partial index of the
+// leaves' shared files, query answering and routing across the ring, and the
+// relay of WebRTC signalling between leaves.
+package supernode
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/canopy-p2p/canopy/index"
+	"github.com/canopy-p2p/canopy/link"
+	"github.com/canopy-p2p/canopy/routing"
+)
+
+// Config configures a supernode.
+type Config struct {
+	// Creds are the node's TLS credentials (and so its identity). Must not be nil.
+	Creds *link.Credentials
+	// Control is the advertised host:port of the node's control listener, which
+	// the node owns and feeds accepted links to Supernode.AcceptLeaf/AcceptPeer.
+	Control string
+	// GossipAddr is the host:port memberlist binds (port 0: any free port).
+	GossipAddr string
+	// GossipProfile is "lan" (default) or "local" (fast timers for loopback tests).
+	GossipProfile string
+	// MaxLeaves is the number of leaf slots. Default 200: LimeWire kept 30–45
+	// leaves per ultrapeer and gtk-gnutella up to 300 (FIELD-NUMBERS.md); Canopy
+	// leaves cost little more than their index entries.
+	MaxLeaves int
+	// Index bounds the partial index (files per leaf, leaves).
+	Index index.Limits
+	// Routing is the query routing rule's parameters.
+	Routing routing.Params
+	// QueryRate and QueryBurst limit the queries one leaf may send.
+	QueryRate  rate.Limit
+	QueryBurst int
+	// SeenTTL is how long a query ID is remembered, for de-duplication and to
+	// route its hits back. It must exceed the longest search deadline.
+	SeenTTL time.Duration
+	// IdleTimeout closes a link on which nothing arrived for this long (links
+	// send pings at a third of it).
+	IdleTimeout time.Duration
+	// Software is reported to peers, e.g. "canopy/0.1.0".
+	Software string
+	// Logger may be nil (no logging).
+	Logger *zap.Logger
+}
+
+// DefaultConfig returns the defaults; Creds and Control must still be set.
+func DefaultConfig() Config {
+	return Config{
+		GossipAddr:    "0.0.0.0:0",
+		GossipProfile: "lan",
+		MaxLeaves:     200,
+		Index:         index.DefaultLimits(),
+		Routing:       routing.DefaultParams(),
+		QueryRate:     5,
+		QueryBurst:    20,
+		SeenTTL:       2 * time.Minute,
+		IdleTimeout:   60 * time.Second,
+		Software:      "canopy",
+	}
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	if c.GossipAddr == "" {
+		c.GossipAddr = d.GossipAddr
+	}
+	if c.GossipProfile == "" {
+		c.GossipProfile = d.GossipProfile
+	}
+	if c.MaxLeaves <= 0 {
+		c.MaxLeaves = d.MaxLeaves
+	}
+	if c.Index == (index.Limits{}) {
+		c.Index = d.Index
+	}
+	if c.Routing == (routing.Params{}) {
+		c.Routing = d.Routing
+	}
+	if c.QueryRate <= 0 {
+		c.QueryRate, c.QueryBurst = d.QueryRate, d.QueryBurst
+	}
+	if c.SeenTTL <= 0 {
+		c.SeenTTL = d.SeenTTL
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.Software == "" {
+		c.Software = d.Software
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+}

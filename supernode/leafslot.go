@@ -1,0 +1,137 @@
+package supernode
+
+import (
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/canopy-p2p/canopy/index"
+	"github.com/canopy-p2p/canopy/link"
+	"github.com/canopy-p2p/canopy/wire"
+)
+
+// serveLeaf reads one leaf's link until it closes. It owns the link's reads.
+func (s *Supernode) serveLeaf(l *leafSlot) {
+	defer s.wg.Done()
+	defer s.dropLeaf(l)
+	for {
+		e, err := l.conn.Recv(s.cfg.IdleTimeout)
+		if err != nil {
+			return
+		}
+		if err := s.leafMessage(l, e); err != nil {
+			// A leaf that breaks the protocol loses its link; others are unaffected.
+			l.conn.Close("protocol error: " + err.Error())
+			return
+		}
+	}
+}
+
+func (s *Supernode) leafMessage(l *leafSlot, e wire.Envelope) error {
+	switch e.Type {
+	case wire.TypeIndexUpdate:
+		var u wire.IndexUpdate
+		if err := e.Decode(&u); err != nil {
+			return err
+		}
+		return s.indexUpdate(l, u)
+	case wire.TypeQuery:
+		if !l.limiter.Allow() {
+			// Over its rate: the query is dropped, the link stays. A leaf that
+			// searches this fast is buggy or abusive, not worth disconnecting.
+			s.count(func(st *Stats) { st.QueriesLimited++ })
+			return nil
+		}
+		s.count(func(st *Stats) { st.QueriesFromLeaves++ })
+		e.TTL, e.Hops = wire.DefaultTTL, 0 // the origin supernode sets the budget
+		return s.query(e, route{leaf: l.conn.Peer()})
+	case wire.TypeSignal:
+		var sig wire.Signal
+		if err := e.Decode(&sig); err != nil {
+			return err
+		}
+		s.signalFromLeaf(l, sig)
+		return nil
+	case wire.TypePing:
+		return s.pong(l.conn, e)
+	case wire.TypePong, wire.TypeIndexAck:
+		return nil
+	case wire.TypeBye:
+		var b wire.Bye
+		_ = e.Decode(&b)
+		l.conn.Close("leaf said bye: " + b.Reason)
+		return nil
+	default:
+		return fmt.Errorf("unexpected %s from a leaf", e.Type)
+	}
+}
+
+func (s *Supernode) pong(c *link.Conn, e wire.Envelope) error {
+	var p wire.Ping
+	if err := e.Decode(&p); err != nil {
+		return err
+	}
+	r, err := wire.New(wire.TypePong, &wire.Pong{Nonce: p.Nonce})
+	if err != nil {
+		return err
+	}
+	r.ID = e.ID
+	_ = c.Send(r)
+	return nil
+}
+
+// indexUpdate applies a leaf's index upload and acknowledges it. Files beyond
+// the per-leaf limit are refused with an error in the ack, not a disconnect: the
+// leaf keeps searching and serving what fits.
+func (s *Supernode) indexUpdate(l *leafSlot, u wire.IndexUpdate) error {
+	owner := l.conn.Peer()
+	add := make([]index.File, len(u.Add))
+	for i, f := range u.Add {
+		add[i] = index.File{ID: f.ID, Name: f.Name, Size: f.Size}
+	}
+	var err error
+	if u.Reset {
+		err = s.idx.Replace(owner, add)
+	} else {
+		for _, f := range u.Remove {
+			s.idx.Remove(owner, f.ID, f.Name)
+		}
+		err = s.idx.Add(owner, add...)
+	}
+	if u.More {
+		if err != nil {
+			return s.ack(l, u.Rev, err)
+		}
+		return nil
+	}
+	return s.ack(l, u.Rev, err)
+}
+
+func (s *Supernode) ack(l *leafSlot, rev int64, err error) error {
+	a := wire.IndexAck{Rev: rev, Files: s.idx.OwnerFiles(l.conn.Peer())}
+	if err != nil {
+		a.Error = err.Error()
+		s.log.Warn("index update refused", zap.String("leaf", l.conn.Peer().Short()), zap.Error(err))
+		if !errors.Is(err, index.ErrOwnerFull) && !errors.Is(err, index.ErrBadFile) && !errors.Is(err, index.ErrTooManyOwners) {
+			return err
+		}
+	}
+	_ = l.conn.SendBody(wire.TypeIndexAck, &a)
+	return nil
+}
+
+// dropLeaf forgets a leaf whose link closed, with its index entries, unless a
+// newer link from the same leaf has replaced it.
+func (s *Supernode) dropLeaf(l *leafSlot) {
+	s.mu.Lock()
+	current := s.leaves[l.conn.Peer()] == l
+	if current {
+		delete(s.leaves, l.conn.Peer())
+	}
+	s.mu.Unlock()
+	if current {
+		n := s.idx.DropOwner(l.conn.Peer())
+		s.log.Info("leaf detached", zap.String("leaf", l.conn.Peer().Short()), zap.Int("files", n), zap.String("reason", l.conn.Reason()))
+	}
+}

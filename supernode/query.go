@@ -1,0 +1,105 @@
+package supernode
+
+import (
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/index"
+	"github.com/canopy-p2p/canopy/routing"
+	"github.com/canopy-p2p/canopy/wire"
+)
+
+// maxHitsPerBatch keeps one QueryHit well under the payload limit.
+const maxHitsPerBatch = 200
+
+// query handles a query from a leaf or a peer: it drops copies already seen,
+// answers from the local index back along the arrival route, and forwards it
+// to the peers the routing core picks.
+func (s *Supernode) query(e wire.Envelope, from route) error {
+	var q wire.Query
+	if err := e.Decode(&q); err != nil {
+		return err
+	}
+	if len(q.Words) > wire.MaxQueryWords {
+		return fmt.Errorf("query of %d bytes exceeds %d", len(q.Words), wire.MaxQueryWords)
+	}
+	if !s.seen.add(e.ID, from, time.Now()) {
+		s.count(func(st *Stats) { st.DuplicateQueries++ })
+		return nil
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > index.DefaultResultLimit {
+		limit = index.DefaultResultLimit
+	}
+	if hits := s.idx.Search(index.Query{Words: q.Words, Limit: limit}); len(hits) > 0 {
+		s.answer(e.ID, from, hits)
+	}
+	d := routing.Forward(s.cfg.Routing, routing.Query{TTL: e.TTL, From: from.peer}, s.routingPeers())
+	s.log.Debug("query", zap.String("id", e.ID.String()), zap.String("words", q.Words), zap.Int("forward", len(d.Targets)), zap.String("reason", d.Reason))
+	for _, t := range d.Targets {
+		c := s.peerLink(t)
+		if c == nil {
+			continue // not linked yet; linkRing will dial it
+		}
+		fwd := e
+		fwd.TTL, fwd.Hops = d.TTL, e.Hops+1
+		_ = c.Send(fwd)
+	}
+	return nil
+}
+
+// answer sends local hits for query id back along its route.
+func (s *Supernode) answer(id wire.MsgID, to route, hits []index.Hit) {
+	for len(hits) > 0 {
+		n := min(len(hits), maxHitsPerBatch)
+		qh := wire.QueryHit{From: s.id, Hits: make([]wire.Hit, n)}
+		for i, h := range hits[:n] {
+			srcs := make([]wire.Source, len(h.Owners))
+			for j, o := range h.Owners {
+				srcs[j] = wire.Source{Node: o, Via: []identity.NodeID{s.id}}
+			}
+			qh.Hits[i] = wire.Hit{ID: h.ID, Name: h.Name, Size: h.Size, Sources: srcs}
+		}
+		hits = hits[n:]
+		e, err := wire.New(wire.TypeQueryHit, &qh)
+		if err != nil {
+			s.log.Warn("encode hits", zap.Error(err))
+			return
+		}
+		e.ID = id
+		s.sendBack(to, e)
+	}
+}
+
+// routeHit passes hits from a peer one step back toward the query's origin.
+func (s *Supernode) routeHit(e wire.Envelope) error {
+	var qh wire.QueryHit
+	if err := e.Decode(&qh); err != nil {
+		return err
+	}
+	r, ok := s.seen.lookup(e.ID, time.Now())
+	if !ok {
+		return nil // the query expired here; late hits are dropped
+	}
+	s.count(func(st *Stats) { st.HitsRouted += uint64(len(qh.Hits)) })
+	s.sendBack(r, e)
+	return nil
+}
+
+func (s *Supernode) sendBack(r route, e wire.Envelope) {
+	if !r.leaf.IsZero() {
+		s.mu.Lock()
+		l := s.leaves[r.leaf]
+		s.mu.Unlock()
+		if l != nil {
+			_ = l.conn.Send(e)
+		}
+		return
+	}
+	if c := s.peerLink(r.peer); c != nil {
+		_ = c.Send(e)
+	}
+}

@@ -1,0 +1,344 @@
+package supernode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/canopy-p2p/canopy/gossip"
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/index"
+	"github.com/canopy-p2p/canopy/link"
+	"github.com/canopy-p2p/canopy/wire"
+)
+
+// ErrFull is returned by AcceptLeaf when every leaf slot is taken.
+var ErrFull = errors.New("supernode: no free leaf slot")
+
+// Supernode serves leaves and routes queries and signals across the ring. Each
+// link has one reader goroutine owned by the Supernode; writes go through the
+// link's bounded send queue.
+type Supernode struct {
+	cfg   Config
+	id    identity.NodeID
+	log   *zap.Logger
+	idx   *index.Index
+	ring  *gossip.Ring
+	seen  *seenTable
+	start time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// ringChanged wakes maintain when gossip reports a membership change, so
+	// that links to new members are dialled at once rather than on the next tick.
+	ringChanged chan struct{}
+
+	mu      sync.Mutex // guards the fields below
+	leaves  map[identity.NodeID]*leafSlot
+	peers   map[identity.NodeID]map[*link.Conn]struct{}
+	dialing map[identity.NodeID]bool
+	closed  bool
+	stats   Stats
+}
+
+// Stats counts what a supernode has done.
+type Stats struct {
+	QueriesFromLeaves uint64
+	QueriesFromPeers  uint64
+	DuplicateQueries  uint64
+	QueriesLimited    uint64
+	HitsRouted        uint64
+	SignalsRelayed    uint64
+	SignalsDropped    uint64
+	LinksRefused      uint64
+}
+
+type leafSlot struct {
+	conn    *link.Conn
+	limiter *rate.Limiter
+	since   time.Time
+}
+
+// Start starts the supernode's ring membership. Links come in through
+// AcceptLeaf and AcceptPeer from the node's listener.
+func Start(cfg Config) (*Supernode, error) {
+	cfg.fill()
+	if cfg.Creds == nil || cfg.Control == "" {
+		return nil, errors.New("supernode: Creds and Control must be set")
+	}
+	s := &Supernode{
+		cfg:     cfg,
+		id:      cfg.Creds.ID().ID,
+		log:     cfg.Logger.Named("supernode"),
+		idx:     index.New(cfg.Index),
+		seen:    newSeenTable(cfg.SeenTTL, 100_000),
+		start:   time.Now(),
+		leaves:  make(map[identity.NodeID]*leafSlot),
+		peers:   make(map[identity.NodeID]map[*link.Conn]struct{}),
+		dialing: make(map[identity.NodeID]bool),
+
+		ringChanged: make(chan struct{}, 1),
+	}
+	host, port, err := splitHostPort(cfg.GossipAddr)
+	if err != nil {
+		return nil, fmt.Errorf("supernode: gossip address: %w", err)
+	}
+	// Others reach our gossip port at the host they reach our control port at.
+	advHost, _, err := splitHostPort(cfg.Control)
+	if err != nil {
+		return nil, fmt.Errorf("supernode: control address: %w", err)
+	}
+	s.ring, err = gossip.Start(gossip.Config{
+		NodeID:        s.id,
+		BindAddr:      host,
+		BindPort:      port,
+		AdvertiseAddr: advHost,
+		Meta:          s.meta,
+		Events: func(gossip.Event) {
+			select {
+			case s.ringChanged <- struct{}{}:
+			default:
+			}
+		},
+		Logger:  cfg.Logger,
+		Profile: gossip.Profile(cfg.GossipProfile),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("supernode: gossip: %w", err)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.maintain()
+	s.log.Info("supernode started", zap.String("id", s.id.Short()), zap.String("control", cfg.Control), zap.String("gossip", s.ring.LocalAddr()))
+	return s, nil
+}
+
+// ID is the supernode's node ID.
+func (s *Supernode) ID() identity.NodeID { return s.id }
+
+// GossipAddr is the address memberlist listens on.
+func (s *Supernode) GossipAddr() string { return s.ring.LocalAddr() }
+
+func (s *Supernode) meta() gossip.Meta {
+	s.mu.Lock()
+	n := len(s.leaves)
+	s.mu.Unlock()
+	free := max(s.cfg.MaxLeaves-n, 0)
+	return gossip.Meta{
+		Version:  1,
+		NodeID:   s.id,
+		Control:  s.cfg.Control,
+		Software: s.cfg.Software,
+		Proto:    wire.Version,
+		Leaves:   uint16(min(n, 65535)),
+		Slots:    uint16(min(free, 65535)),
+		Load:     uint8(min(100, n*100/max(s.cfg.MaxLeaves, 1))),
+		Uptime:   uint32(time.Since(s.start) / time.Second),
+	}
+}
+
+// Join bootstraps ring membership through supernodes at the given control
+// addresses: it asks each for its gossip address and joins memberlist there.
+// It returns how many seeds were reached.
+func (s *Supernode) Join(ctx context.Context, controls []string) (int, error) {
+	var gossipAddrs []string
+	var errs []error
+	for _, addr := range controls {
+		c, err := link.Dial(ctx, addr, s.cfg.Creds, identity.NodeID{}, s.log)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if c.Peer() == s.id {
+			c.Close("dialled myself")
+			continue
+		}
+		w, err := s.hello(c)
+		if err != nil {
+			c.Close(err.Error())
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		if w.Gossip != "" {
+			gossipAddrs = append(gossipAddrs, w.Gossip)
+		}
+		s.addPeer(c)
+	}
+	if len(gossipAddrs) == 0 {
+		return 0, errors.Join(append(errs, errors.New("supernode: no seed answered as a supernode"))...)
+	}
+	n, err := s.ring.Join(gossipAddrs)
+	if err != nil {
+		return n, fmt.Errorf("supernode: join ring: %w", err)
+	}
+	return n, nil
+}
+
+// hello introduces this supernode on a link it dialled and reads the answer.
+func (s *Supernode) hello(c *link.Conn) (wire.Welcome, error) {
+	var w wire.Welcome
+	if err := c.SendBody(wire.TypeHello, &wire.Hello{Role: wire.RoleSupernode, Software: s.cfg.Software, Control: s.cfg.Control, Gossip: s.ring.LocalAddr()}); err != nil {
+		return w, err
+	}
+	e, err := c.Recv(link.HandshakeTimeout)
+	if err != nil {
+		return w, err
+	}
+	switch e.Type {
+	case wire.TypeWelcome:
+		err = e.Decode(&w)
+		if err == nil && w.Role != wire.RoleSupernode {
+			err = fmt.Errorf("peer is a %s, not a supernode", w.Role)
+		}
+		return w, err
+	case wire.TypeRefuse:
+		var r wire.Refuse
+		_ = e.Decode(&r)
+		return w, fmt.Errorf("refused: %s", r.Reason)
+	default:
+		return w, fmt.Errorf("unexpected %s in answer to hello", e.Type)
+	}
+}
+
+// AcceptLeaf takes a link whose peer said hello as a leaf. It answers with a
+// welcome (or a refusal naming other supernodes) and serves the leaf until the
+// link closes.
+func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errors.New("supernode: closed")
+	}
+	if old, ok := s.leaves[c.Peer()]; ok {
+		// The leaf reconnected before its old link timed out: the new link wins.
+		s.mu.Unlock()
+		old.conn.Close("replaced by a new link from the same leaf")
+		s.mu.Lock()
+	}
+	if len(s.leaves) >= s.cfg.MaxLeaves {
+		s.stats.LinksRefused++
+		s.mu.Unlock()
+		_ = c.SendBody(wire.TypeRefuse, &wire.Refuse{Reason: "no free leaf slot", Supernodes: s.others(16)})
+		c.Close("no free leaf slot")
+		return ErrFull
+	}
+	slot := &leafSlot{conn: c, limiter: rate.NewLimiter(s.cfg.QueryRate, s.cfg.QueryBurst), since: time.Now()}
+	s.leaves[c.Peer()] = slot
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	err := c.SendBody(wire.TypeWelcome, &wire.Welcome{
+		Role: wire.RoleSupernode, Software: s.cfg.Software, Gossip: s.ring.LocalAddr(),
+		Supernodes: s.others(16), Observed: c.RemoteAddr().String(),
+	})
+	if err != nil {
+		s.dropLeaf(slot)
+		s.wg.Done()
+		return err
+	}
+	s.log.Info("leaf attached", zap.String("leaf", c.Peer().Short()), zap.String("software", h.Software))
+	go s.serveLeaf(slot)
+	return nil
+}
+
+// AcceptPeer takes a link whose peer said hello as a supernode.
+func (s *Supernode) AcceptPeer(c *link.Conn, h wire.Hello) error {
+	err := c.SendBody(wire.TypeWelcome, &wire.Welcome{
+		Role: wire.RoleSupernode, Software: s.cfg.Software, Gossip: s.ring.LocalAddr(),
+		Supernodes: s.others(16), Observed: c.RemoteAddr().String(),
+	})
+	if err != nil {
+		c.Close(err.Error())
+		return err
+	}
+	s.log.Debug("ring peer linked", zap.String("peer", c.Peer().Short()), zap.String("control", h.Control))
+	s.addPeer(c)
+	return nil
+}
+
+// others lists up to n other ring members, those with the most free slots first.
+func (s *Supernode) others(n int) []wire.PeerInfo {
+	members := s.ring.Members()
+	slices.SortFunc(members, func(a, b gossip.Member) int { return int(b.Meta.Slots) - int(a.Meta.Slots) })
+	var out []wire.PeerInfo
+	for _, m := range members {
+		if m.Self || m.Meta.Slots == 0 {
+			continue
+		}
+		out = append(out, wire.PeerInfo{ID: m.Meta.NodeID, Control: m.Meta.Control})
+		if len(out) == n {
+			break
+		}
+	}
+	return out
+}
+
+// Members returns the ring as this supernode sees it (itself included).
+func (s *Supernode) Members() []gossip.Member { return s.ring.Members() }
+
+// Linked reports whether a control link to the ring member id is up.
+func (s *Supernode) Linked(id identity.NodeID) bool {
+	return s.peerLink(id) != nil
+}
+
+// Leaves returns the IDs of the attached leaves.
+func (s *Supernode) Leaves() []identity.NodeID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]identity.NodeID, 0, len(s.leaves))
+	for id := range s.leaves {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Stats returns a copy of the counters.
+func (s *Supernode) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// IndexStats describes the partial index.
+func (s *Supernode) IndexStats() index.Stats { return s.idx.Stats() }
+
+func (s *Supernode) count(f func(*Stats)) {
+	s.mu.Lock()
+	f(&s.stats)
+	s.mu.Unlock()
+}
+
+// Close leaves the ring gracefully and closes every link. It is idempotent.
+func (s *Supernode) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var conns []*link.Conn
+	for _, l := range s.leaves {
+		conns = append(conns, l.conn)
+	}
+	for _, set := range s.peers {
+		for c := range set {
+			conns = append(conns, c)
+		}
+	}
+	s.mu.Unlock()
+	s.cancel()
+	err := s.ring.Close()
+	for _, c := range conns {
+		c.Close("supernode shutting down")
+	}
+	s.wg.Wait()
+	return err
+}

@@ -1,0 +1,161 @@
+package transfer
+
+import (
+	"context"
+	"time"
+
+	"github.com/canopy-p2p/canopy/content"
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/wire"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+)
+
+// PieceSource is what an uploader serves from; the leaf's library implements
+// it. Manifest may be called concurrently from several upload sessions and
+// may take a little time (it runs on a session goroutine, never on the
+// signalling path).
+type PieceSource interface {
+	// Manifest returns the manifest of the content and the path of the file
+	// that holds it. An error means the content is not shared here. The
+	// uploader verifies every piece it reads against this manifest, so a file
+	// that changed since it was hashed is never served as the old content.
+	Manifest(id content.ID) (content.Manifest, string, error)
+}
+
+// Defaults for Config fields left zero.
+const (
+	// DefaultMaxUploads bounds concurrent upload sessions: a home uplink is
+	// shared by all of them, and eight keeps each worth having.
+	DefaultMaxUploads = 8
+	// DefaultMaxSourcesPerDownload bounds the sources one download uses at a
+	// time; more rarely raises throughput and costs everyone a connection.
+	DefaultMaxSourcesPerDownload = 4
+	// DefaultWindow is the number of pieces in flight per source: 8 pieces of
+	// 256 KiB keep 2 MiB in the pipe, more than the bandwidth-delay product
+	// of a home link at 100 ms.
+	DefaultWindow = 8
+	// DefaultConnectTimeout bounds signalling, ICE and DTLS for one source.
+	// Gathering with STUN/TURN plus relayed signalling take a few seconds on
+	// a bad day; ICE itself gives up after ~25 s in pion.
+	DefaultConnectTimeout = 20 * time.Second
+)
+
+// Config configures an Engine.
+type Config struct {
+	// Identity signs this node's signals. Must not be nil.
+	Identity *identity.Identity
+	// API creates peer connections (see nat.NewAPI). Must not be nil.
+	API *webrtc.API
+	// WebRTC is the peer connection configuration (ICE servers) that goes
+	// with API.
+	WebRTC webrtc.Configuration
+	// Signal sends a signal toward s.To via supernode s.Via. The engine fills
+	// and signs Session, From, To, Via, Kind, Data, Content, PubKey and Sig;
+	// the function fills FromVia (the supernodes through which the peer can
+	// answer) and delivers it. It is called from session goroutines, may
+	// block until ctx is done, and may be called concurrently. Must not be
+	// nil.
+	Signal func(ctx context.Context, s wire.Signal) error
+	// Source is what uploads serve from. Nil means the node shares nothing:
+	// every offer is refused.
+	Source PieceSource
+	// MaxUploads bounds concurrent upload sessions; offers beyond it are
+	// refused with "busy". Zero means DefaultMaxUploads; negative means none.
+	MaxUploads int
+	// MaxSourcesPerDownload bounds the sources one download connects to at
+	// a time; further sources are kept as spares for those that drop. Zero
+	// means DefaultMaxSourcesPerDownload.
+	MaxSourcesPerDownload int
+	// Window is the number of pieces requested ahead from one source. Zero
+	// means DefaultWindow.
+	Window int
+	// ConnectTimeout bounds how long a source may take from offer to open
+	// data channel. Zero means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// Logger receives the engine's logs. Nil means no logging.
+	Logger *zap.Logger
+}
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.MaxUploads == 0 {
+		c.MaxUploads = DefaultMaxUploads
+	}
+	if c.MaxSourcesPerDownload <= 0 {
+		c.MaxSourcesPerDownload = DefaultMaxSourcesPerDownload
+	}
+	if c.Window <= 0 {
+		c.Window = DefaultWindow
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+// Request describes one download.
+type Request struct {
+	// Content is the file to fetch. Must not be zero.
+	Content content.ID
+	// Name is the file name to save as, usually from a search hit. It is
+	// sanitized (no directories, no "..", no control characters); an empty
+	// result means the content ID in hex.
+	Name string
+	// Size is the size the hit announced. It is a hint only: the verified
+	// manifest decides.
+	Size int64
+	// Sources are the leaves that share the file, with the supernodes through
+	// which each can be signalled. The first MaxSourcesPerDownload are
+	// connected at once, the rest replace those that drop.
+	Sources []wire.Source
+	// OutDir is the directory the file is written to. Must exist.
+	OutDir string
+	// Progress, if not nil, is called from the goroutine that called
+	// Download, at most a few times per second and once at the end. It must
+	// not block for long: the download's bookkeeping waits for it.
+	Progress func(Progress)
+}
+
+// Progress is a snapshot of a running download.
+type Progress struct {
+	// Have and Total are the verified bytes written and the file size (0
+	// until a manifest is known).
+	Have, Total int64
+	// Pieces and PieceCount count verified pieces and all pieces.
+	Pieces, PieceCount int
+	// Sources is the number of sources currently connected or connecting.
+	Sources int
+	// Rate is the average download rate since Download started, in bytes
+	// per second.
+	Rate float64
+}
+
+// Result describes a finished download.
+type Result struct {
+	// Path is where the file was saved.
+	Path string
+	// Size is its size in bytes.
+	Size int64
+	// Duration is the time from the call to Download to the rename.
+	Duration time.Duration
+	// Sources reports what each source that was tried contributed.
+	Sources []SourceReport
+}
+
+// SourceReport is what one source contributed to a download.
+type SourceReport struct {
+	// Node is the source.
+	Node identity.NodeID
+	// Bytes and Pieces count the verified data it delivered.
+	Bytes  int64
+	Pieces int
+	// Err says why the source was dropped; empty if it served to the end.
+	Err string
+	// Bad is set when the source sent data that failed verification (a bad
+	// piece, a manifest that does not match the ID) or broke the protocol.
+	Bad bool
+}

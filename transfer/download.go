@@ -1,0 +1,617 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/canopy-p2p/canopy/content"
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/wire"
+	"go.uber.org/zap"
+)
+
+// progressInterval is the least time between two Progress calls.
+const progressInterval = 100 * time.Millisecond
+
+// download is the shared state of one Download: the verified manifest and
+// the piece scheduler that every source goroutine claims work from.
+type download struct {
+	e      *Engine
+	id     content.ID
+	file   *os.File
+	log    *zap.Logger
+	window int
+	// progress receives a token when a piece was written.
+	progress chan struct{}
+	// complete is closed when the last piece is written.
+	complete chan struct{}
+
+	mu sync.Mutex // guards the fields below
+	// m is the verified manifest; nil until a source delivered one.
+	m *content.Manifest
+	// done marks written pieces.
+	done []bool
+	// requeued holds pieces given back by sources that dropped; they are
+	// claimed before next.
+	requeued []int
+	// next is the lowest piece never claimed. Claiming in order keeps the
+	// writes sequential and the scheduler state O(sources), not O(pieces).
+	next int
+	have int64
+	// pieces counts written pieces.
+	pieces int
+	// wake is closed (and replaced) when work appears: a manifest, a
+	// requeued piece, completion. Idle sources wait on it.
+	wake chan struct{}
+}
+
+// manifest returns the verified manifest, or nil.
+func (d *download) manifest() *content.Manifest {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.m
+}
+
+func (d *download) broadcast() {
+	close(d.wake)
+	d.wake = make(chan struct{})
+}
+
+// setManifest adopts a verified manifest unless one is adopted already.
+func (d *download) setManifest(m content.Manifest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m != nil {
+		return nil
+	}
+	// Sized up front: WriteAt then never extends the file piece by piece,
+	// and a short disk fails here rather than midway (on file systems that
+	// allocate eagerly).
+	if err := d.file.Truncate(m.Size); err != nil {
+		return localError{fmt.Errorf("transfer: size %s: %w", d.file.Name(), err)}
+	}
+	d.m = &m
+	d.done = make([]bool, m.PieceCount())
+	if m.PieceCount() == 0 {
+		close(d.complete)
+	}
+	d.broadcast()
+	return nil
+}
+
+// claim hands out the next piece to fetch. When there is none it returns
+// -1 and a channel that is closed when that may have changed, and whether
+// the download is complete.
+func (d *download) claim() (int, <-chan struct{}, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil {
+		return -1, d.wake, false
+	}
+	if n := len(d.requeued); n > 0 {
+		i := d.requeued[n-1]
+		d.requeued = d.requeued[:n-1]
+		return i, nil, false
+	}
+	if d.next < len(d.done) {
+		d.next++
+		return d.next - 1, nil, false
+	}
+	return -1, d.wake, d.pieces == len(d.done)
+}
+
+// release gives back pieces a source claimed but did not deliver.
+func (d *download) release(pieces []int) {
+	if len(pieces) == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, i := range pieces {
+		if !d.done[i] {
+			d.requeued = append(d.requeued, i)
+		}
+	}
+	d.broadcast()
+}
+
+// pieceDone records a verified, written piece.
+func (d *download) pieceDone(i, n int) {
+	d.mu.Lock()
+	d.done[i] = true
+	d.have += int64(n)
+	d.pieces++
+	if d.pieces == len(d.done) {
+		close(d.complete)
+		d.broadcast()
+	}
+	d.mu.Unlock()
+	select {
+	case d.progress <- struct{}{}:
+	default:
+	}
+}
+
+// isComplete reports whether every piece is written.
+func (d *download) isComplete() bool {
+	select {
+	case <-d.complete:
+		return true
+	default:
+		return false
+	}
+}
+
+func (d *download) snapshot() (have, total int64, pieces, count int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m != nil {
+		total, count = d.m.Size, d.m.PieceCount()
+	}
+	return d.have, total, d.pieces, count
+}
+
+// localError marks a failure of this node (the disk), which ends the whole
+// download instead of dropping a source.
+type localError struct{ err error }
+
+func (l localError) Error() string { return l.err.Error() }
+func (l localError) Unwrap() error { return l.err }
+
+// isBad reports whether a source error means the source sent bad data.
+func isBad(err error) bool {
+	return errors.Is(err, ErrBadPiece) || errors.Is(err, ErrBadManifest) || errors.Is(err, ErrProtocol)
+}
+
+// Download fetches a file from its sources, verifying every piece before it
+// is written, and saves it in req.OutDir. See the package comment for the
+// protocol. It returns when the file is in place, when every source failed
+// (an error wrapping ErrNoSources and each source's reason), when ctx is
+// done, or when the engine is closed (ErrClosed). On failure the temporary
+// file is removed.
+func (e *Engine) Download(ctx context.Context, req Request) (Result, error) {
+	start := time.Now()
+	if req.Content.IsZero() {
+		return Result{}, fmt.Errorf("%w: no content ID", ErrBadRequest)
+	}
+	if req.OutDir == "" {
+		return Result{}, fmt.Errorf("%w: no output directory", ErrBadRequest)
+	}
+	name := sanitizeName(req.Name, req.Content)
+	part := filepath.Join(req.OutDir, "."+name+partSuffix)
+
+	e.mu.Lock()
+	switch {
+	case e.closed:
+		e.mu.Unlock()
+		return Result{}, ErrClosed
+	case e.parts[part]:
+		e.mu.Unlock()
+		return Result{}, fmt.Errorf("%w: %s", ErrInProgress, part)
+	}
+	e.parts[part] = true
+	e.wg.Add(1)
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.parts, part)
+		e.mu.Unlock()
+		e.wg.Done()
+	}()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(e.ctx, cancel)
+	defer stop()
+
+	log := e.log.With(zap.String("content", req.Content.String()[:16]), zap.String("name", name))
+	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return Result{}, fmt.Errorf("transfer: create %s: %w", part, err)
+	}
+	placed := false
+	defer func() {
+		if !placed {
+			f.Close()
+			os.Remove(part)
+		}
+	}()
+
+	d := &download{
+		e: e, id: req.Content, file: f, log: log, window: e.cfg.Window,
+		progress: make(chan struct{}, 1), complete: make(chan struct{}),
+		wake: make(chan struct{}),
+	}
+	var reports []SourceReport
+	if emptyManifest(req.Content) {
+		// The ID of the empty file is its proof: nothing to fetch.
+		_ = d.setManifest(content.Manifest{PieceSize: content.DefaultPieceSize})
+	} else {
+		reports, err = d.run(ctx, req, start)
+		if err != nil {
+			if e.ctx.Err() != nil {
+				err = ErrClosed
+			}
+			log.Info("download failed", zap.Error(err))
+			return Result{Sources: reports}, err
+		}
+	}
+
+	if err := f.Sync(); err != nil {
+		return Result{Sources: reports}, fmt.Errorf("transfer: sync %s: %w", part, err)
+	}
+	if err := f.Close(); err != nil {
+		return Result{Sources: reports}, fmt.Errorf("transfer: close %s: %w", part, err)
+	}
+	placed = true
+	path, err := placeFile(part, req.OutDir, name)
+	if err != nil {
+		os.Remove(part)
+		return Result{Sources: reports}, fmt.Errorf("transfer: place %s: %w", name, err)
+	}
+	m := d.manifest()
+	res := Result{Path: path, Size: m.Size, Duration: time.Since(start), Sources: reports}
+	log.Info("download complete", zap.String("path", path), zap.Int64("size", m.Size),
+		zap.Duration("took", res.Duration), zap.Int("sources", len(reports)))
+	return res, nil
+}
+
+// sourceResult is what a source goroutine reports when it ends.
+type sourceResult struct {
+	report SourceReport
+	err    error
+}
+
+// run drives the sources until the file is complete or no source is left.
+func (d *download) run(ctx context.Context, req Request, start time.Time) ([]SourceReport, error) {
+	e := d.e
+	var pending []wire.Source
+	seen := map[identity.NodeID]bool{e.self: true}
+	for _, s := range req.Sources {
+		if !seen[s.Node] {
+			seen[s.Node] = true
+			pending = append(pending, s)
+		}
+	}
+	if len(pending) == 0 {
+		return nil, fmt.Errorf("%w: no sources given", ErrNoSources)
+	}
+
+	srcCtx, srcCancel := context.WithCancel(ctx)
+	defer srcCancel()
+	results := make(chan sourceResult, len(pending))
+	active := 0
+	startNext := func() {
+		src := pending[0]
+		pending = pending[1:]
+		active++
+		go func() { results <- d.runSource(srcCtx, src) }()
+	}
+	for active < e.cfg.MaxSourcesPerDownload && len(pending) > 0 {
+		startNext()
+	}
+
+	var (
+		reports  []SourceReport
+		errs     []error
+		fatal    error
+		complete = d.complete
+		lastCall time.Time
+		report   = func(final bool) {
+			if req.Progress == nil || (!final && time.Since(lastCall) < progressInterval) {
+				return
+			}
+			lastCall = time.Now()
+			have, total, pieces, count := d.snapshot()
+			req.Progress(Progress{Have: have, Total: total, Pieces: pieces, PieceCount: count,
+				Sources: active, Rate: float64(have) / time.Since(start).Seconds()})
+		}
+		done bool
+	)
+	for active > 0 {
+		select {
+		case r := <-results:
+			active--
+			reports = append(reports, r.report)
+			if r.err != nil {
+				errs = append(errs, fmt.Errorf("source %s: %w", r.report.Node.Short(), r.err))
+				var le localError
+				if errors.As(r.err, &le) && fatal == nil {
+					fatal = le.err
+					srcCancel()
+				}
+			}
+			if !done && fatal == nil && ctx.Err() == nil && len(pending) > 0 {
+				startNext()
+			}
+		case <-complete:
+			done, complete = true, nil
+			// Every piece is in: the remaining sources are no longer needed.
+			srcCancel()
+		case <-d.progress:
+			report(false)
+		}
+	}
+	switch {
+	case done:
+		report(true)
+		return reports, nil
+	case fatal != nil:
+		return reports, fatal
+	case ctx.Err() != nil:
+		return reports, ctx.Err()
+	}
+	have, _, pieces, count := d.snapshot()
+	return reports, fmt.Errorf("%w: %d of %d pieces (%d bytes) fetched: %w",
+		ErrNoSources, pieces, count, have, errors.Join(errs...))
+}
+
+// runSource connects to one source and fetches pieces from it until the
+// download is complete or the source fails.
+func (d *download) runSource(ctx context.Context, src wire.Source) sourceResult {
+	s := &source{d: d, report: SourceReport{Node: src.Node},
+		log: d.log.With(zap.String("source", src.Node.Short()))}
+	err := s.run(ctx, src)
+	if d.isComplete() {
+		// Ending because the file is complete is success, however the
+		// cancellation reached this source.
+		err = nil
+	}
+	if err != nil {
+		s.report.Err = err.Error()
+		s.report.Bad = isBad(err)
+		if s.report.Bad {
+			d.e.stats.badSources.Add(1)
+			s.log.Warn("dropping bad source", zap.Error(err),
+				zap.Int("pieces_before", s.report.Pieces))
+		} else {
+			s.log.Debug("source dropped", zap.Error(err))
+		}
+	}
+	return sourceResult{report: s.report, err: err}
+}
+
+// source is one source of a download, owned by its goroutine.
+type source struct {
+	d      *download
+	ch     *channel
+	log    *zap.Logger
+	report SourceReport
+	// inflight are the pieces requested and not yet received, in request
+	// order, which is the order the uploader serves them.
+	inflight []int
+	// got is how much of inflight[0] has arrived, in buf.
+	got int
+	buf []byte
+	// staleManifests counts manifest replies still on their way after the
+	// source stopped fetching the manifest because another source's
+	// manifest was adopted first.
+	staleManifests int
+}
+
+func (s *source) run(ctx context.Context, src wire.Source) error {
+	d := s.d
+	ch, err := d.e.dial(ctx, src, d.id)
+	if err != nil {
+		return err
+	}
+	s.ch = ch
+	defer ch.close()
+	defer func() { d.release(s.inflight) }()
+
+	if d.manifest() == nil {
+		m, err := s.fetchManifest(ctx)
+		if err != nil {
+			return err
+		}
+		if m != nil {
+			if err := d.setManifest(*m); err != nil {
+				return err
+			}
+		}
+	}
+	m := d.manifest()
+	s.buf = make([]byte, m.PieceSize)
+	for {
+		var wake <-chan struct{}
+		for len(s.inflight) < d.window {
+			i, w, complete := d.claim()
+			if complete {
+				return nil
+			}
+			if i < 0 {
+				wake = w
+				break
+			}
+			// Claimed before sent: on error the deferred release gives it
+			// back.
+			s.inflight = append(s.inflight, i)
+			if err := ch.sendMsg(ctx, wire.TypePieceRequest, wire.PieceRequest{Content: d.id, Index: uint32(i)}); err != nil {
+				return err
+			}
+		}
+		var msgs <-chan []byte
+		if len(s.inflight) > 0 || s.staleManifests > 0 {
+			msgs = ch.msgs
+		}
+		select {
+		case b := <-msgs:
+			if err := s.handle(m, b); err != nil {
+				return err
+			}
+		case <-wake:
+		case <-ch.dead:
+			return ErrPeerClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// handle takes one message in the piece phase.
+func (s *source) handle(m *content.Manifest, b []byte) error {
+	env, err := wire.Unmarshal(b)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	switch env.Type {
+	case wire.TypePieceData:
+		var pd wire.PieceData
+		if err := env.Decode(&pd); err != nil {
+			return fmt.Errorf("%w: %v", ErrProtocol, err)
+		}
+		return s.block(m, pd)
+	case wire.TypeManifest:
+		if s.staleManifests == 0 {
+			return fmt.Errorf("%w: manifest not asked for", ErrProtocol)
+		}
+		s.staleManifests--
+		return nil
+	case wire.TypeTransferError:
+		return transferError(env)
+	default:
+		return fmt.Errorf("%w: unexpected %s from uploader", ErrProtocol, env.Type)
+	}
+}
+
+// block takes one block of the piece at the head of the pipeline; the last
+// block of a piece gets it verified and written.
+func (s *source) block(m *content.Manifest, pd wire.PieceData) error {
+	if len(s.inflight) == 0 || int64(pd.Index) != int64(s.inflight[0]) {
+		return fmt.Errorf("%w: data for piece %d, which was not requested next", ErrProtocol, pd.Index)
+	}
+	i := s.inflight[0]
+	n := m.PieceLen(i)
+	if int(pd.Offset) != s.got || len(pd.Data) == 0 || s.got+len(pd.Data) > n {
+		return fmt.Errorf("%w: piece %d block at %d+%d, expected offset %d of %d",
+			ErrProtocol, i, pd.Offset, len(pd.Data), s.got, n)
+	}
+	s.got += copy(s.buf[s.got:], pd.Data)
+	if s.got < n {
+		return nil
+	}
+	data := s.buf[:n]
+	// Verified before it is written: nothing unverified ever reaches the
+	// file (DESIGN.md decision 5).
+	if err := m.VerifyPiece(i, data); err != nil {
+		s.d.e.stats.badPieces.Add(1)
+		return fmt.Errorf("%w: %v", ErrBadPiece, err)
+	}
+	if _, err := s.d.file.WriteAt(data, m.PieceOffset(i)); err != nil {
+		return localError{fmt.Errorf("transfer: write %s: %w", s.d.file.Name(), err)}
+	}
+	s.inflight = s.inflight[1:]
+	s.got = 0
+	s.report.Pieces++
+	s.report.Bytes += int64(n)
+	s.d.pieceDone(i, n)
+	return nil
+}
+
+func transferError(env wire.Envelope) error {
+	var te wire.TransferError
+	if err := env.Decode(&te); err != nil {
+		return fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	return fmt.Errorf("%w: %q", ErrSourceFailed, te.Reason)
+}
+
+// fetchManifest fetches the piece hash list, up to Window requests ahead,
+// and verifies it against the content ID. It returns nil, nil when another
+// source's manifest was adopted while it was fetching.
+func (s *source) fetchManifest(ctx context.Context) (*content.Manifest, error) {
+	d := s.d
+	ask := func(first uint32) error {
+		return s.ch.sendMsg(ctx, wire.TypeManifestRequest, wire.ManifestRequest{
+			Content: d.id, First: first, Count: wire.MaxManifestHashes})
+	}
+	if err := ask(0); err != nil {
+		return nil, err
+	}
+	var (
+		m        *content.Manifest
+		count    uint32 // pieces in the file, from the first reply
+		received uint32 // hashes received
+		asked    uint32 // hashes asked for (First of the next request)
+		pending  = 1    // requests without reply
+	)
+	for {
+		var b []byte
+		select {
+		case b = <-s.ch.msgs:
+		case <-s.ch.dead:
+			return nil, ErrPeerClosed
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		pending--
+		env, err := wire.Unmarshal(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+		}
+		if env.Type == wire.TypeTransferError {
+			return nil, transferError(env)
+		}
+		if env.Type != wire.TypeManifest {
+			return nil, fmt.Errorf("%w: %s while fetching the manifest", ErrProtocol, env.Type)
+		}
+		var part wire.Manifest
+		if err := env.Decode(&part); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+		}
+		if m == nil {
+			// The header is checked before anything is allocated for the
+			// hash list, so a peer cannot make us allocate more than
+			// MaxPieces hashes.
+			probe := content.Manifest{Size: part.Size, PieceSize: part.PieceSize}
+			if !content.ValidPieceSize(part.PieceSize) || part.Size < 0 ||
+				part.Size > int64(content.MaxPieces)*int64(part.PieceSize) {
+				return nil, fmt.Errorf("%w: size %d, piece size %d", ErrBadManifest, part.Size, part.PieceSize)
+			}
+			want := (part.Size + int64(part.PieceSize) - 1) / int64(part.PieceSize)
+			if int64(part.PieceCount) != want {
+				return nil, fmt.Errorf("%w: %d pieces for size %d", ErrBadManifest, part.PieceCount, part.Size)
+			}
+			probe.Pieces = make([][32]byte, part.PieceCount)
+			m, count = &probe, part.PieceCount
+			asked = min(count, wire.MaxManifestHashes)
+		}
+		wantN := min(count-received, wire.MaxManifestHashes)
+		switch {
+		case content.ID(part.Content) != d.id:
+			return nil, fmt.Errorf("%w: manifest for other content", ErrProtocol)
+		case part.Size != m.Size || part.PieceSize != m.PieceSize || part.PieceCount != count:
+			return nil, fmt.Errorf("%w: manifest header changed midway", ErrBadManifest)
+		case part.First != received || uint32(len(part.Hashes)) != 32*wantN:
+			return nil, fmt.Errorf("%w: manifest part %d+%d, want %d+%d",
+				ErrProtocol, part.First, len(part.Hashes)/32, received, wantN)
+		}
+		for k := range wantN {
+			copy(m.Pieces[received+k][:], part.Hashes[32*k:])
+		}
+		received += wantN
+		if received == count {
+			if err := m.Verify(d.id); err != nil {
+				d.e.stats.badMfst.Add(1)
+				return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
+			}
+			return m, nil
+		}
+		if d.manifest() != nil {
+			s.staleManifests = pending
+			return nil, nil
+		}
+		for asked < count && pending < d.window {
+			if err := ask(asked); err != nil {
+				return nil, err
+			}
+			asked += min(count-asked, wire.MaxManifestHashes)
+			pending++
+		}
+	}
+}

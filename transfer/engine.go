@@ -1,0 +1,303 @@
+package transfer
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/wire"
+	"go.uber.org/zap"
+)
+
+// sessionInbox bounds the signals queued for one session. A session gets one
+// answer and, with trickle ICE from a peer, a few candidates; more is abuse
+// and is dropped.
+const sessionInbox = 16
+
+// refusalQueue bounds the Close signals waiting to tell peers "busy" or "not
+// shared". When it is full further refusals are dropped (the peer then times
+// out), so an offer flood cannot grow goroutines or memory.
+const refusalQueue = 32
+
+// signalTimeout bounds sending one best-effort signal (a refusal, a Close).
+const signalTimeout = 5 * time.Second
+
+// Engine runs the uploads and downloads of one node. It is safe for
+// concurrent use.
+type Engine struct {
+	cfg  Config
+	log  *zap.Logger
+	self identity.NodeID
+
+	// ctx is cancelled by Close; every session derives from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// wg counts every goroutine the engine started and every running
+	// Download call, so that Close can wait for all of them.
+	wg sync.WaitGroup
+
+	refusals chan wire.Signal
+
+	// corruptPiece, when set by package tests before any upload starts,
+	// changes piece data after the uploader's own verification: it turns the
+	// engine into a lying source.
+	corruptPiece func(index int, data []byte)
+
+	stats stats
+
+	mu sync.Mutex // guards the fields below
+	// closed is set by Close; no session starts afterwards.
+	closed bool
+	// sessions are the sessions still signalling, by session ID.
+	sessions map[[16]byte]*session
+	// uploads counts upload sessions, from accepted offer to end.
+	uploads int
+	// parts holds the temporary files of running downloads.
+	parts map[string]bool
+}
+
+// session is the signalling end of one peer connection. HandleSignal hands
+// answers, candidates and closes to the goroutine that owns the session
+// through inbox; it never blocks on it.
+type session struct {
+	id    [16]byte
+	peer  identity.NodeID
+	inbox chan wire.Signal
+}
+
+// New starts an engine. Close it when done.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Identity == nil || cfg.API == nil || cfg.Signal == nil {
+		return nil, errors.New("transfer: Config needs Identity, API and Signal")
+	}
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		cfg:      cfg,
+		log:      cfg.Logger.With(zap.String("node", cfg.Identity.ID.Short())),
+		self:     cfg.Identity.ID,
+		ctx:      ctx,
+		cancel:   cancel,
+		refusals: make(chan wire.Signal, refusalQueue),
+		sessions: make(map[[16]byte]*session),
+		parts:    make(map[string]bool),
+	}
+	e.wg.Add(1)
+	go e.sendRefusals()
+	return e, nil
+}
+
+// Close stops every session and download and waits for their goroutines.
+// Running Downloads return ErrClosed. It is safe to call more than once.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	e.cancel()
+	e.wg.Wait()
+	return nil
+}
+
+// Stats are counters since the engine started.
+type Stats struct {
+	// UploadsAccepted and UploadsRefused count offers served and declined
+	// (busy, not shared).
+	UploadsAccepted, UploadsRefused int64
+	// PiecesServed counts pieces sent by uploads; StalePieces counts pieces
+	// not sent because the file no longer matched its manifest.
+	PiecesServed, StalePieces int64
+	// SignalsDropped counts incoming signals ignored: bad signature, not
+	// addressed to this node, unknown session, full session inbox.
+	SignalsDropped int64
+	// BadSources counts download sources dropped for bad data, and
+	// BadPieces and BadManifests the reasons.
+	BadSources, BadPieces, BadManifests int64
+}
+
+type stats struct {
+	uploadsAccepted, uploadsRefused atomic.Int64
+	piecesServed, stalePieces       atomic.Int64
+	signalsDropped                  atomic.Int64
+	badSources, badPieces, badMfst  atomic.Int64
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	s := &e.stats
+	return Stats{
+		UploadsAccepted: s.uploadsAccepted.Load(), UploadsRefused: s.uploadsRefused.Load(),
+		PiecesServed: s.piecesServed.Load(), StalePieces: s.stalePieces.Load(),
+		SignalsDropped: s.signalsDropped.Load(),
+		BadSources:     s.badSources.Load(), BadPieces: s.badPieces.Load(), BadManifests: s.badMfst.Load(),
+	}
+}
+
+// HandleSignal takes one incoming signal. The leaf calls it for every Signal
+// its supernodes deliver. It checks the sender's signature, then starts an
+// upload session for an offer or hands an answer, candidate or close to the
+// session it belongs to. It never blocks for long: the work happens on
+// session goroutines. Bad or unexpected signals are dropped and logged at
+// debug level (a peer can send any number of them), and counted in Stats.
+func (e *Engine) HandleSignal(s wire.Signal) {
+	if err := identity.Verify(s.From, s.PubKey, s.SignedBytes(), s.Sig); err != nil {
+		e.dropSignal(s, "bad signature", err)
+		return
+	}
+	if s.To != e.self {
+		e.dropSignal(s, "not addressed to this node", nil)
+		return
+	}
+	if s.From == e.self {
+		e.dropSignal(s, "from this node", nil)
+		return
+	}
+	switch s.Kind {
+	case wire.SignalOffer:
+		e.handleOffer(s)
+	case wire.SignalAnswer, wire.SignalCandidate, wire.SignalClose:
+		e.mu.Lock()
+		sess := e.sessions[s.Session]
+		e.mu.Unlock()
+		// The session ID is random, but only the peer the session was opened
+		// with may speak in it.
+		if sess == nil || sess.peer != s.From {
+			e.dropSignal(s, "unknown session", nil)
+			return
+		}
+		select {
+		case sess.inbox <- s:
+		default:
+			e.dropSignal(s, "session inbox full", nil)
+		}
+	default:
+		e.dropSignal(s, "unknown kind", nil)
+	}
+}
+
+func (e *Engine) dropSignal(s wire.Signal, why string, err error) {
+	e.stats.signalsDropped.Add(1)
+	e.log.Debug("signal dropped", zap.String("reason", why), zap.Error(err),
+		zap.String("from", s.From.Short()), zap.Uint8("kind", uint8(s.Kind)))
+}
+
+// handleOffer admits an upload session or refuses it. The content lookup
+// happens on the session goroutine because the library may take time.
+func (e *Engine) handleOffer(s wire.Signal) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	if _, dup := e.sessions[s.Session]; dup {
+		e.mu.Unlock()
+		e.dropSignal(s, "duplicate offer", nil)
+		return
+	}
+	var refuse string
+	switch {
+	case e.cfg.Source == nil:
+		refuse = "not shared"
+	case e.uploads >= e.cfg.MaxUploads:
+		refuse = "busy"
+	}
+	if refuse != "" {
+		e.mu.Unlock()
+		e.refuse(s, refuse)
+		return
+	}
+	sess := &session{id: s.Session, peer: s.From, inbox: make(chan wire.Signal, sessionInbox)}
+	e.sessions[s.Session] = sess
+	e.uploads++
+	e.wg.Add(1)
+	e.mu.Unlock()
+	e.stats.uploadsAccepted.Add(1)
+	go e.runUpload(sess, s)
+}
+
+// refuse queues a Close signal that tells the offerer why it is not served.
+func (e *Engine) refuse(offer wire.Signal, reason string) {
+	e.stats.uploadsRefused.Add(1)
+	e.log.Debug("offer refused", zap.String("from", offer.From.Short()), zap.String("reason", reason))
+	reply := wire.Signal{Session: offer.Session, To: offer.From, Kind: wire.SignalClose,
+		Data: reason, Content: offer.Content, FromVia: offer.FromVia}
+	select {
+	case e.refusals <- reply:
+	default:
+		// Dropped by policy: the offerer times out instead.
+	}
+}
+
+// sendRefusals sends queued refusals one at a time, so that refusing never
+// costs a goroutine per offer.
+func (e *Engine) sendRefusals() {
+	defer e.wg.Done()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case r := <-e.refusals:
+			ctx, cancel := context.WithTimeout(e.ctx, signalTimeout)
+			err := e.sendSignal(ctx, r.To, r.FromVia, r.Session, r.Kind, r.Data, r.Content)
+			cancel()
+			if err != nil {
+				e.log.Debug("refusal not sent", zap.String("to", r.To.Short()), zap.Error(err))
+			}
+		}
+	}
+}
+
+// newSession registers a session this node opens (a download source).
+func (e *Engine) newSession(peer identity.NodeID) (*session, error) {
+	sess := &session{peer: peer, inbox: make(chan wire.Signal, sessionInbox)}
+	if _, err := rand.Read(sess.id[:]); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	e.sessions[sess.id] = sess
+	return sess, nil
+}
+
+// endSession forgets a session; later signals for it are dropped.
+func (e *Engine) endSession(sess *session, upload bool) {
+	e.mu.Lock()
+	delete(e.sessions, sess.id)
+	if upload {
+		e.uploads--
+	}
+	e.mu.Unlock()
+}
+
+// sendSignal signs a signal and sends it toward to, through each supernode
+// in vias in turn until one accepts it (or once with no Via if vias is
+// empty, for callers whose Signal function routes by itself).
+func (e *Engine) sendSignal(ctx context.Context, to identity.NodeID, vias []identity.NodeID,
+	id [16]byte, kind wire.SignalKind, data string, contentID [32]byte) error {
+	s := wire.Signal{Session: id, From: e.self, To: to, Kind: kind, Data: data,
+		Content: contentID, PubKey: e.cfg.Identity.Public}
+	s.Sig = e.cfg.Identity.Sign(s.SignedBytes())
+	if len(vias) == 0 {
+		return e.cfg.Signal(ctx, s)
+	}
+	var errs []error
+	for _, via := range vias {
+		s.Via = via
+		err := e.cfg.Signal(ctx, s)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("via %s: %w", via.Short(), err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}

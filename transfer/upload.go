@@ -1,0 +1,172 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/canopy-p2p/canopy/content"
+	"github.com/canopy-p2p/canopy/wire"
+	"go.uber.org/zap"
+)
+
+// blockSize is the piece data carried by one PieceData message. With the
+// CBOR and envelope overhead (under 64 bytes) a message stays below 64 KiB:
+// pion's data channel read buffer is 65535 bytes, and a larger message would
+// make it grow its buffer and copy.
+const blockSize = 60 << 10
+
+// upload is one upload session: the answering side of a transfer.
+type upload struct {
+	e    *Engine
+	log  *zap.Logger
+	ch   *channel
+	id   content.ID
+	m    content.Manifest
+	file *os.File
+	// buf holds one piece, reused for every request.
+	buf []byte
+}
+
+// runUpload owns one upload session from accepted offer to close.
+func (e *Engine) runUpload(sess *session, offer wire.Signal) {
+	defer e.wg.Done()
+	defer e.endSession(sess, true)
+	log := e.log.With(zap.String("peer", offer.From.Short()), zap.String("content", content.ID(offer.Content).String()[:16]))
+	id := content.ID(offer.Content)
+
+	m, path, err := e.cfg.Source.Manifest(id)
+	var f *os.File
+	if err == nil {
+		f, err = os.Open(path)
+	}
+	if err != nil {
+		log.Debug("offer for content not shared", zap.Error(err))
+		e.stats.uploadsAccepted.Add(-1)
+		e.refuse(offer, "not shared")
+		return
+	}
+	defer f.Close()
+
+	ch, err := e.accept(e.ctx, sess, offer)
+	if err != nil {
+		log.Debug("upload not connected", zap.Error(err))
+		return
+	}
+	defer ch.close()
+	log.Debug("upload connected")
+	u := &upload{e: e, log: log, ch: ch, id: id, m: m, file: f}
+	err = u.serve(e.ctx, sess)
+	switch {
+	case err == nil, errors.Is(err, ErrPeerClosed), errors.Is(err, context.Canceled):
+		log.Debug("upload ended", zap.Error(err))
+	default:
+		log.Info("upload ended", zap.Error(err))
+	}
+}
+
+// serve answers requests, in the order they arrive, until the peer closes.
+func (u *upload) serve(ctx context.Context, sess *session) error {
+	for {
+		select {
+		case b := <-u.ch.msgs:
+			if err := u.handle(ctx, b); err != nil {
+				return err
+			}
+		case s := <-sess.inbox:
+			if s.Kind == wire.SignalClose {
+				return ErrPeerClosed
+			}
+		case <-u.ch.dead:
+			return ErrPeerClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (u *upload) handle(ctx context.Context, b []byte) error {
+	env, err := wire.Unmarshal(b)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	switch env.Type {
+	case wire.TypeManifestRequest:
+		var req wire.ManifestRequest
+		if err := env.Decode(&req); err != nil {
+			return fmt.Errorf("%w: %v", ErrProtocol, err)
+		}
+		return u.sendManifest(ctx, req)
+	case wire.TypePieceRequest:
+		var req wire.PieceRequest
+		if err := env.Decode(&req); err != nil {
+			return fmt.Errorf("%w: %v", ErrProtocol, err)
+		}
+		return u.sendPiece(ctx, req)
+	default:
+		return fmt.Errorf("%w: unexpected %s from downloader", ErrProtocol, env.Type)
+	}
+}
+
+// transferError tells the peer why a request fails.
+func (u *upload) transferError(ctx context.Context, reason string) error {
+	return u.ch.sendMsg(ctx, wire.TypeTransferError, wire.TransferError{Content: u.id, Reason: reason})
+}
+
+// sendManifest answers with up to MaxManifestHashes piece hashes from
+// req.First on.
+func (u *upload) sendManifest(ctx context.Context, req wire.ManifestRequest) error {
+	n := uint32(u.m.PieceCount())
+	if content.ID(req.Content) != u.id || req.First > n || (req.First == n && n != 0) {
+		return u.transferError(ctx, "bad manifest request")
+	}
+	count := min(req.Count, n-req.First, wire.MaxManifestHashes)
+	hashes := make([]byte, 0, 32*count)
+	for _, h := range u.m.Pieces[req.First : req.First+count] {
+		hashes = append(hashes, h[:]...)
+	}
+	return u.ch.sendMsg(ctx, wire.TypeManifest, wire.Manifest{
+		Content: u.id, Size: u.m.Size, PieceSize: u.m.PieceSize,
+		PieceCount: n, First: req.First, Hashes: hashes,
+	})
+}
+
+// sendPiece reads a piece, checks it against the manifest and sends it as
+// blocks. A piece that does not match (the file changed on disk since it
+// was hashed) is answered with TransferError "stale", never with the data.
+func (u *upload) sendPiece(ctx context.Context, req wire.PieceRequest) error {
+	i := int(req.Index)
+	if content.ID(req.Content) != u.id || i >= u.m.PieceCount() {
+		return u.transferError(ctx, "bad piece request")
+	}
+	n := u.m.PieceLen(i)
+	if cap(u.buf) < n {
+		u.buf = make([]byte, u.m.PieceSize)
+	}
+	data := u.buf[:n]
+	if _, err := u.file.ReadAt(data, u.m.PieceOffset(i)); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
+		u.e.stats.stalePieces.Add(1)
+		u.log.Warn("shared file unreadable", zap.Int("piece", i), zap.Error(err))
+		return u.transferError(ctx, "stale")
+	}
+	if err := u.m.VerifyPiece(i, data); err != nil {
+		u.e.stats.stalePieces.Add(1)
+		u.log.Warn("shared file changed on disk; not serving it", zap.Int("piece", i), zap.Error(err))
+		return u.transferError(ctx, "stale")
+	}
+	if u.e.corruptPiece != nil {
+		u.e.corruptPiece(i, data)
+	}
+	for off := 0; off < n; off += blockSize {
+		end := min(off+blockSize, n)
+		if err := u.ch.sendMsg(ctx, wire.TypePieceData, wire.PieceData{
+			Index: req.Index, Offset: uint32(off), Data: data[off:end],
+		}); err != nil {
+			return err
+		}
+	}
+	u.e.stats.piecesServed.Add(1)
+	return nil
+}
