@@ -105,15 +105,20 @@ const none = ^uint32(0)
 // referred to by their position, so that postings hold 4-byte references
 // rather than pointers the garbage collector must trace.
 type entry struct {
-	id   ContentID
 	name string
 	size int64
-	// owner is the owner's slot in Index.owners, or none for a free entry;
-	// a slot is 4 bytes where the node ID would be 32.
-	owner uint32
+	// content is the slot of the content ID in Index.contents, and owner the
+	// owner's slot in Index.owners (none for a free entry): 4 bytes each
+	// where the IDs are 32, which keeps entries small and searches in cache.
+	content uint32
+	owner   uint32
 	// next links the owner's entries of the same content ID (one content
 	// shared under several names), ending with none.
 	next uint32
+	// shared is set when the owner has other entries of the same content
+	// ID, so that a search counts the owner once without a look-up for the
+	// common case of one name per content.
+	shared bool
 	// terms are the entry's words with the entry's position in each word's
 	// posting, so that removal takes constant time per word.
 	terms []termRef
@@ -142,11 +147,17 @@ type termKey struct {
 
 func lessTermKey(a, b termKey) bool { return a.text < b.text }
 
+// content is one distinct content ID and how many entries refer to it.
+type content struct {
+	id   ContentID
+	refs int
+}
+
 // owner is one leaf's share of the index.
 type owner struct {
 	id identity.NodeID
-	// files maps a content ID to the first of the owner's entries with it.
-	files map[ContentID]uint32
+	// files maps a content slot to the first of the owner's entries with it.
+	files map[uint32]uint32
 	// n is the number of the owner's entries.
 	n int
 }
@@ -165,6 +176,10 @@ type fileKey struct {
 type Index struct {
 	lim Limits
 
+	// scratch holds *scratch values reused by searches, so that a search
+	// allocates little however many entries it examines.
+	scratch sync.Pool
+
 	// mu guards every field below it.
 	mu sync.RWMutex
 
@@ -177,6 +192,15 @@ type Index struct {
 	termIDs   map[string]uint32
 	sorted    *btree.BTreeG[termKey]
 
+	contents     []content
+	freeContents []uint32
+	contentSlots map[ContentID]uint32
+
+	// names interns entry names: the owners of a popular file mostly share
+	// it under one name, which is then stored once, and a search comparing
+	// the names of one content finds them equal by pointer.
+	names map[string]*internedName
+
 	owners     []*owner // by slot; nil for a free slot
 	freeOwners []uint32
 	byOwner    map[identity.NodeID]uint32
@@ -185,10 +209,12 @@ type Index struct {
 // New returns an empty index bounded by l; see Limits for its zero fields.
 func New(l Limits) *Index {
 	return &Index{
-		lim:     l.withDefaults(),
-		termIDs: make(map[string]uint32),
-		sorted:  btree.NewG(32, lessTermKey),
-		byOwner: make(map[identity.NodeID]uint32),
+		lim:          l.withDefaults(),
+		termIDs:      make(map[string]uint32),
+		contentSlots: make(map[ContentID]uint32),
+		names:        make(map[string]*internedName),
+		sorted:       btree.NewG(32, lessTermKey),
+		byOwner:      make(map[identity.NodeID]uint32),
 	}
 }
 
@@ -323,7 +349,8 @@ func (x *Index) Replace(who identity.NodeID, files []File) error {
 		var drop []uint32
 		for _, head := range x.owners[slot].files {
 			for e := head; e != none; e = x.entries[e].next {
-				if _, ok := keep[fileKey{x.entries[e].id, x.entries[e].name}]; !ok {
+				en := &x.entries[e]
+				if _, ok := keep[fileKey{x.contents[en.content].id, en.name}]; !ok {
 					drop = append(drop, e)
 				}
 			}
@@ -347,7 +374,11 @@ func (x *Index) Remove(who identity.NodeID, id ContentID, name string) {
 		return
 	}
 	o := x.owners[slot]
-	head, ok := o.files[id]
+	c, ok := x.contentSlots[id]
+	if !ok {
+		return
+	}
+	head, ok := o.files[c]
 	if !ok {
 		return
 	}
@@ -396,7 +427,11 @@ func (x *Index) Stats() Stats {
 
 // find returns o's entry for (id, name), or none.
 func (x *Index) find(o *owner, id ContentID, name string) uint32 {
-	head, ok := o.files[id]
+	c, ok := x.contentSlots[id]
+	if !ok {
+		return none
+	}
+	head, ok := o.files[c]
 	if !ok {
 		return none
 	}
@@ -430,13 +465,17 @@ func (x *Index) insertEntry(slot uint32, o *owner, p *prepared) {
 		e = uint32(len(x.entries))
 		x.entries = append(x.entries, entry{})
 	}
+	c := x.contentSlot(p.ID)
 	en := &x.entries[e]
-	en.id, en.name, en.size, en.owner = p.ID, p.Name, p.Size, slot
-	en.next = none
-	if head, ok := o.files[p.ID]; ok {
-		en.next = head
+	en.content, en.name, en.size, en.owner = c, x.intern(p.Name), p.Size, slot
+	en.next, en.shared = none, false
+	if head, ok := o.files[c]; ok {
+		// A chain of two or more has all its entries marked; the head
+		// may have been alone until now.
+		en.next, en.shared = head, true
+		x.entries[head].shared = true
 	}
-	o.files[p.ID] = e
+	o.files[c] = e
 	// A freed entry keeps its terms slice so that reusing it allocates
 	// nothing; termID does not touch x.entries, so en stays valid.
 	refs := en.terms[:0]
@@ -451,6 +490,50 @@ func (x *Index) insertEntry(slot uint32, o *owner, p *prepared) {
 	en.terms = refs
 	o.n++
 	x.files++
+}
+
+// internedName is one distinct entry name and how many entries use it.
+type internedName struct {
+	s    string
+	refs int
+}
+
+// intern returns the stored copy of name, storing it if it is new.
+func (x *Index) intern(name string) string {
+	n, ok := x.names[name]
+	if !ok {
+		n = &internedName{s: name}
+		x.names[name] = n
+	}
+	n.refs++
+	return n.s
+}
+
+func (x *Index) unintern(name string) {
+	if n := x.names[name]; n.refs > 1 {
+		n.refs--
+	} else {
+		delete(x.names, name)
+	}
+}
+
+// contentSlot returns the slot of content ID id with one more reference,
+// creating it if it is new.
+func (x *Index) contentSlot(id ContentID) uint32 {
+	c, ok := x.contentSlots[id]
+	if !ok {
+		if n := len(x.freeContents); n > 0 {
+			c = x.freeContents[n-1]
+			x.freeContents = x.freeContents[:n-1]
+			x.contents[c] = content{id: id}
+		} else {
+			c = uint32(len(x.contents))
+			x.contents = append(x.contents, content{id: id})
+		}
+		x.contentSlots[id] = c
+	}
+	x.contents[c].refs++
+	return c
 }
 
 // termID returns the ID of word w, creating the word if it is new.
@@ -503,11 +586,13 @@ func (x *Index) removeEntry(e uint32) {
 	}
 
 	o := x.owners[en.owner]
-	if head := o.files[en.id]; head == e {
-		if en.next == none {
-			delete(o.files, en.id)
+	head := o.files[en.content]
+	if head == e {
+		head = en.next
+		if head == none {
+			delete(o.files, en.content)
 		} else {
-			o.files[en.id] = en.next
+			o.files[en.content] = head
 		}
 	} else {
 		for p := head; p != none; p = x.entries[p].next {
@@ -517,8 +602,20 @@ func (x *Index) removeEntry(e uint32) {
 			}
 		}
 	}
+	if head != none && x.entries[head].next == none {
+		x.entries[head].shared = false
+	}
 	o.n--
 	x.files--
+
+	x.unintern(en.name)
+	c := &x.contents[en.content]
+	c.refs--
+	if c.refs == 0 {
+		delete(x.contentSlots, c.id)
+		*c = content{}
+		x.freeContents = append(x.freeContents, en.content)
+	}
 
 	*en = entry{terms: en.terms[:0], owner: none, next: none}
 	x.freeEntries = append(x.freeEntries, e)
@@ -533,7 +630,7 @@ func (x *Index) dropTerm(t uint32) {
 }
 
 func (x *Index) addOwner(who identity.NodeID) uint32 {
-	o := &owner{id: who, files: make(map[ContentID]uint32)}
+	o := &owner{id: who, files: make(map[uint32]uint32)}
 	var slot uint32
 	if n := len(x.freeOwners); n > 0 {
 		slot = x.freeOwners[n-1]

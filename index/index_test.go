@@ -80,6 +80,20 @@ func checkInvariants(t *testing.T, x *Index) {
 	if postings != refs || x.sorted.Len() != len(x.termIDs) {
 		t.Fatalf("%d postings, %d term refs, %d ordered terms, %d terms", postings, refs, x.sorted.Len(), len(x.termIDs))
 	}
+	refsOf := map[uint32]int{}
+	for e := range x.entries {
+		if en := &x.entries[e]; en.owner != none {
+			refsOf[en.content]++
+		}
+	}
+	if len(refsOf) != len(x.contentSlots) || len(x.contents)-len(x.freeContents) != len(refsOf) {
+		t.Fatalf("%d contents referred to, %d slots mapped, %d live", len(refsOf), len(x.contentSlots), len(x.contents)-len(x.freeContents))
+	}
+	for id, c := range x.contentSlots {
+		if x.contents[c].id != id || x.contents[c].refs != refsOf[c] {
+			t.Fatalf("content %d: refs %d, want %d", c, x.contents[c].refs, refsOf[c])
+		}
+	}
 	for who, slot := range x.byOwner {
 		o := x.owners[slot]
 		if o == nil || o.id != who || o.n != perOwner[slot] || o.n == 0 {
@@ -88,8 +102,12 @@ func checkInvariants(t *testing.T, x *Index) {
 		chained := 0
 		for id, head := range o.files {
 			for e := head; e != none; e = x.entries[e].next {
-				if x.entries[e].owner != slot || x.entries[e].id != id {
-					t.Fatalf("owner %s: chain of %x reaches entry %d of another", who.Short(), id[:2], e)
+				en := &x.entries[e]
+				if en.owner != slot || en.content != id {
+					t.Fatalf("owner %s: chain of content %d reaches entry %d of another", who.Short(), id, e)
+				}
+				if shared := e != head || en.next != none; en.shared != shared {
+					t.Fatalf("owner %s: entry %d: shared = %v, want %v", who.Short(), e, en.shared, shared)
 				}
 				chained++
 			}

@@ -137,23 +137,30 @@ func (x *Index) Search(q Query) []Hit {
 		}
 	}
 
-	a := aggregate{x: x, byID: make(map[ContentID]int32)}
+	a := x.newAggregate()
+	defer a.release()
 	budget := x.lim.MaxScan
 	if byPrefix {
 		m.skip = -1
+		// An entry holding several of the expanded words is visited from
+		// the first of them only; expanded is in byte order, so that is
+		// the one of lowest rank.
+		var ranks []termRank
+		if len(expanded) > 1 {
+			ranks = make([]termRank, len(expanded))
+			for r, t := range expanded {
+				ranks[r] = termRank{t, r}
+			}
+			slices.SortFunc(ranks, func(p, q termRank) int { return cmp.Compare(p.term, q.term) })
+		}
 	scan:
-		for _, t := range expanded {
-			text := x.terms[t].text
+		for r, t := range expanded {
 			for _, e := range x.terms[t].post {
 				if budget == 0 {
 					break scan
 				}
 				budget--
-				// An entry holding several of the expanded words is
-				// visited from the first of them in byte order only; the
-				// expansion is a contiguous range of that order, so that
-				// word was walked already.
-				if x.hasEarlierPrefixWord(e, last, text) {
+				if r > 0 && x.hasLowerRank(e, ranks, r) {
 					continue
 				}
 				if m.matches(e) {
@@ -175,6 +182,23 @@ func (x *Index) Search(q Query) []Hit {
 	return a.hits(limit)
 }
 
+// termRank is a word of a prefix expansion and its rank in byte order.
+type termRank struct {
+	term uint32
+	rank int
+}
+
+// hasLowerRank reports whether entry e holds a word of ranks ranked below r.
+func (x *Index) hasLowerRank(e uint32, ranks []termRank, r int) bool {
+	for _, ref := range x.entries[e].terms {
+		i, ok := slices.BinarySearchFunc(ranks, ref.term, func(p termRank, t uint32) int { return cmp.Compare(p.term, t) })
+		if ok && ranks[i].rank < r {
+			return true
+		}
+	}
+	return false
+}
+
 // isPrefixWord reports whether the last query word w also matches as a
 // prefix; see Search.
 func isPrefixWord(w string) bool {
@@ -182,17 +206,6 @@ func isPrefixWord(w string) bool {
 		return true
 	}
 	return utf8.RuneCountInString(w) >= MinPrefixRunes
-}
-
-// hasEarlierPrefixWord reports whether entry e holds a word that starts with
-// prefix and sorts before word.
-func (x *Index) hasEarlierPrefixWord(e uint32, prefix, word string) bool {
-	for _, r := range x.entries[e].terms {
-		if w := x.terms[r.term].text; w < word && strings.HasPrefix(w, prefix) {
-			return true
-		}
-	}
-	return false
 }
 
 // matcher checks candidate entries against the words of a query.
@@ -234,8 +247,8 @@ next:
 
 // group gathers the matching entries of one content ID.
 type group struct {
-	id     ContentID
-	owners int
+	content uint32
+	owners  int
 	// name and size are the first seen; their votes count the entries
 	// that agree. Other names and sizes are counted in aggregate's maps,
 	// which most groups never touch.
@@ -243,6 +256,8 @@ type group struct {
 	nameVotes int
 	size      int64
 	sizeVotes int
+	// hit is the group's position in the result plus one, or zero.
+	hit int
 }
 
 type nameVote struct {
@@ -260,32 +275,63 @@ type ownerVote struct {
 	owner uint32
 }
 
+// scratch is the memory a search reuses.
+type scratch struct {
+	// groupOf maps a content slot to its group, or -1. It is indexed
+	// directly, rather than hashed, because it is consulted for every
+	// matching entry; it is reset after use by walking the groups.
+	groupOf []int32
+	groups  []group
+	matches []uint32
+}
+
 // aggregate groups matching entries by content ID and ranks the groups.
 type aggregate struct {
-	x       *Index
-	groups  []group
-	byID    map[ContentID]int32
-	names   map[nameVote]int
-	sizes   map[sizeVote]int
-	owners  map[ownerVote]struct{}
-	matches []uint32
+	x *Index
+	*scratch
+	names  map[nameVote]int
+	sizes  map[sizeVote]int
+	owners map[ownerVote]struct{}
+}
+
+// newAggregate takes a scratch from the pool; x.mu must be held for reading.
+func (x *Index) newAggregate() aggregate {
+	s, _ := x.scratch.Get().(*scratch)
+	if s == nil {
+		s = new(scratch)
+	}
+	for len(s.groupOf) < len(x.contents) {
+		s.groupOf = append(s.groupOf, -1)
+	}
+	return aggregate{x: x, scratch: s}
+}
+
+// release resets the scratch and returns it to the pool.
+func (a *aggregate) release() {
+	for _, g := range a.groups {
+		a.groupOf[g.content] = -1
+	}
+	if cap(a.matches) > 1<<16 {
+		// Keep the pool from holding on to the memory of one huge search.
+		a.matches, a.groups = nil, nil
+	}
+	a.groups, a.matches = a.groups[:0], a.matches[:0]
+	a.x.scratch.Put(a.scratch)
 }
 
 func (a *aggregate) add(e uint32) {
 	en := &a.x.entries[e]
-	g, ok := a.byID[en.id]
-	if !ok {
+	g := a.groupOf[en.content]
+	if g < 0 {
 		g = int32(len(a.groups))
-		a.byID[en.id] = g
-		a.groups = append(a.groups, group{id: en.id, name: en.name, size: en.size})
+		a.groupOf[en.content] = g
+		a.groups = append(a.groups, group{content: en.content, name: en.name, size: en.size})
 	}
 	a.matches = append(a.matches, e)
 	gr := &a.groups[g]
 
-	// An owner usually shares a content under one name: then this entry is
-	// the only one of its owner in the group and no set is needed.
 	newOwner := true
-	if en.next != none || a.x.owners[en.owner].files[en.id] != e {
+	if en.shared {
 		if a.owners == nil {
 			a.owners = make(map[ownerVote]struct{})
 		}
@@ -318,8 +364,20 @@ func (a *aggregate) add(e uint32) {
 	}
 }
 
-// hits picks the name and size of each group by vote, ranks the groups and
-// returns the first limit as hits with their owners.
+// better reports whether group p ranks before group q.
+func (a *aggregate) better(p, q *group) bool {
+	if p.owners != q.owners {
+		return p.owners > q.owners
+	}
+	if p.name != q.name {
+		return p.name < q.name
+	}
+	pid, qid := &a.x.contents[p.content].id, &a.x.contents[q.content].id
+	return bytes.Compare(pid[:], qid[:]) < 0
+}
+
+// hits picks the name and size of each group by vote, selects the best limit
+// groups and returns them as hits with their owners.
 func (a *aggregate) hits(limit int) []Hit {
 	if len(a.groups) == 0 {
 		return nil
@@ -336,26 +394,39 @@ func (a *aggregate) hits(limit int) []Hit {
 			g.size, g.sizeVotes = k.size, n
 		}
 	}
-	slices.SortFunc(a.groups, func(p, q group) int {
-		if p.owners != q.owners {
-			return cmp.Compare(q.owners, p.owners)
+
+	// A heap of the best limit groups with the worst at its root: most
+	// groups of a common word lose against the root at once, so the cost
+	// is about one comparison per group rather than a sort of them all.
+	worse := func(i, j int32) bool { return a.better(&a.groups[j], &a.groups[i]) }
+	top := make([]int32, 0, min(limit, len(a.groups)))
+	for g := range int32(len(a.groups)) {
+		switch {
+		case len(top) < cap(top):
+			top = append(top, g)
+			siftUp(top, len(top)-1, worse)
+		case worse(top[0], g):
+			top[0] = g
+			siftDown(top, 0, worse)
 		}
-		if c := strings.Compare(p.name, q.name); c != 0 {
-			return c
+	}
+	slices.SortFunc(top, func(i, j int32) int {
+		if a.better(&a.groups[i], &a.groups[j]) {
+			return -1
 		}
-		return bytes.Compare(p.id[:], q.id[:])
+		return 1
 	})
-	top := a.groups[:min(limit, len(a.groups))]
+
 	out := make([]Hit, len(top))
-	at := make(map[ContentID]int, len(top))
 	for i, g := range top {
-		out[i] = Hit{ID: g.id, Name: g.name, Size: g.size, OwnerCount: g.owners}
-		at[g.id] = i
+		gr := &a.groups[g]
+		gr.hit = i + 1
+		out[i] = Hit{ID: a.x.contents[gr.content].id, Name: gr.name, Size: gr.size, OwnerCount: gr.owners}
 	}
 	for _, e := range a.matches {
 		en := &a.x.entries[e]
-		i, ok := at[en.id]
-		if !ok || len(out[i].Owners) == MaxHitOwners {
+		i := a.groups[a.groupOf[en.content]].hit - 1
+		if i < 0 || len(out[i].Owners) == MaxHitOwners {
 			continue
 		}
 		who := a.x.owners[en.owner].id
@@ -364,4 +435,35 @@ func (a *aggregate) hits(limit int) []Hit {
 		}
 	}
 	return out
+}
+
+// siftUp and siftDown maintain h as a binary heap whose root is the element
+// that less puts first.
+func siftUp(h []int32, i int, less func(a, b int32) bool) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !less(h[i], h[p]) {
+			return
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func siftDown(h []int32, i int, less func(a, b int32) bool) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(h) && less(h[r], h[l]) {
+			m = r
+		}
+		if !less(h[m], h[i]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
 }

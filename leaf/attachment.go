@@ -82,8 +82,9 @@ func (l *Leaf) upload(a *attachment) {
 
 // fullUpload replaces what the supernode holds for us with the whole library.
 func (l *Leaf) fullUpload(ctx context.Context, c *link.Conn, lib *library.Library) (int64, error) {
-	rev := lib.Revision()
-	entries, err := lib.Entries()
+	// Snapshot pairs the entries with the revision they match, so that the
+	// next delta continues exactly where this upload ends.
+	entries, rev, err := lib.Snapshot()
 	if err != nil {
 		return 0, err
 	}

@@ -97,16 +97,22 @@ func Open(cfg Config) (*Library, error) {
 		return nil, fmt.Errorf("library: %s: read revision: %w", cfg.DBPath, err)
 	}
 	l := &Library{
-		cfg: cfg,
-		log: cfg.Logger,
-		db:  db,
-		ownFiles: map[string]bool{
-			cfg.DBPath:              true,
-			cfg.DBPath + "-wal":     true,
-			cfg.DBPath + "-shm":     true,
-			cfg.DBPath + "-journal": true,
-		},
+		cfg:      cfg,
+		log:      cfg.Logger,
+		db:       db,
+		ownFiles: make(map[string]bool),
 		openFile: os.Open,
+	}
+	// Scans see paths with symbolic links resolved, so the database is
+	// listed under both spellings.
+	dbPaths := []string{cfg.DBPath}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(cfg.DBPath)); err == nil {
+		dbPaths = append(dbPaths, filepath.Join(dir, filepath.Base(cfg.DBPath)))
+	}
+	for _, p := range dbPaths {
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+			l.ownFiles[p+suffix] = true
+		}
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.revision.Store(rev)

@@ -427,10 +427,8 @@ func TestCloseStopsScan(t *testing.T) {
 	f.lib.openFile = func(path string) (*os.File, error) {
 		// Close blocks until the scan ends, so it must not run here.
 		go f.lib.Close()
-		for !f.lib.closed.Load() {
-			// Close marks the library closed before it waits for the scan.
-			time.Sleep(time.Millisecond)
-		}
+		// Close cancels running scans before it waits for them.
+		<-f.lib.ctx.Done()
 		return os.Open(path)
 	}
 	if _, err := f.lib.Scan(context.Background()); !errors.Is(err, ErrClosed) {
@@ -478,9 +476,9 @@ func TestSymlinkedRootAndOwnDatabase(t *testing.T) {
 	if err := os.Symlink(f.share, link); err != nil {
 		t.Fatal(err)
 	}
-	// The database lives inside the shared directory and must not share
-	// itself.
-	f.open(Config{Dirs: []string{link}, DBPath: f.path("canopy.db")})
+	// The database lives inside the shared directory, here reached through
+	// the link, and must not share itself.
+	f.open(Config{Dirs: []string{link}, DBPath: filepath.Join(link, "canopy.db")})
 	f.scan(ScanResult{Added: 1, Hashed: 1, Bytes: 1})
 	f.checkManifests()
 }
@@ -528,6 +526,10 @@ func TestOpenErrors(t *testing.T) {
 	lib, err := Open(Config{DBPath: path})
 	if err != nil {
 		t.Fatal(err)
+	}
+	var mode string
+	if err := lib.db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal mode %q, %v; want wal", mode, err)
 	}
 	lib.Close()
 	db, err := sql.Open("sqlite", path)

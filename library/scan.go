@@ -73,9 +73,9 @@ type scan struct {
 // skipped without stopping the scan.
 //
 // Each change commits on its own, so a scan stopped by ctx or Close keeps
-// the work done so far; it then returns the partial result and an error
-// wrapping ctx.Err() (or ErrClosed), and removes nothing, since it has not
-// seen every file.
+// the work done so far and returns the partial result with an error wrapping
+// ctx.Err() (or ErrClosed). A scan stopped before its walk finished removes
+// nothing, since it has not seen every file.
 func (l *Library) Scan(ctx context.Context) (ScanResult, error) {
 	if err := l.check(); err != nil {
 		return ScanResult{}, err

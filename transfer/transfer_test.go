@@ -72,7 +72,7 @@ func TestDownloadOneSource(t *testing.T) {
 func TestDownloadMultiSource(t *testing.T) {
 	n := newTestNet()
 	dir := t.TempDir()
-	path := randomFile(t, dir, "big.bin", 24<<20)
+	path := randomFile(t, dir, "big.bin", 12<<20)
 	src := newMapSource()
 	id := src.share(t, path)
 	a := newTestEngine(t, n, testEngineOpts{source: src})
@@ -96,7 +96,7 @@ func TestDownloadMultiSource(t *testing.T) {
 		}
 		total += r.Pieces
 	}
-	if len(res.Sources) != 2 || total != 96 {
+	if len(res.Sources) != 2 || total != 48 {
 		t.Fatalf("sources %+v", res.Sources)
 	}
 }
@@ -321,7 +321,7 @@ func TestBadSignalsIgnored(t *testing.T) {
 	}
 	cases := map[string]wire.Signal{
 		"signed by another key": signed(nil, other),
-		"key of another node": signed(func(s *wire.Signal) { s.PubKey = other.Public }, other),
+		"key of another node":   signed(func(s *wire.Signal) { s.PubKey = other.Public }, other),
 		"tampered after signing": func() wire.Signal {
 			s := signed(nil, peer)
 			s.Data = "v=0 tampered"
@@ -332,7 +332,7 @@ func TestBadSignalsIgnored(t *testing.T) {
 			s.Sig = nil
 			return s
 		}(),
-		"addressed to another node": signed(func(s *wire.Signal) { s.To = other.ID }, peer),
+		"addressed to another node":  signed(func(s *wire.Signal) { s.To = other.ID }, peer),
 		"answer for unknown session": signed(func(s *wire.Signal) { s.Kind = wire.SignalAnswer }, peer),
 	}
 	for name, s := range cases {
