@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/wire"
@@ -17,6 +18,11 @@ import (
 // pion's data channel read buffer is 65535 bytes, and a larger message would
 // make it grow its buffer and copy.
 const blockSize = 60 << 10
+
+// uploadIdleTimeout ends an upload session that has had no request for this
+// long, so that a peer cannot hold an upload slot without using it. A
+// downloader always has requests in flight while it still needs the source.
+const uploadIdleTimeout = 2 * time.Minute
 
 // upload is one upload session: the answering side of a transfer.
 type upload struct {
@@ -69,12 +75,17 @@ func (e *Engine) runUpload(sess *session, offer wire.Signal) {
 
 // serve answers requests, in the order they arrive, until the peer closes.
 func (u *upload) serve(ctx context.Context, sess *session) error {
+	idle := time.NewTimer(uploadIdleTimeout)
+	defer idle.Stop()
 	for {
 		select {
 		case b := <-u.ch.msgs:
 			if err := u.handle(ctx, b); err != nil {
 				return err
 			}
+			idle.Reset(uploadIdleTimeout)
+		case <-idle.C:
+			return fmt.Errorf("%w: idle for %v", ErrPeerClosed, uploadIdleTimeout)
 		case s := <-sess.inbox:
 			if s.Kind == wire.SignalClose {
 				return ErrPeerClosed

@@ -45,15 +45,28 @@ func compress(dst, src []byte) []byte {
 
 func decompress(src []byte) ([]byte, error) {
 	zOnce.Do(zinit)
-	// WithDecodeAllCapLimit makes DecodeAll stop at cap(dst): this allocation is
-	// the hard bound, not the size the frame announces.
-	out, err := zDec.DecodeAll(src, make([]byte, 0, MaxPayload))
+	// Size the output by the frame's declared content size (EncodeAll always
+	// writes it) so a 60 KiB message costs 60 KiB, not a 1 MiB buffer. The
+	// declared size is only a hint: WithDecodeAllCapLimit makes DecodeAll stop
+	// at cap(dst), so a frame that lies about its size fails instead of growing.
+	capacity := MaxPayload
+	var h zstd.Header
+	if err := h.Decode(src); err == nil && h.HasFCS {
+		if h.FrameContentSize > MaxPayload {
+			return nil, fmt.Errorf("%w: compressed payload declares %d bytes", ErrTooLarge, h.FrameContentSize)
+		}
+		capacity = int(h.FrameContentSize)
+	}
+	out, err := zDec.DecodeAll(src, make([]byte, 0, capacity))
 	if err != nil {
 		return nil, fmt.Errorf("%w: zstd payload: %v", ErrMalformed, err)
 	}
 	if len(out) > MaxPayload {
 		return nil, fmt.Errorf("%w: decompressed payload exceeds %d bytes", ErrTooLarge, MaxPayload)
 	}
-	// Trim the 1 MiB buffer to what was used so long-lived messages don't pin it.
-	return append([]byte(nil), out...), nil
+	if capacity == MaxPayload {
+		// Trim the 1 MiB buffer to what was used so long-lived messages don't pin it.
+		out = append([]byte(nil), out...)
+	}
+	return out, nil
 }
