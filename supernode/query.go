@@ -26,6 +26,7 @@ func (s *Supernode) query(e wire.Envelope, from route) error {
 	if len(q.Words) > wire.MaxQueryWords {
 		return fmt.Errorf("query of %d bytes exceeds %d", len(q.Words), wire.MaxQueryWords)
 	}
+	byContent := q.Content != [32]byte{}
 	if !s.seen.add(e.ID, from, time.Now()) {
 		s.count(func(st *Stats) { st.DuplicateQueries++ })
 		return nil
@@ -34,7 +35,15 @@ func (s *Supernode) query(e wire.Envelope, from route) error {
 	if limit <= 0 || limit > index.DefaultResultLimit {
 		limit = index.DefaultResultLimit
 	}
-	if hits := s.idx.Search(index.Query{Words: q.Words, Limit: limit}); len(hits) > 0 {
+	var hits []index.Hit
+	if byContent {
+		if h, ok := s.idx.Lookup(q.Content); ok {
+			hits = []index.Hit{h}
+		}
+	} else {
+		hits = s.idx.Search(index.Query{Words: q.Words, Limit: limit})
+	}
+	if len(hits) > 0 {
 		s.answer(e.ID, from, hits)
 	}
 	d := routing.Forward(s.cfg.Routing, routing.Query{TTL: e.TTL, From: from.peer}, s.routingPeers())

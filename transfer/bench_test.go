@@ -7,7 +7,6 @@ import (
 
 	"github.com/canopy-p2p/canopy/nat"
 	"github.com/canopy-p2p/canopy/wire"
-	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 )
 
@@ -33,71 +32,14 @@ func BenchmarkTransfer64MiB(b *testing.B) {
 	b.ReportMetric(base.Seconds()/eng.Seconds(), "ratio")
 }
 
-// baselineTransfer connects two peer connections directly and times size
-// bytes of 60 KiB messages from data channel open to the last byte received.
 func baselineTransfer(b *testing.B, size int) time.Duration {
 	b.Helper()
 	api, wc := nat.NewAPI(nat.ICEConfig{LoopbackOnly: true})
-	pcA, err := api.NewPeerConnection(wc)
+	d, err := Baseline(context.Background(), api, wc, size)
 	if err != nil {
 		b.Fatal(err)
 	}
-	pcB, err := api.NewPeerConnection(wc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a, z := newChannel(pcA), newChannel(pcB)
-	defer a.close()
-	defer z.close()
-	pcB.OnDataChannel(func(dc *webrtc.DataChannel) { z.attach(dc) })
-	dc, err := pcA.CreateDataChannel(channelLabel, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a.attach(dc)
-	ctx := context.Background()
-	offer, _ := pcA.CreateOffer(nil)
-	osdp, err := gather(ctx, pcA, offer)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pcB.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: osdp}); err != nil {
-		b.Fatal(err)
-	}
-	answer, _ := pcB.CreateAnswer(nil)
-	asdp, err := gather(ctx, pcB, answer)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pcA.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: asdp}); err != nil {
-		b.Fatal(err)
-	}
-	<-a.open
-	<-z.open
-
-	start := time.Now()
-	sendErr := make(chan error, 1)
-	go func() {
-		msg := make([]byte, blockSize)
-		for sent := 0; sent < size; sent += len(msg) {
-			if err := a.send(ctx, msg); err != nil {
-				sendErr <- err
-				return
-			}
-		}
-		sendErr <- nil
-	}()
-	for got := 0; got < size; {
-		select {
-		case m := <-z.msgs:
-			got += len(m)
-		case err := <-sendErr:
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	return time.Since(start)
+	return d
 }
 
 // engineTransfer times one Download of a size-byte file from one source.
