@@ -110,3 +110,57 @@ func TestRunNarrates(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexFollowsLibrary checks the incremental index upload: a file added
+// to a leaf's share becomes searchable from a leaf on the other supernode
+// after a rescan, and disappears again when it is deleted.
+func TestIndexFollowsLibrary(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	net, err := Start(ctx, dir, 2, 2, SampleFiles(2, 1024), "-", zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
+	if net != nil {
+		defer net.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := net.WaitSettled(ctx); err != nil {
+		t.Fatal(err)
+	}
+	searcher, sharer := net.Leaves[0], net.Leaves[1]
+	path := filepath.Join(dir, "leaf2", "shared", "Brand New Song.ogg")
+	find := func() int {
+		res, err := searcher.Search(ctx, api.SearchRequest{Words: "brand new song", TimeoutMS: 300})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(res.Hits)
+	}
+	waitFor := func(what string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for find() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the search never returned %d hit(s)", what, want)
+			}
+		}
+	}
+	if find() != 0 {
+		t.Fatal("found the file before it existed")
+	}
+	if err := os.WriteFile(path, []byte("la la la"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := sharer.Rescan(ctx); err != nil || res.Added != 1 {
+		t.Fatalf("rescan after adding: %+v %v", res, err)
+	}
+	waitFor("after adding", 1)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := sharer.Rescan(ctx); err != nil || res.Removed != 1 {
+		t.Fatalf("rescan after removing: %+v %v", res, err)
+	}
+	waitFor("after removing", 0)
+}

@@ -68,8 +68,11 @@ func ParseNodeID(s string) (NodeID, error) {
 	if len(s) != 52 {
 		return id, fmt.Errorf("%w: want 52 characters, got %d", ErrBadNodeID, len(s))
 	}
-	b, err := idEncoding.DecodeString(strings.ToLower(s))
-	if err != nil || len(b) != IDLen {
+	lower := strings.ToLower(s)
+	b, err := idEncoding.DecodeString(lower)
+	// 52 characters carry 260 bits; the last 4 must be zero, or two strings
+	// would name one node.
+	if err != nil || len(b) != IDLen || idEncoding.EncodeToString(b) != lower {
 		return id, fmt.Errorf("%w: %q", ErrBadNodeID, s)
 	}
 	copy(id[:], b)

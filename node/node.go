@@ -270,19 +270,26 @@ func (n *Node) handshake(raw net.Conn) {
 	}
 }
 
-// scanLoop rescans the shared directories and tells the leaf when they changed.
+// Rescan scans the shared directories now; changes reach the supernodes as
+// an incremental index upload shortly after it returns.
+func (n *Node) Rescan(ctx context.Context) (library.ScanResult, error) {
+	res, err := n.lib.Scan(ctx)
+	if err != nil {
+		return res, err
+	}
+	if res.Added+res.Changed+res.Removed > 0 {
+		n.log.Info("library changed", zap.Int("added", res.Added), zap.Int("changed", res.Changed), zap.Int("removed", res.Removed), zap.Int("hashed", res.Hashed))
+		n.leaf.IndexChanged()
+	}
+	return res, nil
+}
+
+// scanLoop rescans the shared directories every RescanInterval.
 func (n *Node) scanLoop() {
 	defer n.wg.Done()
 	for {
-		res, err := n.lib.Scan(n.ctx)
-		switch {
-		case n.ctx.Err() != nil:
-			return
-		case err != nil:
+		if _, err := n.Rescan(n.ctx); err != nil && n.ctx.Err() == nil {
 			n.log.Warn("scan", zap.Error(err))
-		case res.Added+res.Changed+res.Removed > 0:
-			n.log.Info("library changed", zap.Int("added", res.Added), zap.Int("changed", res.Changed), zap.Int("removed", res.Removed), zap.Int("hashed", res.Hashed))
-			n.leaf.IndexChanged()
 		}
 		select {
 		case <-n.ctx.Done():
