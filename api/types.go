@@ -6,7 +6,7 @@ package api
 import "time"
 
 // DefaultAddr is where a node serves its local API unless told otherwise.
-const DefaultAddr = "127.0.0.1:7374"
+const DefaultAddr = "127.0.0.1:7375"
 
 // Status describes a running node.
 type Status struct {

@@ -9,8 +9,11 @@ import (
 // asks for ("ice", "dtls", "sctp", ...) gets a child logger named
 // "pion.<scope>".
 //
-// Levels map one to one (Debug, Info, Warn, Error), except pion's Trace, which
-// zap does not have and which becomes Debug. Filtering is left to l's level:
+// Levels map one to one for Debug, Warn and Error. pion's Trace, which zap
+// does not have, becomes Debug, and so does pion's Info: pion reports every
+// ICE and peer-connection state change at Info, which is detail for whoever
+// debugs a transfer, not news for the person running the node (Canopy logs
+// its own transfer outcomes). Filtering is left to l's level:
 // pion formats a Tracef or Debugf message only if l has Debug enabled, so a
 // production logger at Info pays nothing for pion's chatty scopes. A nil l
 // yields a factory whose loggers discard everything.
@@ -43,8 +46,8 @@ func (p pionLogger) Trace(msg string)                  { p.s.Debug(msg) }
 func (p pionLogger) Tracef(format string, args ...any) { p.s.Debugf(format, args...) }
 func (p pionLogger) Debug(msg string)                  { p.s.Debug(msg) }
 func (p pionLogger) Debugf(format string, args ...any) { p.s.Debugf(format, args...) }
-func (p pionLogger) Info(msg string)                   { p.s.Info(msg) }
-func (p pionLogger) Infof(format string, args ...any)  { p.s.Infof(format, args...) }
+func (p pionLogger) Info(msg string)                   { p.s.Debug(msg) }
+func (p pionLogger) Infof(format string, args ...any)  { p.s.Debugf(format, args...) }
 func (p pionLogger) Warn(msg string)                   { p.s.Warn(msg) }
 func (p pionLogger) Warnf(format string, args ...any)  { p.s.Warnf(format, args...) }
 func (p pionLogger) Error(msg string)                  { p.s.Error(msg) }

@@ -21,8 +21,8 @@ func TestPionLevels(t *testing.T) {
 		{"Tracef", func(l logging.LeveledLogger) { l.Tracef("t %d", 1) }, zapcore.DebugLevel, "t 1"},
 		{"Debug", func(l logging.LeveledLogger) { l.Debug("d") }, zapcore.DebugLevel, "d"},
 		{"Debugf", func(l logging.LeveledLogger) { l.Debugf("d %s", "x") }, zapcore.DebugLevel, "d x"},
-		{"Info", func(l logging.LeveledLogger) { l.Info("i") }, zapcore.InfoLevel, "i"},
-		{"Infof", func(l logging.LeveledLogger) { l.Infof("i %v", true) }, zapcore.InfoLevel, "i true"},
+		{"Info", func(l logging.LeveledLogger) { l.Info("i") }, zapcore.DebugLevel, "i"},
+		{"Infof", func(l logging.LeveledLogger) { l.Infof("i %v", true) }, zapcore.DebugLevel, "i true"},
 		{"Warn", func(l logging.LeveledLogger) { l.Warn("w") }, zapcore.WarnLevel, "w"},
 		{"Warnf", func(l logging.LeveledLogger) { l.Warnf("w %q", "q") }, zapcore.WarnLevel, `w "q"`},
 		{"Error", func(l logging.LeveledLogger) { l.Error("e") }, zapcore.ErrorLevel, "e"},
@@ -57,7 +57,8 @@ func TestPionRespectsLevel(t *testing.T) {
 	l.Trace("dropped")
 	l.Tracef("dropped %d", 1)
 	l.Debugf("dropped %d", 2)
-	l.Info("kept")
+	l.Info("dropped")
+	l.Warn("kept")
 	if got := logs.Len(); got != 1 {
 		t.Fatalf("got %d entries, want 1", got)
 	}

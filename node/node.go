@@ -50,18 +50,18 @@ type Node struct {
 // Start starts a node: it loads (or creates) its identity, opens its library,
 // listens for control links, decides its first role, attaches its leaf side
 // and serves the local API.
-func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("node: data directory: %w", err)
 	}
-	n = &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), hits: newHitCache(10_000)}
+	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), hits: newHitCache(10_000)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
-			n.Close()
+			n.Close() // releases whatever was started before the failure
 		}
 	}()
 	if n.id, err = identity.LoadOrCreate(cfg.DataDir); err != nil {
