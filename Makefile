@@ -18,8 +18,8 @@ run: build
 	./$(BIN) up --share shared
 
 ## demo: start a small network on loopback (2 supernodes, 3 leaves) and show a search and a download
-demo:
-	$(GO) run ./cmd/canopy demo
+demo: build
+	./$(BIN) demo
 
 ## test: the whole test suite, with the race detector
 test:

@@ -74,9 +74,11 @@ type Hit struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	Size int64  `json:"size"`
-	// Sources is how many leaves offer the file.
+	// Sources is how many other leaves offer the file.
 	Sources     int      `json:"sources"`
 	SourceNodes []string `json:"source_nodes"`
+	// Local says this node shares the file itself.
+	Local bool `json:"local,omitempty"`
 }
 
 // GetRequest asks the node to download a file into Out (an absolute directory).

@@ -19,6 +19,8 @@ type Result struct {
 	Name    string        `json:"name"`
 	Size    int64         `json:"size"`
 	Sources []wire.Source `json:"-"`
+	// Local says this node shares the file itself (it is not among Sources).
+	Local bool `json:"local"`
 }
 
 // DefaultSearchLimit is how many distinct files a search collects before it
@@ -138,7 +140,8 @@ func (a *aggregate) add(qh wire.QueryHit) []Result {
 		}
 		for _, s := range h.Sources {
 			if s.Node == a.self {
-				continue // our own copy is no source for us
+				r.Local = true // our own copy is no source for us
+				continue
 			}
 			i := slices.IndexFunc(r.Sources, func(x wire.Source) bool { return x.Node == s.Node })
 			if i < 0 {

@@ -33,13 +33,19 @@ const (
 // writer started by newConn); reads belong to whoever calls Recv, which must be
 // a single goroutine.
 type Conn struct {
-	tls    *tls.Conn
-	peer   identity.NodeID
-	log    *zap.Logger
-	send   chan []byte
-	closed chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
+	tls  *tls.Conn
+	peer identity.NodeID
+	log  *zap.Logger
+	send chan []byte
+	// closing is closed by Close: the writer then flushes what is queued,
+	// says goodbye and shuts the connection down.
+	closing chan struct{}
+	// closed is closed once the connection is shut down, by whichever of
+	// Close and a failure comes first.
+	closed       chan struct{}
+	closeOnce    sync.Once
+	shutdownOnce sync.Once
+	wg           sync.WaitGroup
 
 	mu     sync.Mutex // guards reason
 	reason string
@@ -90,11 +96,12 @@ func newConn(tc *tls.Conn, log *zap.Logger) (*Conn, error) {
 		log = zap.NewNop()
 	}
 	c := &Conn{
-		tls:    tc,
-		peer:   peer,
-		log:    log.With(zap.String("peer", peer.Short()), zap.String("remote", tc.RemoteAddr().String())),
-		send:   make(chan []byte, SendQueueLen),
-		closed: make(chan struct{}),
+		tls:     tc,
+		peer:    peer,
+		log:     log.With(zap.String("peer", peer.Short()), zap.String("remote", tc.RemoteAddr().String())),
+		send:    make(chan []byte, SendQueueLen),
+		closing: make(chan struct{}),
+		closed:  make(chan struct{}),
 	}
 	c.wg.Add(1)
 	go c.writer()
@@ -123,6 +130,9 @@ func (c *Conn) writer() {
 		select {
 		case <-c.closed:
 			return
+		case <-c.closing:
+			c.goodbye()
+			return
 		case b := <-c.send:
 			c.tls.SetWriteDeadline(time.Now().Add(WriteTimeout))
 			if _, err := c.tls.Write(b); err != nil {
@@ -131,6 +141,40 @@ func (c *Conn) writer() {
 			}
 		}
 	}
+}
+
+// closeGrace bounds how long Close spends flushing queued frames and the Bye.
+const closeGrace = time.Second
+
+// goodbye flushes the frames queued before Close (a refusal, say, must reach
+// the peer before the link goes), sends a Bye with the reason, and shuts the
+// connection down. It runs on the writer goroutine.
+func (c *Conn) goodbye() {
+	defer c.shutdown()
+	c.tls.SetWriteDeadline(time.Now().Add(closeGrace))
+flush:
+	for {
+		select {
+		case b := <-c.send:
+			if _, err := c.tls.Write(b); err != nil {
+				return
+			}
+		default:
+			break flush
+		}
+	}
+	if b, err := frame(mustBye(c.Reason())); err == nil {
+		_, _ = c.tls.Write(b)
+	}
+}
+
+func mustBye(reason string) wire.Envelope {
+	e, err := wire.New(wire.TypeBye, &wire.Bye{Reason: reason})
+	if err != nil {
+		// A Bye only fails to encode if the reason is absurdly long.
+		e, _ = wire.New(wire.TypeBye, &wire.Bye{Reason: "closing"})
+	}
+	return e
 }
 
 func frame(e wire.Envelope) ([]byte, error) {
@@ -218,28 +262,22 @@ func (c *Conn) Recv(idle time.Duration) (wire.Envelope, error) {
 	return e, nil
 }
 
-// Close closes the link, telling the peer why (best effort, bounded by a short
-// deadline), and logs the reason. It is idempotent.
+// Close closes the link: frames already queued are flushed, the peer is told
+// why (best effort, within a short grace period), and the reason is logged.
+// It is idempotent and returns when the connection is shut down.
 func (c *Conn) Close(reason string) {
-	c.once.Do(func() {
+	c.closeOnce.Do(func() {
 		c.setReason(reason)
-		if e, err := wire.New(wire.TypeBye, &wire.Bye{Reason: reason}); err == nil {
-			if b, err := frame(e); err == nil {
-				c.tls.SetWriteDeadline(time.Now().Add(time.Second))
-				_, _ = c.tls.Write(b)
-			}
-		}
-		c.shutdown()
+		close(c.closing)
 	})
 	c.wg.Wait()
+	c.shutdown() // in case the writer had already stopped on an error
 }
 
-// fail closes the link without a goodbye, when the connection itself broke.
+// fail shuts the link down without a goodbye, when the connection broke.
 func (c *Conn) fail(reason string) {
-	c.once.Do(func() {
-		c.setReason(reason)
-		c.shutdown()
-	})
+	c.closeOnce.Do(func() { c.setReason(reason) })
+	c.shutdown()
 }
 
 func (c *Conn) setReason(r string) {
@@ -250,6 +288,8 @@ func (c *Conn) setReason(r string) {
 }
 
 func (c *Conn) shutdown() {
-	close(c.closed)
-	c.tls.Close()
+	c.shutdownOnce.Do(func() {
+		close(c.closed)
+		c.tls.Close()
+	})
 }

@@ -127,7 +127,7 @@ func (n *Node) Search(ctx context.Context, req api.SearchRequest) (api.SearchRes
 		out.FirstHitMS = ms(first)
 	}
 	for _, r := range res {
-		h := api.Hit{ID: r.ID.String(), Name: r.Name, Size: r.Size, Sources: len(r.Sources)}
+		h := api.Hit{ID: r.ID.String(), Name: r.Name, Size: r.Size, Sources: len(r.Sources), Local: r.Local}
 		for _, s := range r.Sources {
 			h.SourceNodes = append(h.SourceNodes, s.Node.String())
 		}

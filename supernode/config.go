@@ -36,6 +36,11 @@ type Config struct {
 	// QueryRate and QueryBurst limit the queries one leaf may send.
 	QueryRate  rate.Limit
 	QueryBurst int
+	// SignalRate and SignalBurst limit the signals one leaf may send. A
+	// transfer takes two or three; the burst covers a download that contacts
+	// several sources at once.
+	SignalRate  rate.Limit
+	SignalBurst int
 	// SeenTTL is how long a query ID is remembered, for de-duplication and to
 	// route its hits back. It must exceed the longest search deadline.
 	SeenTTL time.Duration
@@ -58,6 +63,8 @@ func DefaultConfig() Config {
 		Routing:       routing.DefaultParams(),
 		QueryRate:     5,
 		QueryBurst:    20,
+		SignalRate:    20,
+		SignalBurst:   60,
 		SeenTTL:       2 * time.Minute,
 		IdleTimeout:   60 * time.Second,
 		Software:      "canopy",
@@ -83,6 +90,9 @@ func (c *Config) fill() {
 	}
 	if c.QueryRate <= 0 {
 		c.QueryRate, c.QueryBurst = d.QueryRate, d.QueryBurst
+	}
+	if c.SignalRate <= 0 {
+		c.SignalRate, c.SignalBurst = d.SignalRate, d.SignalBurst
 	}
 	if c.SeenTTL <= 0 {
 		c.SeenTTL = d.SeenTTL

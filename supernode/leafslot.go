@@ -37,7 +37,7 @@ func (s *Supernode) leafMessage(l *leafSlot, e wire.Envelope) error {
 		}
 		return s.indexUpdate(l, u)
 	case wire.TypeQuery:
-		if !l.limiter.Allow() {
+		if !l.queries.Allow() {
 			// Over its rate: the query is dropped, the link stays. A leaf that
 			// searches this fast is buggy or abusive, not worth disconnecting.
 			s.count(func(st *Stats) { st.QueriesLimited++ })
@@ -50,6 +50,10 @@ func (s *Supernode) leafMessage(l *leafSlot, e wire.Envelope) error {
 		var sig wire.Signal
 		if err := e.Decode(&sig); err != nil {
 			return err
+		}
+		if !l.signals.Allow() {
+			s.count(func(st *Stats) { st.SignalsLimited++ })
+			return nil
 		}
 		s.signalFromLeaf(l, sig)
 		return nil

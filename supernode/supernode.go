@@ -58,12 +58,16 @@ type Stats struct {
 	HitsRouted        uint64
 	SignalsRelayed    uint64
 	SignalsDropped    uint64
+	SignalsLimited    uint64
 	LinksRefused      uint64
 }
 
 type leafSlot struct {
-	conn    *link.Conn
-	limiter *rate.Limiter
+	conn *link.Conn
+	// queries and signals limit what one leaf can make the ring do; both are
+	// used only by the slot's reader goroutine.
+	queries *rate.Limiter
+	signals *rate.Limiter
 	since   time.Time
 }
 
@@ -230,7 +234,12 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 		c.Close("no free leaf slot")
 		return ErrFull
 	}
-	slot := &leafSlot{conn: c, limiter: rate.NewLimiter(s.cfg.QueryRate, s.cfg.QueryBurst), since: time.Now()}
+	slot := &leafSlot{
+		conn:    c,
+		queries: rate.NewLimiter(s.cfg.QueryRate, s.cfg.QueryBurst),
+		signals: rate.NewLimiter(s.cfg.SignalRate, s.cfg.SignalBurst),
+		since:   time.Now(),
+	}
 	s.leaves[c.Peer()] = slot
 	s.wg.Add(1)
 	s.mu.Unlock()

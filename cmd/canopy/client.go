@@ -98,7 +98,11 @@ func runSearch(ctx context.Context, args []string) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tSIZE\tSOURCES\tNAME")
 	for _, h := range res.Hits {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", h.ID, humanBytes(h.Size), h.Sources, h.Name)
+		src := fmt.Sprint(h.Sources)
+		if h.Local {
+			src += " + you"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", h.ID, humanBytes(h.Size), src, h.Name)
 	}
 	w.Flush()
 	fmt.Printf("\n%d file(s); first hit after %.0f ms. Download with: canopy get ID\n", len(res.Hits), res.FirstHitMS)

@@ -150,8 +150,9 @@ func runDemo(ctx context.Context, args []string) error {
 	if *once {
 		return nil
 	}
-	fmt.Printf("\nThe demo network stays up until Ctrl-C. In another terminal try:\n  canopy status --api %s\n  canopy search --api %s ocean\n  canopy get --api %s --out /tmp %s\n",
-		*apiAddr, *apiAddr, *apiAddr, net.SampleID)
+	self := os.Args[0]
+	fmt.Printf("\nThe demo network stays up until Ctrl-C. In another terminal try:\n  %s status --api %s\n  %s search --api %s ocean\n  %s get --api %s --out /tmp %s\n",
+		self, *apiAddr, self, *apiAddr, self, *apiAddr, net.SampleID)
 	<-ctx.Done()
 	fmt.Println("\nstopping the demo network…")
 	return nil
