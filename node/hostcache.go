@@ -39,12 +39,19 @@ func openHostCache(path string, log *zap.Logger) *hostCache {
 		log.Warn("host cache damaged; ignoring it", zap.String("path", path), zap.Error(err))
 		return h
 	}
+	h.last = usable(peers)
+	return h
+}
+
+// usable keeps the entries that can be dialled and checked, up to the bound.
+func usable(peers []leaf.Peer) []leaf.Peer {
+	var out []leaf.Peer
 	for _, p := range peers {
-		if !p.ID.IsZero() && p.Control != "" && len(h.last) < maxCachedHosts {
-			h.last = append(h.last, p)
+		if !p.ID.IsZero() && p.Control != "" && len(out) < maxCachedHosts {
+			out = append(out, p)
 		}
 	}
-	return h
+	return out
 }
 
 func (h *hostCache) peers() []leaf.Peer {
@@ -55,9 +62,7 @@ func (h *hostCache) peers() []leaf.Peer {
 
 // update replaces the cache with the supernodes the leaf knows now.
 func (h *hostCache) update(peers []leaf.Peer) {
-	if len(peers) > maxCachedHosts {
-		peers = peers[:maxCachedHosts]
-	}
+	peers = usable(peers)
 	b, err := json.MarshalIndent(peers, "", "  ")
 	if err != nil {
 		return
