@@ -337,16 +337,7 @@ func (l *Leaf) serve(a *attachment) {
 		l.mu.Unlock()
 		l.log.Info("detached", zap.String("supernode", a.conn.Peer().Short()), zap.String("reason", a.conn.Reason()))
 	}()
-	for {
-		e, err := a.conn.Recv(l.cfg.IdleTimeout)
-		if err != nil {
-			return
-		}
-		if err := l.message(a, e); err != nil {
-			a.conn.Close("protocol error: " + err.Error())
-			return
-		}
-	}
+	a.conn.Serve(l.cfg.IdleTimeout, func(e wire.Envelope) error { return l.message(a, e) })
 }
 
 func (l *Leaf) message(a *attachment, e wire.Envelope) error {
@@ -380,18 +371,6 @@ func (l *Leaf) message(a *attachment, e wire.Envelope) error {
 		if ack.Error != "" {
 			l.log.Warn("supernode refused part of our index", zap.String("supernode", a.conn.Peer().Short()), zap.String("error", ack.Error))
 		}
-	case wire.TypePing:
-		var p wire.Ping
-		if err := e.Decode(&p); err != nil {
-			return err
-		}
-		r, err := wire.New(wire.TypePong, &wire.Pong{Nonce: p.Nonce})
-		if err != nil {
-			return err
-		}
-		r.ID = e.ID
-		_ = a.conn.Send(r)
-	case wire.TypePong:
 	case wire.TypeBye:
 		var b wire.Bye
 		_ = e.Decode(&b)
@@ -410,7 +389,7 @@ func (l *Leaf) pingAll() {
 	}
 	l.mu.Unlock()
 	for _, a := range atts {
-		_ = a.conn.SendBody(wire.TypePing, &wire.Ping{Nonce: rand.Uint64()})
+		a.conn.Ping()
 	}
 }
 

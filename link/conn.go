@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -292,4 +293,49 @@ func (c *Conn) shutdown() {
 		close(c.closed)
 		c.tls.Close()
 	})
+}
+
+// Serve reads envelopes until the link closes, waiting at most idle for each,
+// and passes them to handle — except keep-alives: a Ping is answered with a
+// Pong and a Pong is dropped, on every link alike. An error from handle is a
+// protocol violation and closes the link with it as the reason. Serve is the
+// link's one reader; it returns when the link is closed.
+func (c *Conn) Serve(idle time.Duration, handle func(wire.Envelope) error) {
+	for {
+		e, err := c.Recv(idle)
+		if err != nil {
+			return
+		}
+		switch e.Type {
+		case wire.TypePing:
+			err = c.pong(e)
+		case wire.TypePong:
+		default:
+			err = handle(e)
+		}
+		if err != nil {
+			c.Close("protocol error: " + err.Error())
+			return
+		}
+	}
+}
+
+func (c *Conn) pong(e wire.Envelope) error {
+	var p wire.Ping
+	if err := e.Decode(&p); err != nil {
+		return err
+	}
+	r, err := wire.New(wire.TypePong, &wire.Pong{Nonce: p.Nonce})
+	if err != nil {
+		return err
+	}
+	r.ID = e.ID
+	_ = c.Send(r) // a full queue drops the pong; the peer's next ping retries
+	return nil
+}
+
+// Ping sends a keep-alive, so that the peer's idle timeout only fires when
+// this side is gone.
+func (c *Conn) Ping() {
+	_ = c.SendBody(wire.TypePing, &wire.Ping{Nonce: rand.Uint64()})
 }

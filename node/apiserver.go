@@ -238,17 +238,16 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var last transfer.Progress
+wait:
 	for {
 		select {
 		case p := <-latest:
 			last = p
-			continue
 		case <-tick.C:
 			emit(api.GetEvent{Event: "progress", Name: src.Name, Have: last.Have, Total: last.Total, Rate: last.Rate, Sources: last.Sources})
-			continue
 		case <-done:
+			break wait
 		}
-		break
 	}
 	if derr != nil {
 		emit(api.GetEvent{Event: "error", Error: derr.Error()})

@@ -7,7 +7,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/canopy-p2p/canopy/index"
-	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/wire"
 )
 
@@ -15,17 +14,8 @@ import (
 func (s *Supernode) serveLeaf(l *leafSlot) {
 	defer s.wg.Done()
 	defer s.dropLeaf(l)
-	for {
-		e, err := l.conn.Recv(s.cfg.IdleTimeout)
-		if err != nil {
-			return
-		}
-		if err := s.leafMessage(l, e); err != nil {
-			// A leaf that breaks the protocol loses its link; others are unaffected.
-			l.conn.Close("protocol error: " + err.Error())
-			return
-		}
-	}
+	// A leaf that breaks the protocol loses its link; others are unaffected.
+	l.conn.Serve(s.cfg.IdleTimeout, func(e wire.Envelope) error { return s.leafMessage(l, e) })
 }
 
 func (s *Supernode) leafMessage(l *leafSlot, e wire.Envelope) error {
@@ -57,9 +47,7 @@ func (s *Supernode) leafMessage(l *leafSlot, e wire.Envelope) error {
 		}
 		s.signalFromLeaf(l, sig)
 		return nil
-	case wire.TypePing:
-		return s.pong(l.conn, e)
-	case wire.TypePong, wire.TypeIndexAck:
+	case wire.TypeIndexAck:
 		return nil
 	case wire.TypeBye:
 		var b wire.Bye
@@ -69,20 +57,6 @@ func (s *Supernode) leafMessage(l *leafSlot, e wire.Envelope) error {
 	default:
 		return fmt.Errorf("unexpected %s from a leaf", e.Type)
 	}
-}
-
-func (s *Supernode) pong(c *link.Conn, e wire.Envelope) error {
-	var p wire.Ping
-	if err := e.Decode(&p); err != nil {
-		return err
-	}
-	r, err := wire.New(wire.TypePong, &wire.Pong{Nonce: p.Nonce})
-	if err != nil {
-		return err
-	}
-	r.ID = e.ID
-	_ = c.Send(r)
-	return nil
 }
 
 // indexUpdate applies a leaf's index upload and acknowledges it. Files beyond

@@ -3,7 +3,6 @@ package supernode
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"go.uber.org/zap"
@@ -46,16 +45,7 @@ func (s *Supernode) servePeer(c *link.Conn) {
 		}
 		s.mu.Unlock()
 	}()
-	for {
-		e, err := c.Recv(s.cfg.IdleTimeout)
-		if err != nil {
-			return
-		}
-		if err := s.peerMessage(c, e); err != nil {
-			c.Close("protocol error: " + err.Error())
-			return
-		}
-	}
+	c.Serve(s.cfg.IdleTimeout, func(e wire.Envelope) error { return s.peerMessage(c, e) })
 }
 
 func (s *Supernode) peerMessage(c *link.Conn, e wire.Envelope) error {
@@ -71,10 +61,6 @@ func (s *Supernode) peerMessage(c *link.Conn, e wire.Envelope) error {
 			return err
 		}
 		s.signalFromPeer(sig)
-		return nil
-	case wire.TypePing:
-		return s.pong(c, e)
-	case wire.TypePong:
 		return nil
 	case wire.TypeBye:
 		var b wire.Bye
@@ -184,17 +170,23 @@ func (s *Supernode) linkRing() {
 
 func (s *Supernode) pingAll() {
 	s.mu.Lock()
-	var conns []*link.Conn
+	conns := s.conns()
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Ping()
+	}
+}
+
+// conns lists every open link, to leaves and to peers. s.mu must be held.
+func (s *Supernode) conns() []*link.Conn {
+	var out []*link.Conn
 	for _, l := range s.leaves {
-		conns = append(conns, l.conn)
+		out = append(out, l.conn)
 	}
 	for _, set := range s.peers {
 		for c := range set {
-			conns = append(conns, c)
+			out = append(out, c)
 		}
 	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		_ = c.SendBody(wire.TypePing, &wire.Ping{Nonce: rand.Uint64()})
-	}
+	return out
 }

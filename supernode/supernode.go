@@ -333,15 +333,7 @@ func (s *Supernode) Close() error {
 		return nil
 	}
 	s.closed = true
-	var conns []*link.Conn
-	for _, l := range s.leaves {
-		conns = append(conns, l.conn)
-	}
-	for _, set := range s.peers {
-		for c := range set {
-			conns = append(conns, c)
-		}
-	}
+	conns := s.conns()
 	s.mu.Unlock()
 	s.cancel()
 	err := s.ring.Close()
