@@ -101,6 +101,7 @@ func runUp(ctx context.Context, args []string) error {
 	fs.Var(&shares, "share", "directory to share (repeatable)")
 	fs.StringVar(&cfg.Listen, "listen", node.DefaultListen, "control listener host:port")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "control address others should dial (default: derived from --listen)")
+	fs.StringVar(&cfg.Gossip, "gossip", "", "supernode gossip (memberlist) address, UDP and TCP (default: --listen's port + 1)")
 	fs.StringVar(&cfg.API, "api", api.DefaultAddr, "local API address (loopback only; - to disable)")
 	fs.Var(&joins, "join", "control address of a supernode to join through (repeatable)")
 	fs.StringVar(&cfg.Role, "role", node.RoleAuto, "auto, leaf or supernode")

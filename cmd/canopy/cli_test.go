@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/canopy-p2p/canopy/api"
+)
+
+// TestCommandLine drives the real binary as a user would: two `canopy up`
+// processes (a first supernode and a leaf that joins it), then `status`,
+// `search` and `get` against the supernode's API, checking the JSON contract
+// and the exit codes, and finally SIGINT for a clean leave.
+func TestCommandLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped in -short mode")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "canopy")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	run := func(args ...string) (string, error) {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("version"); err != nil || !strings.HasPrefix(out, "canopy ") {
+		t.Fatalf("version: %v %q", err, out)
+	}
+
+	share := filepath.Join(dir, "share")
+	os.MkdirAll(share, 0o755)
+	want := bytes.Repeat([]byte("Canopy command line test data. "), 40000)
+	os.WriteFile(filepath.Join(share, "Command Line Test.bin"), want, 0o644)
+
+	ctl1, api1, ctl2, api2 := freePort(t), freePort(t), freePort(t), freePort(t)
+	up := func(name, ctl, apiAddr string, extra ...string) *exec.Cmd {
+		args := append([]string{"up", "--data", filepath.Join(dir, name), "--listen", ctl, "--gossip", freePort(t), "--api", apiAddr, "--log-level", "warn"}, extra...)
+		cmd := exec.Command(bin, args...)
+		var logs bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+			if t.Failed() {
+				t.Logf("%s output:\n%s", name, logs.String())
+			}
+		})
+		waitAPI(t, apiAddr)
+		return cmd
+	}
+	first := up("first", ctl1, api1)
+	second := up("second", ctl2, api2, "--share", share, "--join", ctl1)
+
+	// status --json names the roles and the attachment.
+	var st api.Status
+	waitUntil(t, func() bool {
+		out, err := run("status", "--api", api2, "--json")
+		if err != nil || json.Unmarshal([]byte(out), &st) != nil {
+			return false
+		}
+		return len(st.Supernodes) == 1 && st.Supernodes[0].Files == 1
+	})
+	if st.Role != "leaf" || st.SharedFiles != 1 {
+		t.Fatalf("leaf status: %+v", st)
+	}
+	out, err := run("status", "--api", api1, "--json")
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Role != "supernode" || st.Leaves != 2 || len(st.Ring) != 1 {
+		t.Fatalf("supernode status: %v %+v", err, st)
+	}
+
+	// search --json returns the contract's fields.
+	out, err = run("search", "--api", api1, "--json", "--timeout", "500ms", "command", "line")
+	var hits []map[string]any
+	if err != nil || json.Unmarshal([]byte(out), &hits) != nil || len(hits) != 1 {
+		t.Fatalf("search: %v %s", err, out)
+	}
+	for _, k := range []string{"id", "name", "size", "sources"} {
+		if _, ok := hits[0][k]; !ok {
+			t.Fatalf("search hit lacks %q: %v", k, hits[0])
+		}
+	}
+	id := hits[0]["id"].(string)
+
+	// get: exit 0 with the verified file; non-zero with a message otherwise.
+	outDir := filepath.Join(dir, "downloads")
+	if out, err := run("get", "--api", api1, "--out", outDir, id); err != nil || !strings.Contains(out, "verified") {
+		t.Fatalf("get: %v %s", err, out)
+	}
+	if got, err := os.ReadFile(filepath.Join(outDir, "Command Line Test.bin")); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("downloaded file differs: %v", err)
+	}
+	for _, tc := range []struct{ args []string }{
+		{[]string{"get", "--api", api1, "--out", outDir, strings.Repeat("0", 63) + "1"}}, // unknown ID
+		{[]string{"get", "--api", api1, "not-an-id"}},
+		{[]string{"status", "--api", freePort(t)}}, // no node there
+		{[]string{"search", "--api", api1}},        // nothing to search for
+		{[]string{"frobnicate"}},
+	} {
+		out, err := run(tc.args...)
+		if err == nil || strings.TrimSpace(out) == "" {
+			t.Errorf("canopy %v: exit 0 or no message (%q)", tc.args, out)
+		}
+	}
+
+	// SIGINT: both nodes leave cleanly and exit 0.
+	for _, cmd := range []*exec.Cmd{second, first} {
+		cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("node exited with %v after SIGINT", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("node did not stop within 20 s of SIGINT")
+		}
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitAPI(t *testing.T, addr string) {
+	t.Helper()
+	waitUntil(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+func waitUntil(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
