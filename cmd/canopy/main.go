@@ -31,6 +31,8 @@ Usage:
   canopy search  [--api A] [--json] [--timeout D] WORDS...
   canopy get     [--api A] [--out DIR] CONTENT-ID
   canopy demo    [--once] [--api A]  start a small network on loopback and show it working
+  canopy sim     [--scenario F] [--nodes N] [--hours H] [--seed S] [--out DIR]
+                                    simulate a network; "canopy sim sweep" tunes the policy
   canopy version
 
 Run "canopy COMMAND -h" for the flags of a command.
@@ -56,6 +58,8 @@ func main() {
 		err = runGet(ctx, args)
 	case "demo":
 		err = runDemo(ctx, args)
+	case "sim":
+		err = runSim(ctx, args)
 	case "version", "--version", "-v":
 		fmt.Printf("canopy %s\n", node.Version)
 	case "help", "-h", "--help":

@@ -1,0 +1,439 @@
+package sim
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/canopy-p2p/canopy/choice"
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/promotion"
+	"github.com/canopy-p2p/canopy/routing"
+	"github.com/canopy-p2p/canopy/sim/des"
+	"github.com/canopy-p2p/canopy/sim/dist"
+)
+
+// maxK is the most supernodes a simulated leaf attaches to.
+const maxK = 4
+
+// none marks an empty attachment or position.
+const none = ^uint32(0)
+
+// Event kinds.
+const (
+	evArrive uint8 = iota + 1
+	evDepart
+	evEvaluate
+	evQuery
+	evAttach
+	evSample
+)
+
+const (
+	roleLeaf = iota
+	roleSupernode
+)
+
+// node is one simulated node: about 100 bytes, flat, so that a million of
+// them fit in cache-friendly slices and the garbage collector scans nothing.
+type node struct {
+	sessionStart des.Time
+	upTotal      des.Time // online time of finished sessions
+	lastSwitch   des.Time // last role change; negative: never
+	att          [maxK]uint32
+	slot         [maxK]uint32 // position in the supernode's leaf list
+	files        uint32       // offset of the node's files in model.shared
+	snPos        uint32       // position in model.sns while a supernode
+	gen          uint32       // session number; events of older sessions are stale
+	nfiles       uint16
+	sessions     uint16
+	switches     uint16
+	nAtt         uint8
+	role         uint8
+	class        uint8
+	nat          natKind
+	demotions    uint8
+	online       bool
+	reachable    bool
+	never        bool // the user said --supernode never
+	attaching    bool // an evAttach is scheduled
+}
+
+// supernode is what a node holds while it is a supernode.
+type supernode struct {
+	leaves   []uint32
+	peers    []uint32 // its bounded view of the ring
+	since    des.Time
+	lastLeaf des.Time // last time it had at least one leaf
+	upBytes  float64  // upstream bytes sent (queries, hits, relaying)
+}
+
+// model is the simulated network. All of it is owned by the one goroutine
+// that runs the engine.
+type model struct {
+	sc     Scenario
+	sim    *des.Sim
+	rng    *rand.Rand
+	policy promotion.Params
+	nodes  []node
+
+	sns    []uint32 // supernode node IDs
+	snData []supernode
+
+	shared     []uint32 // every node's files, by node offset
+	holderOff  []uint32 // catalog → first index in holders
+	holders    []uint32 // node IDs holding each file
+	popularity *dist.Zipf
+	session    dist.Sampler
+	offline    dist.Sampler
+	hop        dist.Sampler
+	classes    *dist.Discrete
+	nats       *dist.Discrete
+
+	// stamp marks the supernodes a query reached (stamp[n] == query number)
+	// and depth the hops it took, so that a query costs no allocation.
+	stamp   []uint32
+	depth   []uint8
+	queryNo uint32
+	peerBuf []routing.Peer
+
+	st       stats
+	interval intervalStats
+	series   *seriesRecorder
+}
+
+// stats are the run's totals.
+type stats struct {
+	Promotions, Demotions, Flaps, EmergencyPromotions uint64
+	Queries, Successes, Messages                      uint64
+	HitHops                                           uint64
+	Downloads, Relayed                                uint64
+	RelayBytes, QueryBytes                            float64
+	OrphanLeafTime                                    float64 // leaf-seconds with no supernode
+	orphans                                           int
+	orphanMark                                        des.Time
+	latencies                                         []uint64 // histogram of first-hit latency, 1 ms buckets up to 10 s
+	online, leaves, attached                          int
+}
+
+type intervalStats struct {
+	promotions, demotions, queries, successes, messages, hops uint64
+	latencyMS                                                 float64
+	relayBytes, queryBytes                                    float64
+}
+
+func newModel(sc Scenario, policy promotion.Params) (*model, error) {
+	m := &model{sc: sc, policy: policy, sim: des.New(sc.Seed)}
+	m.rng = m.sim.Rand()
+	var err error
+	if m.session, err = sc.Churn.Session.Sampler(); err != nil {
+		return nil, fmt.Errorf("churn.session: %w", err)
+	}
+	if m.offline, err = sc.Churn.Offline.Sampler(); err != nil {
+		return nil, fmt.Errorf("churn.offline: %w", err)
+	}
+	if m.hop, err = sc.Network.HopLatency.Sampler(); err != nil {
+		return nil, fmt.Errorf("network.hop_latency: %w", err)
+	}
+	w := make([]float64, len(sc.Capacity))
+	for i, c := range sc.Capacity {
+		w[i] = c.Share
+	}
+	if m.classes, err = dist.NewDiscrete(w); err != nil {
+		return nil, fmt.Errorf("capacity: %w", err)
+	}
+	w = make([]float64, len(sc.NAT))
+	for i, n := range sc.NAT {
+		w[i] = n.Share
+	}
+	if m.nats, err = dist.NewDiscrete(w); err != nil {
+		return nil, fmt.Errorf("nat: %w", err)
+	}
+	if m.popularity, err = dist.NewZipf(sc.Files.Catalog, sc.Files.ZipfS); err != nil {
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	m.nodes = make([]node, sc.Nodes)
+	m.stamp = make([]uint32, sc.Nodes)
+	m.depth = make([]uint8, sc.Nodes)
+	m.st.latencies = make([]uint64, 10_001)
+	m.populate()
+	return m, nil
+}
+
+// populate draws every node's capacity, NAT, consent and files, and
+// schedules its first arrival.
+func (m *model) populate() {
+	sc := &m.sc
+	counts := make([]uint32, sc.Files.Catalog+1)
+	for i := range m.nodes {
+		n := &m.nodes[i]
+		n.class = uint8(m.classes.Sample(m.rng))
+		nk := sc.NAT[m.nats.Sample(m.rng)]
+		n.nat = natKinds[nk.Kind]
+		n.reachable = n.nat == natNone || m.rng.Float64() < nk.Mapped
+		n.never = m.rng.Float64() < sc.Network.NeverConsent
+		n.lastSwitch = -1
+		// Nodes come with the history a real node persists: past sessions
+		// drawn from the same distribution, so that the policy's average
+		// uptime means at t = 0 what it means later.
+		for range sc.Churn.History {
+			n.upTotal += minutes(m.session.Sample(m.rng))
+			n.sessions++
+		}
+		for j := range n.att {
+			n.att[j], n.slot[j] = none, none
+		}
+		n.snPos = none
+		n.files = uint32(len(m.shared))
+		if m.rng.Float64() >= sc.Files.FreeRiders && sc.Files.PerNode > 0 {
+			// Geometric-ish spread around the mean: most share a little,
+			// a few share a lot.
+			k := min(int(m.rng.ExpFloat64()*float64(sc.Files.PerNode))+1, 65535)
+			for range k {
+				f := uint32(m.popularity.Sample(m.rng))
+				m.shared = append(m.shared, f)
+				counts[f+1]++
+			}
+			n.nfiles = uint16(k)
+		}
+		m.sim.At(des.Time(m.rng.Int64N(int64(max(sc.Churn.ArrivalWindow.Duration, time.Microsecond)/time.Microsecond))), evArrive, uint32(i), 0)
+	}
+	// Invert node → files into file → holders (counting sort).
+	for i := 1; i < len(counts); i++ {
+		counts[i] += counts[i-1]
+	}
+	m.holderOff = append([]uint32(nil), counts...)
+	m.holders = make([]uint32, len(m.shared))
+	fill := append([]uint32(nil), counts[:len(counts)-1]...)
+	for i := range m.nodes {
+		n := &m.nodes[i]
+		for _, f := range m.shared[n.files : n.files+uint32(n.nfiles)] {
+			m.holders[fill[f]] = uint32(i)
+			fill[f]++
+		}
+	}
+}
+
+func (m *model) handle(s *des.Sim, ev des.Event) {
+	switch ev.Kind {
+	case evSample:
+		m.sample()
+		return
+	case evArrive:
+		m.arrive(ev.Node)
+		return
+	}
+	n := &m.nodes[ev.Node]
+	if !n.online || n.gen != ev.Arg {
+		return // an event of an earlier session
+	}
+	switch ev.Kind {
+	case evDepart:
+		m.depart(ev.Node)
+	case evEvaluate:
+		m.evaluate(ev.Node)
+	case evQuery:
+		m.query(ev.Node)
+	case evAttach:
+		n.attaching = false
+		m.attach(ev.Node)
+	}
+}
+
+func (m *model) arrive(id uint32) {
+	n := &m.nodes[id]
+	n.online = true
+	n.gen++ // events of the last session are stale from now on
+	n.attaching = false
+	n.sessions++
+	n.sessionStart = m.sim.Now()
+	m.st.online++
+	m.st.leaves++
+	m.setOrphan(true)
+	m.sim.After(minutes(m.session.Sample(m.rng)), evDepart, id, n.gen)
+	m.attach(id)
+	if m.sc.Queries.PerHour > 0 {
+		m.sim.After(m.nextQuery(), evQuery, id, n.gen)
+	}
+	if n.reachable {
+		// The first evaluation comes soon after start, so that the first
+		// node of an empty network elects itself without waiting a full
+		// evaluation period.
+		m.sim.After(des.Time(m.rng.Int64N(int64(des.Minute))), evEvaluate, id, n.gen)
+	}
+}
+
+func (m *model) depart(id uint32) {
+	n := &m.nodes[id]
+	now := m.sim.Now()
+	if n.role == roleSupernode {
+		// A crash leaves its leaves waiting for the idle timeout; a goodbye
+		// lets them move at once.
+		delay := des.Time(0)
+		if m.rng.Float64() < m.sc.Churn.CrashShare {
+			delay = des.FromDuration(m.sc.Network.DetectDead.Duration)
+		}
+		m.dropSupernode(id, delay)
+	} else {
+		if n.nAtt == 0 {
+			m.setOrphan(false) // it leaves the orphans by leaving the network
+		}
+		m.detachAll(id)
+		m.st.leaves--
+	}
+	n.upTotal += now - n.sessionStart
+	n.online = false
+	m.st.online--
+	m.sim.After(minutes(m.offline.Sample(m.rng)), evArrive, id, 0)
+}
+
+// integrateOrphans adds the orphaned leaf-time since the last change.
+func (m *model) integrateOrphans() {
+	now := m.sim.Now()
+	m.st.OrphanLeafTime += float64(m.st.orphans) * (now - m.st.orphanMark).Duration().Seconds()
+	m.st.orphanMark = now
+}
+
+func minutes(v float64) des.Time { return des.Time(v * float64(des.Minute)) }
+
+func (m *model) nextQuery() des.Time {
+	return des.Time(m.rng.ExpFloat64() / m.sc.Queries.PerHour * float64(des.Hour))
+}
+
+// setOrphan tracks leaves with no supernode, integrating orphaned
+// leaf-time between changes.
+func (m *model) setOrphan(orphan bool) {
+	m.integrateOrphans()
+	if orphan {
+		m.st.orphans++
+	} else {
+		m.st.orphans--
+	}
+}
+
+// attach fills a leaf's attachments up to K with the supernode choice core,
+// from a sample of the ring standing in for the leaf's host cache.
+func (m *model) attach(id uint32) {
+	n := &m.nodes[id]
+	k := m.sc.Network.Choice.K
+	if n.role != roleLeaf || int(n.nAtt) >= k {
+		return
+	}
+	var cands [64]choice.Candidate
+	var snIDs [64]uint32
+	nc := 0
+	if len(m.sns) > 0 {
+		want := min(m.sc.Network.Candidates, len(m.sns), len(cands))
+		for tries := 0; nc < want && tries < 4*want; tries++ {
+			sn := m.sns[m.rng.IntN(len(m.sns))]
+			if contains(snIDs[:nc], sn) {
+				continue
+			}
+			d := &m.snData[m.nodes[sn].snPos]
+			snIDs[nc] = sn
+			cands[nc] = choice.Candidate{
+				Load:      float64(len(d.leaves)) / float64(m.sc.Network.LeafSlots),
+				FreeSlots: m.sc.Network.LeafSlots - len(d.leaves),
+				RTT:       2 * msDuration(m.hop.Sample(m.rng)),
+				Attached:  n.isAttached(sn),
+				Tiebreak:  m.rng.Uint64(),
+			}
+			nc++
+		}
+	}
+	var pick [64]int
+	chosen := choice.Choose(m.sc.Network.Choice, cands[:nc], pick[:0])
+	wasOrphan := n.nAtt == 0
+	for _, c := range chosen {
+		if int(n.nAtt) >= k {
+			break
+		}
+		m.link(id, snIDs[c])
+	}
+	if wasOrphan && n.nAtt > 0 {
+		m.setOrphan(false)
+	}
+	if int(n.nAtt) < k && !n.attaching {
+		n.attaching = true
+		m.sim.After(des.FromDuration(m.sc.Network.RetryAttach.Duration), evAttach, id, n.gen)
+	}
+}
+
+// msDuration converts a latency sample in milliseconds to a duration.
+func msDuration(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
+
+func contains(s []uint32, v uint32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *node) isAttached(sn uint32) bool {
+	for _, a := range n.att[:n.nAtt] {
+		if a == sn {
+			return true
+		}
+	}
+	return false
+}
+
+// link attaches leaf id to supernode sn.
+func (m *model) link(id, sn uint32) {
+	n := &m.nodes[id]
+	d := &m.snData[m.nodes[sn].snPos]
+	if len(d.leaves) >= m.sc.Network.LeafSlots || n.isAttached(sn) {
+		return
+	}
+	j := n.nAtt
+	n.att[j], n.slot[j] = sn, uint32(len(d.leaves))
+	n.nAtt++
+	d.leaves = append(d.leaves, id)
+	m.st.attached++
+}
+
+// unlink removes attachment j of leaf id, keeping both sides consistent.
+func (m *model) unlink(id uint32, j uint8) {
+	n := &m.nodes[id]
+	sn, pos := n.att[j], n.slot[j]
+	d := &m.snData[m.nodes[sn].snPos]
+	last := uint32(len(d.leaves) - 1)
+	if pos != last {
+		moved := d.leaves[last]
+		d.leaves[pos] = moved
+		mn := &m.nodes[moved]
+		for i := range mn.att[:mn.nAtt] {
+			if mn.att[i] == sn {
+				mn.slot[i] = pos
+			}
+		}
+	}
+	d.leaves = d.leaves[:last]
+	if len(d.leaves) == 0 {
+		d.lastLeaf = m.sim.Now()
+	}
+	n.nAtt--
+	n.att[j], n.slot[j] = n.att[n.nAtt], n.slot[n.nAtt]
+	n.att[n.nAtt], n.slot[n.nAtt] = none, none
+	m.st.attached--
+}
+
+func (m *model) detachAll(id uint32) {
+	n := &m.nodes[id]
+	for n.nAtt > 0 {
+		m.unlink(id, n.nAtt-1)
+	}
+}
+
+// nodeID turns a simulated node number into the node ID the decision cores
+// expect.
+func nodeID(n uint32) identity.NodeID {
+	var id identity.NodeID
+	binary.BigEndian.PutUint32(id[:4], n+1)
+	return id
+}
+
+func fromNodeID(id identity.NodeID) uint32 { return binary.BigEndian.Uint32(id[:4]) - 1 }

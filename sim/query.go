@@ -1,0 +1,162 @@
+package sim
+
+import (
+	"github.com/canopy-p2p/canopy/routing"
+	"github.com/canopy-p2p/canopy/wire"
+)
+
+// Modelled message sizes, for supernode upstream load: a query envelope with
+// a few words, and a hit batch with one hit and its sources.
+const (
+	queryBytes = 120
+	hitBytes   = 200
+)
+
+// query simulates one search by leaf id for a file drawn from the popularity
+// distribution. The leaf sends it to each of its supernodes; each runs the
+// node's routing core to pick the ring peers it forwards to, and so on while
+// the TTL lasts. The search succeeds when an online holder of the file is
+// attached to a supernode the query reached; its latency is the hops there
+// and back.
+func (m *model) query(id uint32) {
+	n := &m.nodes[id]
+	m.sim.After(m.nextQuery(), evQuery, id, n.gen)
+	if n.role != roleLeaf || n.nAtt == 0 {
+		return // an orphan cannot search; supernodes' own searches are not modelled
+	}
+	m.st.Queries++
+	m.interval.queries++
+	m.queryNo++
+	q := m.queryNo
+	msgs := uint64(0)
+	// Breadth-first over the ring, hop by hop, as the envelopes travel.
+	frontier := n.att[:n.nAtt]
+	var next []uint32
+	for _, sn := range frontier {
+		m.stamp[sn], m.depth[sn] = q, 1
+		msgs++
+	}
+	ttl := uint8(wire.DefaultTTL)
+	for depth := uint8(1); len(frontier) > 0; depth++ {
+		next = next[:0]
+		for _, sn := range frontier {
+			targets := m.forward(sn, ttl)
+			d := &m.snData[m.nodes[sn].snPos]
+			for _, t := range targets {
+				d.upBytes += queryBytes
+				m.interval.queryBytes += queryBytes
+				msgs++
+				if m.stamp[t] == q {
+					continue // a duplicate, dropped by its message ID
+				}
+				m.stamp[t], m.depth[t] = q, depth+1
+				next = append(next, t)
+			}
+		}
+		frontier, ttl = next, ttl-1
+		next = nil
+	}
+
+	// Holders of the file, searched in the supernodes the query reached.
+	f := uint32(m.popularity.Sample(m.rng))
+	best := uint8(0)
+	hitSNs := 0
+	var source uint32 = none
+	for _, h := range m.holders[m.holderOff[f]:m.holderOff[f+1]] {
+		hn := &m.nodes[h]
+		if !hn.online || h == id || hn.role != roleLeaf {
+			continue
+		}
+		for _, sn := range hn.att[:hn.nAtt] {
+			if m.stamp[sn] != q {
+				continue
+			}
+			hitSNs++
+			if best == 0 || m.depth[sn] < best {
+				best, source = m.depth[sn], h
+			}
+		}
+		if best == 1 && hitSNs >= 8 {
+			break // enough: more hits change neither success nor latency
+		}
+	}
+	if best > 0 {
+		msgs += uint64(hitSNs) // one hit batch per answering supernode (routed back)
+		m.st.Successes++
+		m.interval.successes++
+		m.st.HitHops += uint64(best)
+		m.interval.hops += uint64(best)
+		lat := 0.0
+		for range 2 * int(best) {
+			lat += m.hop.Sample(m.rng)
+		}
+		m.interval.latencyMS += lat
+		m.st.latencies[min(int(lat), len(m.st.latencies)-1)]++
+		for _, sn := range n.att[:n.nAtt] {
+			m.snData[m.nodes[sn].snPos].upBytes += hitBytes
+			m.interval.queryBytes += hitBytes
+		}
+		if m.rng.Float64() < m.sc.Queries.DownloadShare {
+			m.download(id, source)
+		}
+	}
+	m.st.Messages += msgs
+	m.interval.messages += msgs
+}
+
+// forward asks the routing core where supernode sn sends a query that
+// arrived with ttl, given its bounded view of the ring.
+func (m *model) forward(sn uint32, ttl uint8) []uint32 {
+	if ttl <= 1 {
+		// routing.Forward answers "TTL exhausted" without looking at the
+		// peers; skip building them.
+		if d := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: ttl}, nil); len(d.Targets) == 0 {
+			return nil
+		}
+	}
+	d := &m.snData[m.nodes[sn].snPos]
+	if len(d.peers) < m.sc.Network.PeerView/2 || m.anyGone(d.peers) {
+		m.refreshView(sn)
+		d = &m.snData[m.nodes[sn].snPos]
+	}
+	m.peerBuf = m.peerBuf[:0]
+	for _, p := range d.peers {
+		pd := &m.snData[m.nodes[p].snPos]
+		m.peerBuf = append(m.peerBuf, routing.Peer{
+			ID:     nodeID(p),
+			Load:   uint8(min(100, len(pd.leaves)*100/m.sc.Network.LeafSlots)),
+			Linked: true,
+		})
+	}
+	dec := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: ttl}, m.peerBuf)
+	out := make([]uint32, len(dec.Targets))
+	for i, t := range dec.Targets {
+		out[i] = fromNodeID(t)
+	}
+	return out
+}
+
+func (m *model) anyGone(peers []uint32) bool {
+	for _, p := range peers {
+		if m.nodes[p].role != roleSupernode {
+			return true
+		}
+	}
+	return false
+}
+
+// download models the transfer that follows a successful search: direct when
+// the two NATs allow it, otherwise relayed by one of the downloader's
+// supernodes, which then carries the file on its uplink.
+func (m *model) download(id, source uint32) {
+	m.st.Downloads++
+	a, b := &m.nodes[id], &m.nodes[source]
+	if direct(a.nat, b.nat) {
+		return
+	}
+	m.st.Relayed++
+	size := m.sc.Queries.FileSize
+	m.st.RelayBytes += size
+	m.interval.relayBytes += size
+	m.snData[m.nodes[a.att[0]].snPos].upBytes += size
+}

@@ -1,0 +1,295 @@
+// Package sim is Canopy's network simulator: a deterministic discrete-event
+// model of a whole Canopy network — churn, NATs, capacities, searches — that
+// runs the node's own decision cores (promotion, supernode choice, query
+// routing) over populations no test bed reaches, to tune the promotion rules.
+//
+// What the simulator runs and what it models:
+//
+//   - run, imported from the node: promotion.Decide and promotion.Needed (role
+//     changes and leaf guidance), choice.Choose (which supernodes a leaf
+//     attaches to), routing.Forward (where a supernode sends a query).
+//   - modelled from measurements, documented where they are defined: session
+//     and offline times, capacities, the NAT mix and which NAT pairs connect
+//     directly, the delay before a leaf notices a dead supernode (link idle
+//     timeout, memberlist failure detection), link latencies, file
+//     popularity, and each supernode's bounded view of its ring peers.
+//
+// A run is a pure function of its Scenario (seed included): the same scenario
+// produces byte-identical outputs.
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/canopy-p2p/canopy/choice"
+	"github.com/canopy-p2p/canopy/promotion"
+	"github.com/canopy-p2p/canopy/routing"
+	"github.com/canopy-p2p/canopy/sim/dist"
+)
+
+// ScenarioVersion is the scenario file format this code reads.
+const ScenarioVersion = 1
+
+// Duration is a time.Duration that reads and writes as text ("90m", "2h")
+// in scenario files.
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Scenario is everything a run depends on. Every field has a default (see
+// DefaultScenario) taken from published measurements where one exists
+// (../shared/FIELD-NUMBERS.md); a scenario file only names what it changes.
+type Scenario struct {
+	Version int    `toml:"version"`
+	Name    string `toml:"name"`
+	// Seed seeds the run's single random source.
+	Seed uint64 `toml:"seed"`
+	// Nodes is the population: every node that takes part during the run.
+	Nodes int `toml:"nodes"`
+	// Hours is the simulated time.
+	Hours float64 `toml:"hours"`
+	// SampleEvery is the time-series resolution.
+	SampleEvery Duration `toml:"sample_every"`
+
+	Churn    Churn     `toml:"churn"`
+	Capacity []Class   `toml:"capacity"`
+	NAT      []NATKind `toml:"nat"`
+	Files    Files     `toml:"files"`
+	Queries  Queries   `toml:"queries"`
+	Network  Network   `toml:"network"`
+	// Policy is the promotion policy under test.
+	Policy promotion.Params `toml:"policy"`
+	// PolicyFile, when set, replaces Policy with a file written by a sweep.
+	PolicyFile string `toml:"policy_file"`
+}
+
+// Churn is when nodes are online.
+type Churn struct {
+	// Session is the length of an online session. Default: Weibull k = 0.34,
+	// λ = 612 min, the Gnutella trace of the TU Delft P2P Trace Archive
+	// (FIELD-NUMBERS.md; unverified units). BitTorrent swarms churn faster
+	// (k = 0.38, λ = 42.4 min, Stutzbach & Rejaie 2006).
+	Session dist.Spec `toml:"session"`
+	// Offline is the time between two sessions of a node. Default:
+	// exponential with a mean of 8 h (a home user online some hours a day;
+	// no published figure, a modelling choice).
+	Offline dist.Spec `toml:"offline"`
+	// ArrivalWindow spreads the first arrivals of all nodes uniformly over
+	// this time, so the run starts from a network that grows rather than a
+	// flash crowd.
+	ArrivalWindow Duration `toml:"arrival_window"`
+	// History is how many past sessions each node remembers at the start
+	// (their lengths drawn from Session), standing in for the uptime
+	// history a real node keeps across restarts.
+	History int `toml:"history"`
+	// CrashShare is the share of departures without a goodbye: their leaves
+	// notice only when the link idles out (Network.DetectDead).
+	CrashShare float64 `toml:"crash_share"`
+}
+
+// Class is a capacity class.
+type Class struct {
+	Share float64 `toml:"share"`
+	// Up and Down are bandwidths in bytes/s.
+	Up   float64 `toml:"up"`
+	Down float64 `toml:"down"`
+	// Headroom is the CPU and memory headroom (0–1) such a machine has.
+	Headroom float64 `toml:"headroom"`
+}
+
+// NATKind is a share of the population behind one kind of NAT (the kinds of
+// the NAT lab).
+type NATKind struct {
+	Kind  string  `toml:"kind"`
+	Share float64 `toml:"share"`
+	// Mapped is the share of these nodes whose router grants a port mapping
+	// (UPnP-IGD / NAT-PMP), which makes them reachable from outside.
+	Mapped float64 `toml:"mapped"`
+}
+
+// Files is what nodes share and what they look for.
+type Files struct {
+	// Catalog is the number of distinct files in the network.
+	Catalog int `toml:"catalog"`
+	// PerNode is the mean number of files a sharing node shares.
+	PerNode int `toml:"per_node"`
+	// FreeRiders is the share of nodes that share nothing (~25% in Gnutella,
+	// Saroiu et al. 2002).
+	FreeRiders float64 `toml:"free_riders"`
+	// ZipfS is the Zipf exponent of file popularity (for both what is shared
+	// and what is searched for).
+	ZipfS float64 `toml:"zipf_s"`
+}
+
+// Queries is how often leaves search.
+type Queries struct {
+	// PerHour is the searches one online node starts per hour.
+	PerHour float64 `toml:"per_hour"`
+	// DownloadShare is the share of successful searches followed by a
+	// download (for relay load).
+	DownloadShare float64 `toml:"download_share"`
+	// FileSize is the mean size of a download in bytes.
+	FileSize float64 `toml:"file_size"`
+}
+
+// Network is the network's own parameters and the modelled delays.
+type Network struct {
+	// Choice is the supernode choice rule (K supernodes per leaf).
+	Choice choice.Params `toml:"choice"`
+	// Routing is the query routing rule.
+	Routing routing.Params `toml:"routing"`
+	// LeafSlots is how many leaves a supernode accepts.
+	LeafSlots int `toml:"leaf_slots"`
+	// PeerView is how many ring peers a supernode keeps links to and
+	// considers when it forwards: Gnutella ultrapeers kept ~32 ultrapeer
+	// neighbours; a full mesh does not scale past a few thousand members.
+	PeerView int `toml:"peer_view"`
+	// Candidates is how many supernodes a leaf knows to choose from (its host
+	// cache and the lists supernodes send it).
+	Candidates int `toml:"candidates"`
+	// Evaluate is how often a reachable node runs the promotion policy
+	// (gtk-gnutella re-checks every 20 min).
+	Evaluate Duration `toml:"evaluate"`
+	// DetectDead is how long a leaf takes to notice a supernode that left
+	// without a goodbye: the control link's idle timeout.
+	DetectDead Duration `toml:"detect_dead"`
+	// RetryAttach is how long an orphaned leaf waits before trying again
+	// when no supernode had room.
+	RetryAttach Duration `toml:"retry_attach"`
+	// HopLatency is the one-way latency of one control-link hop.
+	HopLatency dist.Spec `toml:"hop_latency"`
+	// NeverConsent is the share of users who run with --supernode never.
+	NeverConsent float64 `toml:"never_consent"`
+}
+
+// DefaultScenario is the scenario `canopy sim` runs with no file: 10,000
+// nodes for 24 hours.
+func DefaultScenario() Scenario {
+	return Scenario{
+		Version:     ScenarioVersion,
+		Name:        "default",
+		Seed:        1,
+		Nodes:       10_000,
+		Hours:       24,
+		SampleEvery: Duration{5 * time.Minute},
+		Churn: Churn{
+			Session:       dist.Spec{Kind: "weibull", K: 0.34, Lambda: 612},
+			Offline:       dist.Spec{Kind: "exponential", Rate: 1.0 / 480},
+			ArrivalWindow: Duration{time.Hour},
+			History:       5,
+			CrashShare:    0.5,
+		},
+		// The Gia capacity mix (1×…10000×: 20%, 45%, 30%, 4.9%, 0.1%, from
+		// Saroiu 2002, FIELD-NUMBERS.md) with 1× read as a 32 KB/s uplink.
+		Capacity: []Class{
+			{Share: 0.20, Up: 32e3, Down: 256e3, Headroom: 0.3},
+			{Share: 0.45, Up: 320e3, Down: 2.5e6, Headroom: 0.5},
+			{Share: 0.30, Up: 3.2e6, Down: 25e6, Headroom: 0.6},
+			{Share: 0.049, Up: 32e6, Down: 100e6, Headroom: 0.8},
+			{Share: 0.001, Up: 320e6, Down: 1e9, Headroom: 0.9},
+		},
+		// About 27% reachable, as the ~73% "LowID" share of one eD2k server
+		// suggests; ~13% CGNAT (IMC 2016, non-cellular).
+		NAT: []NATKind{
+			{Kind: "none", Share: 0.12},
+			{Kind: "full-cone", Share: 0.08, Mapped: 0.5},
+			{Kind: "restricted-cone", Share: 0.10, Mapped: 0.5},
+			{Kind: "port-restricted-cone", Share: 0.37, Mapped: 0.2},
+			{Kind: "symmetric", Share: 0.15},
+			{Kind: "cgnat", Share: 0.13},
+			{Kind: "udp-blocked", Share: 0.05},
+		},
+		Files:   Files{Catalog: 200_000, PerNode: 40, FreeRiders: 0.25, ZipfS: 0.9},
+		Queries: Queries{PerHour: 1, DownloadShare: 0.3, FileSize: 8 << 20},
+		Network: Network{
+			Choice:       choice.DefaultParams(),
+			Routing:      routing.DefaultParams(),
+			LeafSlots:    200,
+			PeerView:     32,
+			Candidates:   16,
+			Evaluate:     Duration{10 * time.Minute},
+			DetectDead:   Duration{60 * time.Second},
+			RetryAttach:  Duration{30 * time.Second},
+			HopLatency:   dist.Spec{Kind: "lognormal", Mu: 3.2, Sigma: 0.5}, // median ≈ 25 ms
+			NeverConsent: 0.1,
+		},
+		Policy: promotion.DefaultParams(),
+	}
+}
+
+// LoadScenario reads a scenario file over the defaults: fields the file does
+// not name keep their default values. Unknown keys are an error, so a typo
+// does not silently run the default.
+func LoadScenario(path string) (Scenario, error) {
+	s := DefaultScenario()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return s, err
+	}
+	md, err := toml.Decode(string(b), &s)
+	if err != nil {
+		return s, fmt.Errorf("scenario %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return s, fmt.Errorf("scenario %s: unknown keys %v", path, und)
+	}
+	if s.Version != ScenarioVersion {
+		return s, fmt.Errorf("scenario %s: version %d, this canopy reads version %d", path, s.Version, ScenarioVersion)
+	}
+	return s, nil
+}
+
+// Validate checks a scenario for values that would make the run meaningless.
+func (s *Scenario) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, a ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, a...))
+		}
+	}
+	check(s.Nodes > 0 && s.Nodes < 1<<31, "nodes must be between 1 and 2^31")
+	check(s.Hours > 0 && s.Hours <= 24*30, "hours must be in (0, 720]")
+	check(s.SampleEvery.Duration > 0, "sample_every must be positive")
+	check(s.Churn.History >= 0 && s.Churn.History < 1000, "churn.history must be in [0, 1000)")
+	check(len(s.Capacity) > 0, "at least one capacity class")
+	check(len(s.NAT) > 0, "at least one NAT kind")
+	for _, n := range s.NAT {
+		_, ok := natKinds[n.Kind]
+		check(ok, "unknown NAT kind %q", n.Kind)
+		check(n.Mapped >= 0 && n.Mapped <= 1, "nat %s: mapped must be in [0,1]", n.Kind)
+	}
+	check(s.Files.Catalog > 0, "files.catalog must be positive")
+	check(s.Files.PerNode >= 0, "files.per_node must not be negative")
+	check(s.Files.FreeRiders >= 0 && s.Files.FreeRiders <= 1, "files.free_riders must be in [0,1]")
+	check(s.Queries.PerHour >= 0, "queries.per_hour must not be negative")
+	check(s.Network.LeafSlots > 0, "network.leaf_slots must be positive")
+	check(s.Network.PeerView > 0, "network.peer_view must be positive")
+	check(s.Network.Candidates > 0, "network.candidates must be positive")
+	check(s.Network.Evaluate.Duration > 0, "network.evaluate must be positive")
+	check(s.Network.Choice.K > 0 && s.Network.Choice.K <= maxK, "network.choice.k must be in [1,%d]", maxK)
+	for name, sp := range map[string]dist.Spec{"churn.session": s.Churn.Session, "churn.offline": s.Churn.Offline, "network.hop_latency": s.Network.HopLatency} {
+		if err := sp.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if err := s.Policy.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("policy: %w", err))
+	}
+	return errors.Join(errs...)
+}
