@@ -55,21 +55,38 @@ type Decision struct {
 
 // Forward decides which peers receive a copy of q. A query is forwarded while
 // its TTL after this hop stays positive, never back to the peer it came from,
-// and to at most MaxFanout peers, preferring linked, then less loaded, peers
-// (ties broken by ID so the choice is deterministic).
+// and to at most MaxFanout peers. When there are more, linked peers come
+// first, then less loaded ones (ties broken by ID, so the choice is
+// deterministic); when all fit, they all get it, in the order given, and
+// nothing is sorted.
 func Forward(p Params, q Query, peers []Peer) Decision {
 	ttl := min(q.TTL, p.MaxTTL)
 	if ttl <= 1 {
 		return Decision{Reason: "TTL exhausted: answered locally only"}
 	}
-	cands := make([]Peer, 0, len(peers))
+	n := 0
+	for _, pe := range peers {
+		if pe.ID != q.From {
+			n++
+		}
+	}
+	if n == 0 {
+		return Decision{TTL: ttl - 1, Reason: "no other ring peers"}
+	}
+	if p.MaxFanout <= 0 || n <= p.MaxFanout {
+		d := Decision{TTL: ttl - 1, Reason: "flood to every ring peer", Targets: make([]identity.NodeID, 0, n)}
+		for _, pe := range peers {
+			if pe.ID != q.From {
+				d.Targets = append(d.Targets, pe.ID)
+			}
+		}
+		return d
+	}
+	cands := make([]Peer, 0, n)
 	for _, pe := range peers {
 		if pe.ID != q.From {
 			cands = append(cands, pe)
 		}
-	}
-	if len(cands) == 0 {
-		return Decision{TTL: ttl - 1, Reason: "no other ring peers"}
 	}
 	slices.SortFunc(cands, func(a, b Peer) int {
 		if a.Linked != b.Linked {
@@ -83,13 +100,8 @@ func Forward(p Params, q Query, peers []Peer) Decision {
 		}
 		return slices.Compare(a.ID[:], b.ID[:])
 	})
-	reason := "flood to every ring peer"
-	if p.MaxFanout > 0 && len(cands) > p.MaxFanout {
-		cands = cands[:p.MaxFanout]
-		reason = "fan-out capped: linked and least-loaded peers first"
-	}
-	d := Decision{TTL: ttl - 1, Reason: reason, Targets: make([]identity.NodeID, len(cands))}
-	for i, c := range cands {
+	d := Decision{TTL: ttl - 1, Reason: "fan-out capped: linked and least-loaded peers first", Targets: make([]identity.NodeID, p.MaxFanout)}
+	for i, c := range cands[:p.MaxFanout] {
 		d.Targets[i] = c.ID
 	}
 	return d

@@ -17,11 +17,12 @@ func TestForward(t *testing.T) {
 		want    []identity.NodeID
 		wantTTL uint8
 	}{
-		{"leaf query floods", DefaultParams(), Query{TTL: 2}, []identity.NodeID{id(2), id(1), id(4), id(3)}, 1},
-		{"not back to sender", DefaultParams(), Query{TTL: 3, From: id(2)}, []identity.NodeID{id(1), id(4), id(3)}, 2},
+		{"leaf query floods", DefaultParams(), Query{TTL: 2}, []identity.NodeID{id(1), id(2), id(3), id(4)}, 1},
+		{"not back to sender", DefaultParams(), Query{TTL: 3, From: id(2)}, []identity.NodeID{id(1), id(3), id(4)}, 2},
 		{"ttl 1 stops", DefaultParams(), Query{TTL: 1}, nil, 0},
 		{"ttl 0 stops", DefaultParams(), Query{TTL: 0}, nil, 0},
-		{"ttl clamped", Params{MaxTTL: 2, MaxFanout: 8}, Query{TTL: 200}, []identity.NodeID{id(2), id(1), id(4), id(3)}, 1},
+		{"ttl clamped", Params{MaxTTL: 2, MaxFanout: 8}, Query{TTL: 200}, []identity.NodeID{id(1), id(2), id(3), id(4)}, 1},
+		{"capped: linked, then least loaded", Params{MaxTTL: 4, MaxFanout: 3}, Query{TTL: 2}, []identity.NodeID{id(2), id(1), id(4)}, 1},
 		{"fan-out cap", Params{MaxTTL: 4, MaxFanout: 2}, Query{TTL: 2}, []identity.NodeID{id(2), id(1)}, 1},
 	}
 	for _, tc := range cases {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
-	"time"
 
 	"github.com/canopy-p2p/canopy/choice"
 	"github.com/canopy-p2p/canopy/identity"
@@ -56,8 +55,9 @@ type node struct {
 	demotions    uint8
 	online       bool
 	reachable    bool
-	never        bool // the user said --supernode never
-	attaching    bool // an evAttach is scheduled
+	never        bool  // the user said --supernode never
+	attaching    bool  // an evAttach is scheduled
+	retries      uint8 // attach attempts in a row that left the leaf an orphan
 }
 
 // supernode is what a node holds while it is a supernode.
@@ -197,7 +197,7 @@ func (m *model) populate() {
 			}
 			n.nfiles = uint16(k)
 		}
-		m.sim.At(des.Time(m.rng.Int64N(int64(max(sc.Churn.ArrivalWindow.Duration, time.Microsecond)/time.Microsecond))), evArrive, uint32(i), 0)
+		m.firstArrival(uint32(i))
 	}
 	// Invert node → files into file → holders (counting sort).
 	for i := 1; i < len(counts); i++ {
@@ -215,13 +215,43 @@ func (m *model) populate() {
 	}
 }
 
+// Arguments of evArrive.
+const (
+	arriveFresh   = 0 // a new session starts now
+	arriveOngoing = 1 // the run starts in the middle of this session
+)
+
+// firstArrival schedules a node's first appearance. In a "steady" start the
+// network is already running at t = 0: a node is online with the long-run
+// probability E[session] / (E[session] + E[offline]), in the middle of a
+// session (its age a uniform share of a drawn session: an approximation of
+// the length-biased residual), or else comes online after a uniform share of
+// a drawn offline time. An "empty" start is a new network: every node
+// arrives uniformly within ArrivalWindow.
+func (m *model) firstArrival(id uint32) {
+	ch := &m.sc.Churn
+	if ch.Start == "empty" {
+		w := max(des.FromDuration(ch.ArrivalWindow.Duration), 1)
+		m.sim.At(des.Time(m.rng.Int64N(int64(w))), evArrive, id, arriveFresh)
+		return
+	}
+	on := m.session.Mean() / (m.session.Mean() + m.offline.Mean())
+	if m.rng.Float64() < on {
+		// Spread over the first minute so the first evaluations do not all
+		// fall on t = 0.
+		m.sim.At(des.Time(m.rng.Int64N(int64(des.Minute))), evArrive, id, arriveOngoing)
+		return
+	}
+	m.sim.At(des.Time(m.rng.Float64()*float64(minutes(m.offline.Sample(m.rng)))), evArrive, id, arriveFresh)
+}
+
 func (m *model) handle(s *des.Sim, ev des.Event) {
 	switch ev.Kind {
 	case evSample:
 		m.sample()
 		return
 	case evArrive:
-		m.arrive(ev.Node)
+		m.arrive(ev.Node, ev.Arg == arriveOngoing)
 		return
 	}
 	n := &m.nodes[ev.Node]
@@ -241,17 +271,23 @@ func (m *model) handle(s *des.Sim, ev des.Event) {
 	}
 }
 
-func (m *model) arrive(id uint32) {
+func (m *model) arrive(id uint32, ongoing bool) {
 	n := &m.nodes[id]
 	n.online = true
 	n.gen++ // events of the last session are stale from now on
 	n.attaching = false
+	n.retries = 0
 	n.sessions++
-	n.sessionStart = m.sim.Now()
+	length := minutes(m.session.Sample(m.rng))
+	age := des.Time(0)
+	if ongoing {
+		age = des.Time(m.rng.Float64() * float64(length))
+	}
+	n.sessionStart = m.sim.Now() - age
 	m.st.online++
 	m.st.leaves++
 	m.setOrphan(true)
-	m.sim.After(minutes(m.session.Sample(m.rng)), evDepart, id, n.gen)
+	m.sim.After(length-age, evDepart, id, n.gen)
 	m.attach(id)
 	if m.sc.Queries.PerHour > 0 {
 		m.sim.After(m.nextQuery(), evQuery, id, n.gen)
@@ -285,7 +321,7 @@ func (m *model) depart(id uint32) {
 	n.upTotal += now - n.sessionStart
 	n.online = false
 	m.st.online--
-	m.sim.After(minutes(m.offline.Sample(m.rng)), evArrive, id, 0)
+	m.sim.After(minutes(m.offline.Sample(m.rng)), evArrive, id, arriveFresh)
 }
 
 // integrateOrphans adds the orphaned leaf-time since the last change.
@@ -335,9 +371,11 @@ func (m *model) attach(id uint32) {
 			cands[nc] = choice.Candidate{
 				Load:      float64(len(d.leaves)) / float64(m.sc.Network.LeafSlots),
 				FreeSlots: m.sc.Network.LeafSlots - len(d.leaves),
-				RTT:       2 * msDuration(m.hop.Sample(m.rng)),
-				Attached:  n.isAttached(sn),
-				Tiebreak:  m.rng.Uint64(),
+				// No geography is modelled, so every supernode is as far
+				// away as any other: RTT unknown, and choice ranks by load.
+				RTT:      0,
+				Attached: n.isAttached(sn),
+				Tiebreak: m.rng.Uint64(),
 			}
 			nc++
 		}
@@ -354,14 +392,24 @@ func (m *model) attach(id uint32) {
 	if wasOrphan && n.nAtt > 0 {
 		m.setOrphan(false)
 	}
+	if n.nAtt > 0 {
+		n.retries = 0
+	}
 	if int(n.nAtt) < k && !n.attaching {
+		// An orphan retries soon; a leaf that has some supernodes fills
+		// the rest at its next evaluation-period tick, as the real leaf's
+		// maintenance loop would find no free slot any sooner.
+		// An orphan backs off (doubling, up to the evaluation period)
+		// while no supernode has room, as the real leaf does per candidate.
+		retry := min(m.sc.Network.RetryAttach.Duration<<min(n.retries, 10), m.sc.Network.Evaluate.Duration)
+		n.retries = min(n.retries+1, 255)
+		if n.nAtt > 0 {
+			retry = m.sc.Network.Evaluate.Duration
+		}
 		n.attaching = true
-		m.sim.After(des.FromDuration(m.sc.Network.RetryAttach.Duration), evAttach, id, n.gen)
+		m.sim.After(des.FromDuration(retry), evAttach, id, n.gen)
 	}
 }
-
-// msDuration converts a latency sample in milliseconds to a duration.
-func msDuration(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
 
 func contains(s []uint32, v uint32) bool {
 	for _, x := range s {

@@ -90,9 +90,12 @@ type Churn struct {
 	// exponential with a mean of 8 h (a home user online some hours a day;
 	// no published figure, a modelling choice).
 	Offline dist.Spec `toml:"offline"`
-	// ArrivalWindow spreads the first arrivals of all nodes uniformly over
-	// this time, so the run starts from a network that grows rather than a
-	// flash crowd.
+	// Start is "steady" (default: the run starts in a network that has been
+	// running, each node online with its long-run probability) or "empty"
+	// (a new network: every node arrives within ArrivalWindow).
+	Start string `toml:"start"`
+	// ArrivalWindow spreads the arrivals of an "empty" start uniformly over
+	// this time, so the network grows rather than meets a flash crowd.
 	ArrivalWindow Duration `toml:"arrival_window"`
 	// History is how many past sessions each node remembers at the start
 	// (their lengths drawn from Session), standing in for the uptime
@@ -191,6 +194,7 @@ func DefaultScenario() Scenario {
 		Churn: Churn{
 			Session:       dist.Spec{Kind: "weibull", K: 0.34, Lambda: 612},
 			Offline:       dist.Spec{Kind: "exponential", Rate: 1.0 / 480},
+			Start:         "steady",
 			ArrivalWindow: Duration{time.Hour},
 			History:       5,
 			CrashShare:    0.5,
@@ -267,6 +271,7 @@ func (s *Scenario) Validate() error {
 	check(s.Hours > 0 && s.Hours <= 24*30, "hours must be in (0, 720]")
 	check(s.SampleEvery.Duration > 0, "sample_every must be positive")
 	check(s.Churn.History >= 0 && s.Churn.History < 1000, "churn.history must be in [0, 1000)")
+	check(s.Churn.Start == "steady" || s.Churn.Start == "empty", "churn.start must be \"steady\" or \"empty\"")
 	check(len(s.Capacity) > 0, "at least one capacity class")
 	check(len(s.NAT) > 0, "at least one NAT kind")
 	for _, n := range s.NAT {

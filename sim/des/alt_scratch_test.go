@@ -238,7 +238,7 @@ func BenchmarkQueueAlt(b *testing.B) {
 				for _, r := range []struct {
 					name string
 					f    func(int, int) (uint64, time.Duration)
-				}{{"radix", runQradix}, {"slices", runQslices}, {"fourary", runQfourary}, {"radix2", runQradix}} {
+				}{{"radix-blocks", runQradix}, {"radix-slices", runQslices}, {"4ary-heap", runQfourary}} {
 					ev, d := r.f(n, cycles)
 					rates[r.name] += float64(ev) / d.Seconds() / float64(b.N)
 				}

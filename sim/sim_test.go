@@ -1,0 +1,205 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/canopy-p2p/canopy/promotion"
+)
+
+func small() Scenario {
+	sc := DefaultScenario()
+	sc.Nodes, sc.Hours = 2000, 6
+	return sc
+}
+
+// TestDeterministic runs the same scenario twice and requires byte-identical
+// outputs, and a different seed to give different ones.
+func TestDeterministic(t *testing.T) {
+	ctx := context.Background()
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	for i, dir := range dirs {
+		sc := small()
+		if i == 2 {
+			sc.Seed = 99
+		}
+		res, err := Run(ctx, sc, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := res.Write(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, _ := os.ReadDir(dirs[0])
+	if len(files) < 5 {
+		t.Fatalf("only %d output files", len(files))
+	}
+	for _, f := range files {
+		a, _ := os.ReadFile(filepath.Join(dirs[0], f.Name()))
+		b, err := os.ReadFile(filepath.Join(dirs[1], f.Name()))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s differs between two runs of the same scenario", f.Name())
+		}
+	}
+	a, _ := os.ReadFile(filepath.Join(dirs[0], "series.csv"))
+	c, _ := os.ReadFile(filepath.Join(dirs[2], "series.csv"))
+	if bytes.Equal(a, c) {
+		t.Error("another seed gave the same series")
+	}
+}
+
+// TestModelInvariants checks the model's bookkeeping after a run with churn:
+// both sides of every attachment agree, counters match a recount, and only
+// supernodes hold leaves.
+func TestModelInvariants(t *testing.T) {
+	sc := small()
+	sc.Churn.Session.Lambda = 60 // heavy churn
+	m, err := newModel(sc, sc.Policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.series = &seriesRecorder{s: nil, every: 1 << 62}
+	m.sim.Run(6*3600*1e6, m.handle)
+	online, leaves, attached, orphans := 0, 0, 0, 0
+	for id := range m.nodes {
+		n := &m.nodes[id]
+		if !n.online {
+			if n.nAtt != 0 {
+				t.Fatalf("offline node %d still attached", id)
+			}
+			continue
+		}
+		online++
+		if n.role == roleSupernode {
+			if m.sns[n.snPos] != uint32(id) {
+				t.Fatalf("supernode %d not at its position", id)
+			}
+			continue
+		}
+		leaves++
+		attached += int(n.nAtt)
+		if n.nAtt == 0 {
+			orphans++
+		}
+		for j := range n.att[:n.nAtt] {
+			sn := n.att[j]
+			if m.nodes[sn].role != roleSupernode {
+				t.Fatalf("leaf %d attached to non-supernode %d", id, sn)
+			}
+			if d := m.snData[m.nodes[sn].snPos]; d.leaves[n.slot[j]] != uint32(id) {
+				t.Fatalf("leaf %d: slot %d of supernode %d holds %d", id, n.slot[j], sn, d.leaves[n.slot[j]])
+			}
+		}
+	}
+	total := 0
+	for _, d := range m.snData {
+		total += len(d.leaves)
+		if len(d.leaves) > sc.Network.LeafSlots {
+			t.Fatal("a supernode holds more leaves than it has slots")
+		}
+	}
+	if online != m.st.online || leaves != m.st.leaves || attached != m.st.attached || attached != total || orphans != m.st.orphans {
+		t.Fatalf("counters: online %d/%d leaves %d/%d attached %d/%d/%d orphans %d/%d",
+			online, m.st.online, leaves, m.st.leaves, attached, m.st.attached, total, orphans, m.st.orphans)
+	}
+	if m.st.Promotions == 0 || m.st.Queries == 0 {
+		t.Fatalf("nothing happened: %+v", m.st)
+	}
+}
+
+// TestSweepWritesLoadablePolicy runs a tiny sweep and checks that the winner
+// is a policy file the node's loader accepts.
+func TestSweepWritesLoadablePolicy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sweep.toml")
+	os.WriteFile(path, []byte(`
+version = 1
+name = "tiny"
+nodes = 800
+hours = 3
+[sweep]
+seeds = [1, 2]
+[sweep.grid]
+min_uptime = ["30m", "2h"]
+`), 0o644)
+	sc, sw, err := LoadSweep(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranked, err := RunSweep(context.Background(), sc, sw, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ranked) != 2 || ranked[0].Score < ranked[1].Score {
+		t.Fatalf("ranking: %+v", ranked)
+	}
+	var table strings.Builder
+	WriteTable(&table, ranked)
+	if !strings.Contains(table.String(), "min_uptime=") {
+		t.Fatalf("table:\n%s", table.String())
+	}
+	out := filepath.Join(t.TempDir(), "policy.toml")
+	if err := promotion.Save(out, promotion.File{Version: promotion.FileVersion, Source: "test", Params: ranked[0].Params}); err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := promotion.Load(out)
+	if err != nil || p != ranked[0].Params {
+		t.Fatalf("reloaded policy differs: %v", err)
+	}
+	// A scenario can point at it.
+	sc.PolicyFile = out
+	if _, err := Run(context.Background(), sc, Options{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestScenarioFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.toml")
+	os.WriteFile(good, []byte("version = 1\nnodes = 123\n[network]\nleaf_slots = 50\n"), 0o644)
+	sc, err := LoadScenario(good)
+	if err != nil || sc.Nodes != 123 || sc.Network.LeafSlots != 50 || sc.Hours != DefaultScenario().Hours {
+		t.Fatalf("load: %v %+v", err, sc)
+	}
+	for name, body := range map[string]string{
+		"typo":    "version = 1\nnodez = 5\n",
+		"version": "version = 7\n",
+		"syntax":  "version = \n",
+	} {
+		p := filepath.Join(dir, name+".toml")
+		os.WriteFile(p, []byte(body), 0o644)
+		if _, err := LoadScenario(p); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	bad := DefaultScenario()
+	bad.Nodes = 0
+	bad.NAT = append(bad.NAT, NATKind{Kind: "moon"})
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "moon") {
+		t.Fatalf("validate: %v", err)
+	}
+}
+
+func TestDirectConnectivity(t *testing.T) {
+	cases := []struct {
+		a, b natKind
+		want bool
+	}{
+		{natNone, natNone, true},
+		{natPortRestrictedCone, natPortRestrictedCone, true},
+		{natSymmetric, natFullCone, true},
+		{natSymmetric, natPortRestrictedCone, false},
+		{natSymmetric, natSymmetric, false},
+		{natUDPBlocked, natNone, false},
+		{natCGNAT, natRestrictedCone, true},
+	}
+	for _, c := range cases {
+		if direct(c.a, c.b) != c.want || direct(c.b, c.a) != c.want {
+			t.Errorf("direct(%d, %d) != %v", c.a, c.b, c.want)
+		}
+	}
+}
