@@ -28,6 +28,8 @@ type Status struct {
 	SharedFiles int `json:"shared_files"`
 	// SharedBytes is their total size.
 	SharedBytes int64 `json:"shared_bytes"`
+	// Policy says which promotion policy the node loaded.
+	Policy string `json:"policy"`
 }
 
 // Attachment is a link from the node's leaf side to a supernode.

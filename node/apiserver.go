@@ -76,6 +76,7 @@ func (n *Node) Status() api.Status {
 		Version: Version,
 		Control: n.control,
 		Uptime:  time.Since(n.started).Round(time.Second).String(),
+		Policy:  n.policySource,
 	}
 	for _, a := range n.leaf.Attachments() {
 		st.Supernodes = append(st.Supernodes, api.Attachment{ID: a.ID.String(), Control: a.Control, Since: a.Since, Files: a.Files, IndexError: a.IndexError})

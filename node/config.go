@@ -65,6 +65,9 @@ type Config struct {
 	MaxLeaves int
 	// ICE configures WebRTC for transfers.
 	ICE nat.ICEConfig
+	// PolicyFile is a promotion policy file (as `canopy sim sweep` writes);
+	// empty: promotion.DefaultParams.
+	PolicyFile string
 	// RescanInterval is how often shared directories are rescanned. Default 5 min.
 	RescanInterval time.Duration
 	// Logger may be nil.

@@ -18,6 +18,7 @@ import (
 	"github.com/canopy-p2p/canopy/library"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/nat"
+	"github.com/canopy-p2p/canopy/promotion"
 	"github.com/canopy-p2p/canopy/supernode"
 	"github.com/canopy-p2p/canopy/transfer"
 	"github.com/canopy-p2p/canopy/wire"
@@ -39,6 +40,10 @@ type Node struct {
 	hosts   *hostCache
 	hits    *hitCache
 	started time.Time
+	// policy is the promotion policy in force and policySource says where
+	// it came from (the role state machine that acts on it is not built yet).
+	policy       promotion.Params
+	policySource string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -64,6 +69,14 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			n.Close() // releases whatever was started before the failure
 		}
 	}()
+	n.policy, n.policySource = promotion.DefaultParams(), "built-in defaults"
+	if cfg.PolicyFile != "" {
+		p, f, err := promotion.Load(cfg.PolicyFile)
+		if err != nil {
+			return nil, fmt.Errorf("node: policy file: %w", err)
+		}
+		n.policy, n.policySource = p, fmt.Sprintf("%s (%s)", cfg.PolicyFile, f.Source)
+	}
 	if n.id, err = identity.LoadOrCreate(cfg.DataDir); err != nil {
 		return nil, err
 	}

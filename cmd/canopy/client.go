@@ -45,6 +45,7 @@ func runStatus(ctx context.Context, args []string) error {
 	fmt.Fprintf(w, "control\t%s\n", st.Control)
 	fmt.Fprintf(w, "uptime\t%s\n", st.Uptime)
 	fmt.Fprintf(w, "shared\t%d files, %s\n", st.SharedFiles, humanBytes(st.SharedBytes))
+	fmt.Fprintf(w, "policy\t%s\n", st.Policy)
 	if st.Role == "supernode" {
 		fmt.Fprintf(w, "leaves\t%d\n", st.Leaves)
 		fmt.Fprintf(w, "index\t%d files\n", st.IndexFiles)

@@ -110,6 +110,7 @@ func runUp(ctx context.Context, args []string) error {
 	fs.Var(&joins, "join", "control address of a supernode to join through (repeatable)")
 	fs.StringVar(&cfg.Role, "role", node.RoleAuto, "auto, leaf or supernode")
 	fs.IntVar(&cfg.Attach, "attach", 3, "supernodes a leaf keeps links to")
+	fs.StringVar(&cfg.PolicyFile, "policy", "", "promotion policy file, as `canopy sim sweep` writes it")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
