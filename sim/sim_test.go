@@ -203,3 +203,25 @@ func TestDirectConnectivity(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedScenarios loads every scenario and sweep file in scenarios/.
+func TestShippedScenarios(t *testing.T) {
+	files, _ := filepath.Glob("scenarios/*.toml")
+	if len(files) == 0 {
+		t.Fatal("no scenarios shipped")
+	}
+	for _, f := range files {
+		sc, sw, err := LoadSweep(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if err := sc.Validate(); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, c := range sw.combinations() {
+			if _, err := c.apply(sc.Policy); err != nil {
+				t.Fatalf("%s: %s: %v", f, c, err)
+			}
+		}
+	}
+}
