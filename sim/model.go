@@ -62,11 +62,20 @@ type node struct {
 
 // supernode is what a node holds while it is a supernode.
 type supernode struct {
-	leaves   []uint32
-	peers    []uint32 // its bounded view of the ring
-	since    des.Time
-	lastLeaf des.Time // last time it had at least one leaf
-	upBytes  float64  // upstream bytes sent (queries, hits, relaying)
+	leaves []uint32
+	peers  []uint32 // its bounded view of the ring
+	// view is peers as the routing core sees them, with the loads their
+	// gossip metadata published. It is rebuilt when peers change or its
+	// loads are older than gossipRefresh, as a real supernode's view of
+	// memberlist metadata is only as fresh as the last gossip.
+	view      []routing.Peer
+	viewBuilt des.Time // -1: rebuild at next use
+	// viewEpoch is the model's ringEpoch when peers was last checked for
+	// members that left the ring.
+	viewEpoch uint64
+	since     des.Time
+	lastLeaf  des.Time // last time it had at least one leaf
+	upBytes   float64  // upstream bytes sent (queries, hits, relaying)
 }
 
 // model is the simulated network. All of it is owned by the one goroutine
@@ -96,7 +105,9 @@ type model struct {
 	stamp   []uint32
 	depth   []uint8
 	queryNo uint32
-	peerBuf []routing.Peer
+	// ringEpoch counts supernodes leaving the ring, so that peer views are
+	// re-checked only after one did.
+	ringEpoch uint64
 
 	st       stats
 	interval intervalStats

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"github.com/canopy-p2p/canopy/routing"
+	"github.com/canopy-p2p/canopy/sim/des"
 	"github.com/canopy-p2p/canopy/wire"
 )
 
@@ -11,6 +12,15 @@ const (
 	queryBytes = 120
 	hitBytes   = 200
 )
+
+// gossipRefresh is how old the peer loads a supernode routes by may get:
+// memberlist spreads metadata updates within seconds (FIELD-NUMBERS.md), and
+// supernodes publish them when their leaf count changes.
+const gossipRefresh = des.Minute
+
+// holderScanAfterHit is how many more holders a query's evaluation looks at
+// after its first hit, for a nearer one.
+const holderScanAfterHit = 64
 
 // query simulates one search by leaf id for a file drawn from the popularity
 // distribution. The leaf sends it to each of its supernodes; each runs the
@@ -38,6 +48,12 @@ func (m *model) query(id uint32) {
 	}
 	ttl := uint8(wire.DefaultTTL)
 	for depth := uint8(1); len(frontier) > 0; depth++ {
+		if d := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: ttl}, nil); d.TTL == 0 && len(d.Targets) == 0 {
+			// The TTL is spent: every supernode at this depth answers
+			// locally and forwards nothing, whatever its peers (the
+			// routing core decides that from the TTL alone).
+			break
+		}
 		next = next[:0]
 		for _, sn := range frontier {
 			targets := m.forward(sn, ttl)
@@ -58,11 +74,22 @@ func (m *model) query(id uint32) {
 	}
 
 	// Holders of the file, searched in the supernodes the query reached.
+	// The scan stops at a hit through the leaf's own supernodes (nothing is
+	// faster), or a little after the first farther hit: the count of
+	// answering supernodes then stops growing the result, and scanning every
+	// holder of a popular file would cost more than the rest of the query.
 	f := uint32(m.popularity.Sample(m.rng))
 	best := uint8(0)
 	hitSNs := 0
 	var source uint32 = none
+	budget := -1 // holders still scanned after the first hit; -1: no hit yet
 	for _, h := range m.holders[m.holderOff[f]:m.holderOff[f+1]] {
+		if budget == 0 {
+			break
+		}
+		if budget > 0 {
+			budget--
+		}
 		hn := &m.nodes[h]
 		if !hn.online || h == id || hn.role != roleLeaf {
 			continue
@@ -76,8 +103,11 @@ func (m *model) query(id uint32) {
 				best, source = m.depth[sn], h
 			}
 		}
-		if best == 1 && hitSNs >= 8 {
-			break // enough: more hits change neither success nor latency
+		if best == 1 {
+			break
+		}
+		if best > 0 && budget < 0 {
+			budget = holderScanAfterHit
 		}
 	}
 	if best > 0 {
@@ -107,28 +137,27 @@ func (m *model) query(id uint32) {
 // forward asks the routing core where supernode sn sends a query that
 // arrived with ttl, given its bounded view of the ring.
 func (m *model) forward(sn uint32, ttl uint8) []uint32 {
-	if ttl <= 1 {
-		// routing.Forward answers "TTL exhausted" without looking at the
-		// peers; skip building them.
-		if d := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: ttl}, nil); len(d.Targets) == 0 {
-			return nil
+	d := &m.snData[m.nodes[sn].snPos]
+	if d.viewEpoch != m.ringEpoch {
+		d.viewEpoch = m.ringEpoch
+		if len(d.peers) < m.sc.Network.PeerView/2 || m.anyGone(d.peers) {
+			m.refreshView(sn)
 		}
 	}
-	d := &m.snData[m.nodes[sn].snPos]
-	if len(d.peers) < m.sc.Network.PeerView/2 || m.anyGone(d.peers) {
-		m.refreshView(sn)
-		d = &m.snData[m.nodes[sn].snPos]
+	now := m.sim.Now()
+	if d.viewBuilt < 0 || now-d.viewBuilt > gossipRefresh {
+		d.viewBuilt = now
+		d.view = d.view[:0]
+		for _, p := range d.peers {
+			pd := &m.snData[m.nodes[p].snPos]
+			d.view = append(d.view, routing.Peer{
+				ID:     nodeID(p),
+				Load:   uint8(min(100, len(pd.leaves)*100/m.sc.Network.LeafSlots)),
+				Linked: true,
+			})
+		}
 	}
-	m.peerBuf = m.peerBuf[:0]
-	for _, p := range d.peers {
-		pd := &m.snData[m.nodes[p].snPos]
-		m.peerBuf = append(m.peerBuf, routing.Peer{
-			ID:     nodeID(p),
-			Load:   uint8(min(100, len(pd.leaves)*100/m.sc.Network.LeafSlots)),
-			Linked: true,
-		})
-	}
-	dec := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: ttl}, m.peerBuf)
+	dec := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: ttl}, d.view)
 	out := make([]uint32, len(dec.Targets))
 	for i, t := range dec.Targets {
 		out[i] = fromNodeID(t)

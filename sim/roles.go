@@ -100,7 +100,7 @@ func (m *model) promote(id uint32) {
 	n.switches++
 	n.snPos = uint32(len(m.sns))
 	m.sns = append(m.sns, id)
-	m.snData = append(m.snData, supernode{since: now, lastLeaf: now})
+	m.snData = append(m.snData, supernode{since: now, lastLeaf: now, viewBuilt: -1, viewEpoch: m.ringEpoch})
 	m.st.Promotions++
 	m.interval.promotions++
 	m.refreshView(id)
@@ -114,6 +114,7 @@ func (m *model) promote(id uint32) {
 		} else {
 			pd.peers[m.rng.IntN(len(pd.peers))] = id
 		}
+		pd.viewBuilt = -1
 	}
 }
 
@@ -129,6 +130,7 @@ func (m *model) refreshView(id uint32) {
 		}
 	}
 	d.peers = live
+	d.viewBuilt = -1
 	want := min(m.sc.Network.PeerView, len(m.sns)-1)
 	for tries := 0; len(d.peers) < want && tries < 4*want; tries++ {
 		p := m.sns[m.rng.IntN(len(m.sns))]
@@ -189,6 +191,7 @@ func (m *model) dropSupernode(id uint32, delay des.Time) {
 		m.nodes[moved].snPos = pos
 	}
 	m.sns = m.sns[:last]
+	m.ringEpoch++
 	m.snData[last] = supernode{}
 	m.snData = m.snData[:last]
 	n.role = roleLeaf
