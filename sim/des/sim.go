@@ -76,7 +76,8 @@ func (s *Sim) At(t Time, kind uint8, node, arg uint32) {
 }
 
 // After schedules an event d after Now; it is At(Now()+d, …). A negative d,
-// or one that reaches beyond MaxTime, panics.
+// or one that reaches beyond MaxTime, panics. After(0, …) runs after every
+// event already scheduled for Now, which is how a model says "at once".
 func (s *Sim) After(d Time, kind uint8, node, arg uint32) {
 	if d < 0 || d > MaxTime-s.now {
 		s.badDelay(d)
@@ -84,8 +85,8 @@ func (s *Sim) After(d Time, kind uint8, node, arg uint32) {
 	s.q.push(uint64(s.now+d), kind, node, arg)
 }
 
-// badTime and badDelay are kept out of At and After so that those stay small
-// enough to inline on the model's hot path.
+// badTime and badDelay keep the formatting of panic messages out of At and
+// After, whose common path is two comparisons and an append.
 func (s *Sim) badTime(t Time) {
 	if t < s.now {
 		panic(fmt.Sprintf("des: event scheduled at %d µs, before now (%d µs)", int64(t), int64(s.now)))
