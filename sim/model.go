@@ -70,8 +70,8 @@ type supernode struct {
 	// memberlist metadata is only as fresh as the last gossip.
 	view      []routing.Peer
 	viewBuilt des.Time // -1: rebuild at next use
-	// viewEpoch is the model's ringEpoch when peers was last checked for
-	// members that left the ring.
+	// viewEpoch is len(model.left) when peers was last checked for members
+	// that left the ring.
 	viewEpoch uint64
 	since     des.Time
 	lastLeaf  des.Time // last time it had at least one leaf
@@ -100,14 +100,12 @@ type model struct {
 	classes    *dist.Discrete
 	nats       *dist.Discrete
 
-	// stamp marks the supernodes a query reached (stamp[n] == query number)
-	// and depth the hops it took, so that a query costs no allocation.
-	stamp   []uint32
-	depth   []uint8
-	queryNo uint32
-	// ringEpoch counts supernodes leaving the ring, so that peer views are
-	// re-checked only after one did.
-	ringEpoch uint64
+	// reached is the set of supernodes the current query reached.
+	reached reachSet
+	// left lists the supernodes that left the ring, in order; a peer view
+	// remembers how much of it it has seen (its epoch), so that it is checked
+	// only against the supernodes that left since.
+	left []uint32
 
 	st       stats
 	interval intervalStats
@@ -165,8 +163,6 @@ func newModel(sc Scenario, policy promotion.Params) (*model, error) {
 		return nil, fmt.Errorf("files: %w", err)
 	}
 	m.nodes = make([]node, sc.Nodes)
-	m.stamp = make([]uint32, sc.Nodes)
-	m.depth = make([]uint8, sc.Nodes)
 	m.st.latencies = make([]uint64, 10_001)
 	m.populate()
 	return m, nil

@@ -36,14 +36,14 @@ func (m *model) query(id uint32) {
 	}
 	m.st.Queries++
 	m.interval.queries++
-	m.queryNo++
-	q := m.queryNo
+	reached := &m.reached
+	reached.reset()
 	msgs := uint64(0)
 	// Breadth-first over the ring, hop by hop, as the envelopes travel.
 	frontier := n.att[:n.nAtt]
 	var next []uint32
 	for _, sn := range frontier {
-		m.stamp[sn], m.depth[sn] = q, 1
+		reached.add(sn, 1)
 		msgs++
 	}
 	ttl := uint8(wire.DefaultTTL)
@@ -62,10 +62,9 @@ func (m *model) query(id uint32) {
 				d.upBytes += queryBytes
 				m.interval.queryBytes += queryBytes
 				msgs++
-				if m.stamp[t] == q {
+				if !reached.add(t, depth+1) {
 					continue // a duplicate, dropped by its message ID
 				}
-				m.stamp[t], m.depth[t] = q, depth+1
 				next = append(next, t)
 			}
 		}
@@ -95,12 +94,13 @@ func (m *model) query(id uint32) {
 			continue
 		}
 		for _, sn := range hn.att[:hn.nAtt] {
-			if m.stamp[sn] != q {
+			dp := reached.depth(sn)
+			if dp == 0 {
 				continue
 			}
 			hitSNs++
-			if best == 0 || m.depth[sn] < best {
-				best, source = m.depth[sn], h
+			if best == 0 || dp < best {
+				best, source = dp, h
 			}
 		}
 		if best == 1 {
@@ -138,11 +138,11 @@ func (m *model) query(id uint32) {
 // arrived with ttl, given its bounded view of the ring.
 func (m *model) forward(sn uint32, ttl uint8) []uint32 {
 	d := &m.snData[m.nodes[sn].snPos]
-	if d.viewEpoch != m.ringEpoch {
-		d.viewEpoch = m.ringEpoch
-		if len(d.peers) < m.sc.Network.PeerView/2 || m.anyGone(d.peers) {
+	if d.viewEpoch != m.epoch() {
+		if len(d.peers) < m.sc.Network.PeerView/2 || m.lostPeer(d.peers, d.viewEpoch) {
 			m.refreshView(sn)
 		}
+		d.viewEpoch = m.epoch()
 	}
 	now := m.sim.Now()
 	if d.viewBuilt < 0 || now-d.viewBuilt > gossipRefresh {
@@ -163,6 +163,22 @@ func (m *model) forward(sn uint32, ttl uint8) []uint32 {
 		out[i] = fromNodeID(t)
 	}
 	return out
+}
+
+// lostPeer reports whether a view checked at epoch since holds a supernode
+// that has left the ring since. Checking the few departures against the view
+// (which is in cache) is cheaper than looking every peer up.
+func (m *model) lostPeer(peers []uint32, since uint64) bool {
+	gone := m.left[since:]
+	if len(gone) > len(peers)/2 {
+		return m.anyGone(peers)
+	}
+	for _, g := range gone {
+		if contains(peers, g) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *model) anyGone(peers []uint32) bool {

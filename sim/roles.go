@@ -100,7 +100,7 @@ func (m *model) promote(id uint32) {
 	n.switches++
 	n.snPos = uint32(len(m.sns))
 	m.sns = append(m.sns, id)
-	m.snData = append(m.snData, supernode{since: now, lastLeaf: now, viewBuilt: -1, viewEpoch: m.ringEpoch})
+	m.snData = append(m.snData, supernode{since: now, lastLeaf: now, viewBuilt: -1, viewEpoch: m.epoch()})
 	m.st.Promotions++
 	m.interval.promotions++
 	m.refreshView(id)
@@ -191,7 +191,7 @@ func (m *model) dropSupernode(id uint32, delay des.Time) {
 		m.nodes[moved].snPos = pos
 	}
 	m.sns = m.sns[:last]
-	m.ringEpoch++
+	m.left = append(m.left, id)
 	m.snData[last] = supernode{}
 	m.snData = m.snData[:last]
 	n.role = roleLeaf
@@ -206,3 +206,6 @@ func avgUptime(n *node) time.Duration {
 	}
 	return (n.upTotal / des.Time(n.sessions-1)).Duration()
 }
+
+// epoch is how many supernodes have left the ring so far.
+func (m *model) epoch() uint64 { return uint64(len(m.left)) }

@@ -225,3 +225,26 @@ func TestShippedScenarios(t *testing.T) {
 		}
 	}
 }
+
+func TestReachSet(t *testing.T) {
+	var r reachSet
+	for round := 0; round < 3; round++ {
+		r.reset()
+		for i := uint32(0); i < 1000; i++ {
+			if !r.add(i*7919, uint8(i%3+1)) {
+				t.Fatalf("round %d: %d reported as present", round, i)
+			}
+		}
+		if r.add(7919, 9) {
+			t.Fatal("a duplicate was added")
+		}
+		for i := uint32(0); i < 1000; i++ {
+			if d := r.depth(i * 7919); d != uint8(i%3+1) {
+				t.Fatalf("depth of %d = %d", i, d)
+			}
+		}
+		if r.depth(1) != 0 {
+			t.Fatal("an absent node has a depth")
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -36,8 +37,20 @@ func runSim(ctx context.Context, args []string) error {
 	hours := fs.Float64("hours", 0, "simulated hours (overrides the scenario)")
 	seed := fs.Uint64("seed", 0, "random seed (overrides the scenario)")
 	out := fs.String("out", "sim-out", "directory for summary.json, series.csv and plots")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	sc, err := loadScenario(*scenario, *nodes, *hours)
 	if err != nil {
