@@ -110,7 +110,7 @@ func runUp(ctx context.Context, args []string) error {
 	fs.Var(&joins, "join", "control address of a supernode to join through (repeatable)")
 	fs.StringVar(&cfg.Role, "role", node.RoleAuto, "auto, leaf or supernode")
 	fs.IntVar(&cfg.Attach, "attach", 3, "supernodes a leaf keeps links to")
-	fs.StringVar(&cfg.PolicyFile, "policy", "", "promotion policy file, as `canopy sim sweep` writes it")
+	fs.StringVar(&cfg.PolicyFile, "policy", "", "promotion policy `FILE`, as canopy sim sweep writes it")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -134,7 +134,7 @@ func runUp(ctx context.Context, args []string) error {
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	once := fs.Bool("once", false, "exit after the demonstration instead of keeping the network up")
-	apiAddr := fs.String("api", api.DefaultAddr, "local API address of the demo's first leaf, for `canopy search`/`get`")
+	apiAddr := fs.String("api", api.DefaultAddr, "local API address of the demo's first leaf, for canopy search and get")
 	dir := fs.String("dir", "", "directory for the demo nodes' data and files (default: a temporary directory, removed on exit)")
 	logLevel := fs.String("log-level", "error", "log level of the demo nodes")
 	if err := fs.Parse(args); err != nil {
