@@ -38,10 +38,9 @@ const (
 // them fit in cache-friendly slices and the garbage collector scans nothing.
 type node struct {
 	sessionStart des.Time
-	upTotal      des.Time // online time of finished sessions
-	lastSwitch   des.Time // last role change; negative: never
-	att          [maxK]uint32
-	slot         [maxK]uint32 // position in the supernode's leaf list
+	upTotal      des.Time     // online time of finished sessions
+	lastSwitch   des.Time     // last role change; negative: never
+	slot         [maxK]uint32 // position in the supernode's leaf list (see model.atts)
 	files        uint32       // offset of the node's files in model.shared
 	snPos        uint32       // position in model.sns while a supernode
 	gen          uint32       // session number; events of older sessions are stale
@@ -59,6 +58,9 @@ type node struct {
 	attaching    bool  // an evAttach is scheduled
 	retries      uint8 // attach attempts in a row that left the leaf an orphan
 }
+
+// attachments are a leaf's supernodes, none-padded.
+type attachments [maxK]uint32
 
 // supernode is what a node holds while it is a supernode.
 type supernode struct {
@@ -86,6 +88,12 @@ type model struct {
 	rng    *rand.Rand
 	policy promotion.Params
 	nodes  []node
+	// atts holds each node's supernodes (none-padded) apart from the rest
+	// of its state: a search checks the attachments of many scattered file
+	// holders, and 16 bytes a node stay in cache where the whole node would
+	// not. Only online leaves have attachments, so an entry of nones also
+	// says "not a leaf that can answer".
+	atts []attachments
 
 	sns    []uint32 // supernode node IDs
 	snData []supernode
@@ -163,6 +171,7 @@ func newModel(sc Scenario, policy promotion.Params) (*model, error) {
 		return nil, fmt.Errorf("files: %w", err)
 	}
 	m.nodes = make([]node, sc.Nodes)
+	m.atts = make([]attachments, sc.Nodes)
 	m.st.latencies = make([]uint64, 10_001)
 	m.populate()
 	return m, nil
@@ -188,8 +197,8 @@ func (m *model) populate() {
 			n.upTotal += minutes(m.session.Sample(m.rng))
 			n.sessions++
 		}
-		for j := range n.att {
-			n.att[j], n.slot[j] = none, none
+		for j := range n.slot {
+			m.atts[i][j], n.slot[j] = none, none
 		}
 		n.snPos = none
 		n.files = uint32(len(m.shared))
@@ -222,34 +231,28 @@ func (m *model) populate() {
 	}
 }
 
-// Arguments of evArrive.
-const (
-	arriveFresh   = 0 // a new session starts now
-	arriveOngoing = 1 // the run starts in the middle of this session
-)
-
 // firstArrival schedules a node's first appearance. In a "steady" start the
-// network is already running at t = 0: a node is online with the long-run
-// probability E[session] / (E[session] + E[offline]), in the middle of a
-// session (its age a uniform share of a drawn session: an approximation of
-// the length-biased residual), or else comes online after a uniform share of
-// a drawn offline time. An "empty" start is a new network: every node
-// arrives uniformly within ArrivalWindow.
+// network looks as if it had been running for ever: a node is online with the
+// long-run probability E[session] / (E[session] + E[offline]) of an
+// alternating renewal process, inside a session drawn length-biased (long
+// sessions are likelier to cover t = 0) of which a uniform share has passed;
+// an offline node comes back after the rest of a length-biased offline time.
+// An "empty" start is a new network: every node arrives uniformly within
+// ArrivalWindow.
 func (m *model) firstArrival(id uint32) {
 	ch := &m.sc.Churn
 	if ch.Start == "empty" {
 		w := max(des.FromDuration(ch.ArrivalWindow.Duration), 1)
-		m.sim.At(des.Time(m.rng.Int64N(int64(w))), evArrive, id, arriveFresh)
+		m.sim.At(des.Time(m.rng.Int64N(int64(w))), evArrive, id, 0)
 		return
 	}
 	on := m.session.Mean() / (m.session.Mean() + m.offline.Mean())
 	if m.rng.Float64() < on {
-		// Spread over the first minute so the first evaluations do not all
-		// fall on t = 0.
-		m.sim.At(des.Time(m.rng.Int64N(int64(des.Minute))), evArrive, id, arriveOngoing)
+		length := minutes(m.session.LengthBiased(m.rng))
+		m.arrive(id, length, des.Time(m.rng.Float64()*float64(length)))
 		return
 	}
-	m.sim.At(des.Time(m.rng.Float64()*float64(minutes(m.offline.Sample(m.rng)))), evArrive, id, arriveFresh)
+	m.sim.At(des.Time(m.rng.Float64()*float64(minutes(m.offline.LengthBiased(m.rng)))), evArrive, id, 0)
 }
 
 func (m *model) handle(s *des.Sim, ev des.Event) {
@@ -258,7 +261,7 @@ func (m *model) handle(s *des.Sim, ev des.Event) {
 		m.sample()
 		return
 	case evArrive:
-		m.arrive(ev.Node, ev.Arg == arriveOngoing)
+		m.arrive(ev.Node, minutes(m.session.Sample(m.rng)), 0)
 		return
 	}
 	n := &m.nodes[ev.Node]
@@ -278,18 +281,14 @@ func (m *model) handle(s *des.Sim, ev des.Event) {
 	}
 }
 
-func (m *model) arrive(id uint32, ongoing bool) {
+// arrive starts a session of the given length, of which age has passed.
+func (m *model) arrive(id uint32, length, age des.Time) {
 	n := &m.nodes[id]
 	n.online = true
 	n.gen++ // events of the last session are stale from now on
 	n.attaching = false
 	n.retries = 0
 	n.sessions++
-	length := minutes(m.session.Sample(m.rng))
-	age := des.Time(0)
-	if ongoing {
-		age = des.Time(m.rng.Float64() * float64(length))
-	}
 	n.sessionStart = m.sim.Now() - age
 	m.st.online++
 	m.st.leaves++
@@ -328,7 +327,7 @@ func (m *model) depart(id uint32) {
 	n.upTotal += now - n.sessionStart
 	n.online = false
 	m.st.online--
-	m.sim.After(minutes(m.offline.Sample(m.rng)), evArrive, id, arriveFresh)
+	m.sim.After(minutes(m.offline.Sample(m.rng)), evArrive, id, 0)
 }
 
 // integrateOrphans adds the orphaned leaf-time since the last change.
@@ -381,7 +380,7 @@ func (m *model) attach(id uint32) {
 				// No geography is modelled, so every supernode is as far
 				// away as any other: RTT unknown, and choice ranks by load.
 				RTT:      0,
-				Attached: n.isAttached(sn),
+				Attached: m.isAttached(id, sn),
 				Tiebreak: m.rng.Uint64(),
 			}
 			nc++
@@ -427,8 +426,8 @@ func contains(s []uint32, v uint32) bool {
 	return false
 }
 
-func (n *node) isAttached(sn uint32) bool {
-	for _, a := range n.att[:n.nAtt] {
+func (m *model) isAttached(id, sn uint32) bool {
+	for _, a := range m.atts[id][:m.nodes[id].nAtt] {
 		if a == sn {
 			return true
 		}
@@ -440,11 +439,11 @@ func (n *node) isAttached(sn uint32) bool {
 func (m *model) link(id, sn uint32) {
 	n := &m.nodes[id]
 	d := &m.snData[m.nodes[sn].snPos]
-	if len(d.leaves) >= m.sc.Network.LeafSlots || n.isAttached(sn) {
+	if len(d.leaves) >= m.sc.Network.LeafSlots || m.isAttached(id, sn) {
 		return
 	}
 	j := n.nAtt
-	n.att[j], n.slot[j] = sn, uint32(len(d.leaves))
+	m.atts[id][j], n.slot[j] = sn, uint32(len(d.leaves))
 	n.nAtt++
 	d.leaves = append(d.leaves, id)
 	m.st.attached++
@@ -453,15 +452,16 @@ func (m *model) link(id, sn uint32) {
 // unlink removes attachment j of leaf id, keeping both sides consistent.
 func (m *model) unlink(id uint32, j uint8) {
 	n := &m.nodes[id]
-	sn, pos := n.att[j], n.slot[j]
+	att := &m.atts[id]
+	sn, pos := att[j], n.slot[j]
 	d := &m.snData[m.nodes[sn].snPos]
 	last := uint32(len(d.leaves) - 1)
 	if pos != last {
 		moved := d.leaves[last]
 		d.leaves[pos] = moved
 		mn := &m.nodes[moved]
-		for i := range mn.att[:mn.nAtt] {
-			if mn.att[i] == sn {
+		for i, a := range m.atts[moved][:mn.nAtt] {
+			if a == sn {
 				mn.slot[i] = pos
 			}
 		}
@@ -471,8 +471,8 @@ func (m *model) unlink(id uint32, j uint8) {
 		d.lastLeaf = m.sim.Now()
 	}
 	n.nAtt--
-	n.att[j], n.slot[j] = n.att[n.nAtt], n.slot[n.nAtt]
-	n.att[n.nAtt], n.slot[n.nAtt] = none, none
+	att[j], n.slot[j] = att[n.nAtt], n.slot[n.nAtt]
+	att[n.nAtt], n.slot[n.nAtt] = none, none
 	m.st.attached--
 }
 

@@ -40,7 +40,7 @@ func (m *model) query(id uint32) {
 	reached.reset()
 	msgs := uint64(0)
 	// Breadth-first over the ring, hop by hop, as the envelopes travel.
-	frontier := n.att[:n.nAtt]
+	frontier := m.atts[id][:n.nAtt]
 	var next []uint32
 	for _, sn := range frontier {
 		reached.add(sn, 1)
@@ -89,11 +89,14 @@ func (m *model) query(id uint32) {
 		if budget > 0 {
 			budget--
 		}
-		hn := &m.nodes[h]
-		if !hn.online || h == id || hn.role != roleLeaf {
+		if h == id {
 			continue
 		}
-		for _, sn := range hn.att[:hn.nAtt] {
+		// Offline holders and supernodes have no attachments (see atts).
+		for _, sn := range m.atts[h] {
+			if sn == none {
+				break
+			}
 			dp := reached.depth(sn)
 			if dp == 0 {
 				continue
@@ -122,7 +125,7 @@ func (m *model) query(id uint32) {
 		}
 		m.interval.latencyMS += lat
 		m.st.latencies[min(int(lat), len(m.st.latencies)-1)]++
-		for _, sn := range n.att[:n.nAtt] {
+		for _, sn := range m.atts[id][:n.nAtt] {
 			m.snData[m.nodes[sn].snPos].upBytes += hitBytes
 			m.interval.queryBytes += hitBytes
 		}
@@ -203,5 +206,5 @@ func (m *model) download(id, source uint32) {
 	size := m.sc.Queries.FileSize
 	m.st.RelayBytes += size
 	m.interval.relayBytes += size
-	m.snData[m.nodes[a.att[0]].snPos].upBytes += size
+	m.snData[m.nodes[m.atts[id][0]].snPos].upBytes += size
 }

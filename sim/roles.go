@@ -10,6 +10,13 @@ import (
 // ringView is what gossip tells a node about the ring. The simulator gives
 // the current totals: memberlist converges in seconds (FIELD-NUMBERS.md),
 // far below the evaluation period, so the delay is not modelled.
+//
+// Leaves counts the leaf links the ring is asked for — K per online leaf —
+// not only those it holds: a ring without room refuses leaves, and the
+// refusals are how its supernodes see the demand they do not serve. Counting
+// only held links would hide a starved network from the policy (the first
+// version of this model did, and a network of 87,000 leaves sat with 7
+// supernodes for minutes).
 func (m *model) ringView() promotion.RingView {
 	slots := len(m.sns) * m.sc.Network.LeafSlots
 	load := 0.0
@@ -18,7 +25,7 @@ func (m *model) ringView() promotion.RingView {
 	}
 	return promotion.RingView{
 		Supernodes: len(m.sns),
-		Leaves:     m.st.attached, // leaf links, as gossip reports them
+		Leaves:     m.sc.Network.Choice.K * m.st.leaves,
 		FreeSlots:  slots - m.st.attached,
 		Load:       load,
 		Known:      true,
@@ -169,8 +176,8 @@ func (m *model) dropSupernode(id uint32, delay des.Time) {
 	for len(d.leaves) > 0 {
 		leaf := d.leaves[len(d.leaves)-1]
 		ln := &m.nodes[leaf]
-		for j := range ln.att[:ln.nAtt] {
-			if ln.att[j] == id {
+		for j, a := range m.atts[leaf][:ln.nAtt] {
+			if a == id {
 				m.unlink(leaf, uint8(j))
 				break
 			}

@@ -91,8 +91,9 @@ type Churn struct {
 	// no published figure, a modelling choice).
 	Offline dist.Spec `toml:"offline"`
 	// Start is "steady" (default: the run starts in a network that has been
-	// running, each node online with its long-run probability) or "empty"
-	// (a new network: every node arrives within ArrivalWindow).
+	// running, each node online with its long-run probability and its
+	// session or offline time in progress) or "empty" (a new network: every
+	// node arrives within ArrivalWindow).
 	Start string `toml:"start"`
 	// ArrivalWindow spreads the arrivals of an "empty" start uniformly over
 	// this time, so the network grows rather than meets a flash crowd.

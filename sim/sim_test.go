@@ -68,6 +68,11 @@ func TestModelInvariants(t *testing.T) {
 	online, leaves, attached, orphans := 0, 0, 0, 0
 	for id := range m.nodes {
 		n := &m.nodes[id]
+		for j := int(n.nAtt); j < maxK; j++ {
+			if m.atts[id][j] != none {
+				t.Fatalf("node %d: attachment %d beyond nAtt is set", id, j)
+			}
+		}
 		if !n.online {
 			if n.nAtt != 0 {
 				t.Fatalf("offline node %d still attached", id)
@@ -86,8 +91,7 @@ func TestModelInvariants(t *testing.T) {
 		if n.nAtt == 0 {
 			orphans++
 		}
-		for j := range n.att[:n.nAtt] {
-			sn := n.att[j]
+		for j, sn := range m.atts[id][:n.nAtt] {
 			if m.nodes[sn].role != roleSupernode {
 				t.Fatalf("leaf %d attached to non-supernode %d", id, sn)
 			}

@@ -14,6 +14,9 @@ type Sampler interface {
 	Sample(r *rand.Rand) float64
 	// Mean returns the distribution's expected value.
 	Mean() float64
+	// LengthBiased draws the length of the interval that covers a random
+	// instant: density x·f(x)/Mean (see lengthbiased.go).
+	LengthBiased(r *rand.Rand) float64
 }
 
 // Compile-time checks that every continuous distribution is a Sampler.
