@@ -20,7 +20,7 @@ const gossipRefresh = des.Minute
 
 // holderScanAfterHit is how many more holders a query's evaluation looks at
 // after its first hit, for a nearer one.
-const holderScanAfterHit = 64
+const holderScanAfterHit = 8
 
 // query simulates one search by leaf id for a file drawn from the popularity
 // distribution. The leaf sends it to each of its supernodes; each runs the
