@@ -31,11 +31,14 @@ const holderScanAfterHit = 8
 func (m *model) query(id uint32) {
 	n := &m.nodes[id]
 	m.sim.After(m.nextQuery(), evQuery, id, n.gen)
-	if n.role != roleLeaf || n.nAtt == 0 {
-		return // an orphan cannot search; supernodes' own searches are not modelled
+	if n.role != roleLeaf {
+		return // supernodes' own searches are not modelled
 	}
 	m.st.Queries++
 	m.interval.queries++
+	if n.nAtt == 0 {
+		return // an orphan's search fails: it has no supernode to ask
+	}
 	reached := &m.reached
 	reached.reset()
 	msgs := uint64(0)
