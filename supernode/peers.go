@@ -50,6 +50,17 @@ func (s *Supernode) servePeer(c *link.Conn) {
 
 func (s *Supernode) peerMessage(c *link.Conn, e wire.Envelope) error {
 	switch e.Type {
+	case wire.TypeQuery, wire.TypeQueryHit, wire.TypeSignal:
+		// Only ring members route: a node that merely said hello as a
+		// supernode (or whose membership lapsed) may not inject queries,
+		// hits or signals. A new member's first messages can arrive just
+		// before gossip reports it; they are dropped, not fatal.
+		if !s.isMember(c.Peer()) {
+			s.count(func(st *Stats) { st.FromNonMembers++ })
+			return nil
+		}
+	}
+	switch e.Type {
 	case wire.TypeQuery:
 		s.count(func(st *Stats) { st.QueriesFromPeers++ })
 		return s.query(e, route{peer: c.Peer()})

@@ -42,6 +42,7 @@ type Supernode struct {
 	ringChanged chan struct{}
 
 	mu      sync.Mutex // guards the fields below
+	members map[identity.NodeID]bool // ring members, from gossip events
 	leaves  map[identity.NodeID]*leafSlot
 	peers   map[identity.NodeID]map[*link.Conn]struct{}
 	dialing map[identity.NodeID]bool
@@ -59,6 +60,9 @@ type Stats struct {
 	SignalsRelayed    uint64
 	SignalsDropped    uint64
 	SignalsLimited    uint64
+	// FromNonMembers counts queries, hits and signals dropped because the
+	// supernode that sent them is not a member of the ring.
+	FromNonMembers uint64
 	LinksRefused      uint64
 }
 
@@ -85,6 +89,7 @@ func Start(cfg Config) (*Supernode, error) {
 		idx:     index.New(cfg.Index),
 		seen:    newSeenTable(cfg.SeenTTL, 100_000),
 		start:   time.Now(),
+		members: make(map[identity.NodeID]bool),
 		leaves:  make(map[identity.NodeID]*leafSlot),
 		peers:   make(map[identity.NodeID]map[*link.Conn]struct{}),
 		dialing: make(map[identity.NodeID]bool),
@@ -106,12 +111,7 @@ func Start(cfg Config) (*Supernode, error) {
 		BindPort:      port,
 		AdvertiseAddr: advHost,
 		Meta:          s.meta,
-		Events: func(gossip.Event) {
-			select {
-			case s.ringChanged <- struct{}{}:
-			default:
-			}
-		},
+		Events: s.ringEvent,
 		Logger:  cfg.Logger,
 		Profile: gossip.Profile(cfg.GossipProfile),
 	})
@@ -292,6 +292,40 @@ func (s *Supernode) others(n int) []wire.PeerInfo {
 
 // Members returns the ring as this supernode sees it (itself included).
 func (s *Supernode) Members() []gossip.Member { return s.ring.Members() }
+
+// ringEvent keeps the member set current and wakes maintain to link new
+// members. It runs on the ring's event goroutine.
+func (s *Supernode) ringEvent(ev gossip.Event) {
+	s.mu.Lock()
+	if ev.Kind == gossip.EventLeave {
+		delete(s.members, ev.Member.Meta.NodeID)
+	} else {
+		s.members[ev.Member.Meta.NodeID] = true
+	}
+	s.mu.Unlock()
+	select {
+	case s.ringChanged <- struct{}{}:
+	default:
+	}
+}
+
+// isMember reports whether id is a ring member. The set follows gossip
+// events, which trail the ring's own table by a moment; a miss is confirmed
+// against the table before it counts.
+func (s *Supernode) isMember(id identity.NodeID) bool {
+	s.mu.Lock()
+	known := s.members[id]
+	s.mu.Unlock()
+	if known {
+		return true
+	}
+	for _, m := range s.ring.Members() {
+		if m.Meta.NodeID == id {
+			return true
+		}
+	}
+	return false
+}
 
 // Linked reports whether a control link to the ring member id is up.
 func (s *Supernode) Linked(id identity.NodeID) bool {

@@ -47,7 +47,11 @@ func testSupernode(t *testing.T, cfg Config) (*Supernode, string) {
 					c.Close("no hello")
 					return
 				}
-				_ = sn.AcceptLeaf(c, h)
+				if h.Role == wire.RoleSupernode {
+					_ = sn.AcceptPeer(c, h)
+				} else {
+					_ = sn.AcceptLeaf(c, h)
+				}
 			}()
 		}
 	}()
@@ -158,5 +162,29 @@ func TestLeafSlotsAreBounded(t *testing.T) {
 	}
 	if st := sn.Stats(); st.LinksRefused != 1 {
 		t.Fatalf("refusals counted: %d", st.LinksRefused)
+	}
+}
+
+// TestNonMemberCannotRoute checks that a node which says hello as a
+// supernode but is not in the ring cannot inject signals or hits.
+func TestNonMemberCannotRoute(t *testing.T) {
+	sn, addr := testSupernode(t, Config{})
+	victim, victimID := testLeafID(t, addr)
+	id, _ := identity.Generate()
+	creds, _ := link.NewCredentials(id)
+	c, err := link.Dial(context.Background(), addr, creds, identity.NodeID{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close("done")
+	c.SendBody(wire.TypeHello, &wire.Hello{Role: wire.RoleSupernode, Control: "127.0.0.1:1"})
+	if e, err := c.Recv(5 * time.Second); err != nil || e.Type != wire.TypeWelcome {
+		t.Fatalf("no welcome: %v", err)
+	}
+	c.SendBody(wire.TypeSignal, &wire.Signal{To: victimID, Via: sn.ID(), Kind: wire.SignalOffer, Data: "v=0"})
+	c.SendBody(wire.TypeQuery, &wire.Query{Words: "anything"})
+	waitStats(t, sn, func(st Stats) bool { return st.FromNonMembers == 2 })
+	if e, err := victim.Recv(300 * time.Millisecond); err == nil && e.Type == wire.TypeSignal {
+		t.Fatal("a non-member's signal reached a leaf")
 	}
 }
