@@ -41,7 +41,7 @@ type Supernode struct {
 	// that links to new members are dialled at once rather than on the next tick.
 	ringChanged chan struct{}
 
-	mu      sync.Mutex // guards the fields below
+	mu      sync.Mutex               // guards the fields below
 	members map[identity.NodeID]bool // ring members, from gossip events
 	leaves  map[identity.NodeID]*leafSlot
 	peers   map[identity.NodeID]map[*link.Conn]struct{}
@@ -63,7 +63,7 @@ type Stats struct {
 	// FromNonMembers counts queries, hits and signals dropped because the
 	// supernode that sent them is not a member of the ring.
 	FromNonMembers uint64
-	LinksRefused      uint64
+	LinksRefused   uint64
 }
 
 type leafSlot struct {
@@ -111,9 +111,9 @@ func Start(cfg Config) (*Supernode, error) {
 		BindPort:      port,
 		AdvertiseAddr: advHost,
 		Meta:          s.meta,
-		Events: s.ringEvent,
-		Logger:  cfg.Logger,
-		Profile: gossip.Profile(cfg.GossipProfile),
+		Events:        s.ringEvent,
+		Logger:        cfg.Logger,
+		Profile:       gossip.Profile(cfg.GossipProfile),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("supernode: gossip: %w", err)
