@@ -51,7 +51,21 @@ var foldPool = sync.Pool{New: func() any { return newFolder() }}
 //     (one rune, three bytes, instead of up to three runes) and kana with their
 //     voicing marks.
 func newFolder() transform.Transformer {
-	return transform.Chain(norm.NFKD, runes.Remove(runes.Predicate(isDroppedMark)), cases.Fold(), norm.NFC)
+	return transform.Chain(norm.NFKD, runes.Remove(runes.Predicate(isDroppedMark)), cases.Fold(), runes.Map(foldCherokee), norm.NFC)
+}
+
+// foldCherokee maps Cherokee small letters to their capitals, as Unicode's
+// CaseFolding.txt does. x/text's cases.Fold swaps the two cases instead
+// (Ᏹ → ᏹ but ᏹ → Ᏹ), so folding twice would not give what folding once gave
+// and a name would not match its own folded form. The fuzzer found it.
+func foldCherokee(r rune) rune {
+	switch {
+	case r >= 0x13F8 && r <= 0x13FD: // small ye … small mv
+		return r - 8
+	case r >= 0xAB70 && r <= 0xABBF: // small a … small ya
+		return r - 0xAB70 + 0x13A0
+	}
+	return r
 }
 
 // isDroppedMark reports whether r is an accent Tokenize removes. The kana

@@ -34,6 +34,8 @@ func TestTokenize(t *testing.T) {
 		{"german sharp s", "Straße", []string{"strasse"}},
 		{"capital sharp s", "STRAẞE", []string{"strasse"}},
 		{"greek capitals", "ΣΊΣΥΦΟΣ", []string{"σισυφοσ"}},
+		{"cherokee small and capital meet", "ᏹᏣ ᎠᏣ", []string{"ᏱᏣ", "ᎠᏣ"}},
+		{"cherokee supplement", "\uab70", []string{"Ꭰ"}},
 		{"greek final sigma", "σίσυφος", []string{"σισυφοσ"}},
 		{"turkish dotted capital", "İstanbul", []string{"istanbul"}},
 		{"ligature", "ﬁle", []string{"file"}},
