@@ -6,12 +6,12 @@ package demo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -61,10 +61,14 @@ func (n *Network) Close() {
 // NodeOptions are the settings every node of a loopback network shares.
 func NodeOptions(dir, name string, log *zap.Logger) node.Config {
 	return node.Config{
-		DataDir:       filepath.Join(dir, name, "data"),
-		Listen:        "127.0.0.1:0",
-		Gossip:        "127.0.0.1:0",
-		GossipProfile: "local",
+		DataDir: filepath.Join(dir, name, "data"),
+		Listen:  "127.0.0.1:0",
+		Gossip:  "127.0.0.1:0",
+		// memberlist's LAN timers, not its "local" ones: a loaded machine (CI
+		// runs many test binaries at once) made the local profile's short
+		// probe timeouts suspect live supernodes now and then, and a
+		// supernode routes only to ring members.
+		GossipProfile: "lan",
 		API:           "-",
 		ICE:           nat.ICEConfig{LoopbackOnly: true},
 		Logger:        log.Named(name),
@@ -163,6 +167,19 @@ func (n *Network) settled() bool {
 	return true
 }
 
+// routingStats summarises what the supernodes did, for a failure message.
+func (n *Network) routingStats() string {
+	var parts []string
+	for i, s := range n.Supernodes {
+		if sn := s.Supernode(); sn != nil {
+			st := sn.Stats()
+			parts = append(parts, fmt.Sprintf("supernode %d: %d ring members, queries %d from leaves %d from peers, %d duplicate, %d hits routed, %d from non-members",
+				i+1, len(sn.Members()), st.QueriesFromLeaves, st.QueriesFromPeers, st.DuplicateQueries, st.HitsRouted, st.FromNonMembers))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 // SampleFiles returns the demo's shared files: a few named text files per leaf
 // and one larger binary file on leaf 2, which sits on another supernode than
 // leaf 1.
@@ -232,7 +249,7 @@ func Run(ctx context.Context, opts Options) (*Network, error) {
 		return net, err
 	}
 	if len(res.Hits) == 0 {
-		return net, errors.New("the search found nothing")
+		return net, fmt.Errorf("the search found nothing (%s)", net.routingStats())
 	}
 	for _, h := range res.Hits {
 		say("   hit: %s  %q  %d bytes, %d source(s)", h.ID[:16], h.Name, h.Size, h.Sources)

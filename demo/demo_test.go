@@ -43,7 +43,7 @@ func TestCrossSupernodeDownload(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(res.Hits) != 1 || res.Hits[0].Sources != 1 || res.Hits[0].SourceNodes[0] != source.ID().String() {
-		t.Fatalf("search hits: %+v", res.Hits)
+		t.Fatalf("search hits: %+v (%s)", res.Hits, net.routingStats())
 	}
 	id, err := content.ParseID(res.Hits[0].ID)
 	if err != nil {

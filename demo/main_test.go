@@ -3,11 +3,8 @@ package demo
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/canopy-p2p/canopy/internal/leaktest"
 )
 
-// TestMain checks that a whole network of nodes, once closed, leaves no
-// goroutine behind.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
+// TestMain fails the package's tests if they leave goroutines behind.
+func TestMain(m *testing.M) { leaktest.Main(m) }

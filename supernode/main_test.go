@@ -3,10 +3,8 @@ package supernode
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/canopy-p2p/canopy/internal/leaktest"
 )
 
-// TestMain checks that supernodes, once closed, leave no goroutine behind.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
+// TestMain fails the package's tests if they leave goroutines behind.
+func TestMain(m *testing.M) { leaktest.Main(m) }
