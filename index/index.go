@@ -517,19 +517,25 @@ func (x *Index) unintern(name string) {
 	}
 }
 
+// allocSlot stores v in a free slot of items (the most recently freed one,
+// which is likelier to be in cache) or appends it, and returns the slot.
+func allocSlot[T any](items *[]T, free *[]uint32, v T) uint32 {
+	if n := len(*free); n > 0 {
+		slot := (*free)[n-1]
+		*free = (*free)[:n-1]
+		(*items)[slot] = v
+		return slot
+	}
+	*items = append(*items, v)
+	return uint32(len(*items) - 1)
+}
+
 // contentSlot returns the slot of content ID id with one more reference,
 // creating it if it is new.
 func (x *Index) contentSlot(id ContentID) uint32 {
 	c, ok := x.contentSlots[id]
 	if !ok {
-		if n := len(x.freeContents); n > 0 {
-			c = x.freeContents[n-1]
-			x.freeContents = x.freeContents[:n-1]
-			x.contents[c] = content{id: id}
-		} else {
-			c = uint32(len(x.contents))
-			x.contents = append(x.contents, content{id: id})
-		}
+		c = allocSlot(&x.contents, &x.freeContents, content{id: id})
 		x.contentSlots[id] = c
 	}
 	x.contents[c].refs++
@@ -544,15 +550,7 @@ func (x *Index) termID(w string) uint32 {
 	// w is a substring of a folded name; a copy keeps the word from pinning
 	// that name's memory for as long as the word lives.
 	w = strings.Clone(w)
-	var t uint32
-	if n := len(x.freeTerms); n > 0 {
-		t = x.freeTerms[n-1]
-		x.freeTerms = x.freeTerms[:n-1]
-		x.terms[t] = term{text: w}
-	} else {
-		t = uint32(len(x.terms))
-		x.terms = append(x.terms, term{text: w})
-	}
+	t := allocSlot(&x.terms, &x.freeTerms, term{text: w})
 	x.termIDs[w] = t
 	x.sorted.ReplaceOrInsert(termKey{text: w, id: t})
 	return t
@@ -630,16 +628,7 @@ func (x *Index) dropTerm(t uint32) {
 }
 
 func (x *Index) addOwner(who identity.NodeID) uint32 {
-	o := &owner{id: who, files: make(map[uint32]uint32)}
-	var slot uint32
-	if n := len(x.freeOwners); n > 0 {
-		slot = x.freeOwners[n-1]
-		x.freeOwners = x.freeOwners[:n-1]
-		x.owners[slot] = o
-	} else {
-		slot = uint32(len(x.owners))
-		x.owners = append(x.owners, o)
-	}
+	slot := allocSlot(&x.owners, &x.freeOwners, &owner{id: who, files: make(map[uint32]uint32)})
 	x.byOwner[who] = slot
 	return slot
 }
