@@ -27,6 +27,14 @@ type attachment struct {
 	mu       sync.Mutex // guards the fields below
 	files    int
 	indexErr string
+	// guidance is the supernode's latest view of the ring.
+	guidance   wire.Guidance
+	guidanceAt time.Time
+
+	// successors and leavingSince are guarded by Leaf.mu: the supernode's
+	// emergency successors, and when it started handing the leaf over.
+	successors   []wire.PeerInfo
+	leavingSince time.Time
 }
 
 func (a *attachment) kickUpload() {

@@ -9,9 +9,12 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/canopy-p2p/canopy/choice"
+	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/library"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/transfer"
+	"github.com/canopy-p2p/canopy/wire"
 )
 
 // Config configures a leaf.
@@ -34,6 +37,23 @@ type Config struct {
 	// RetryBackoff is the first wait before re-dialling a supernode that failed;
 	// it doubles up to MaxBackoff. Defaults 1 s and 1 min.
 	RetryBackoff, MaxBackoff time.Duration
+	// Control is the node's own control address, for the supernodes'
+	// reachability dial-backs (RequestDialBack). Empty: no dial-backs.
+	Control string
+	// Candidate tells the supernodes that this node may become a supernode
+	// (its user's consent is auto or always), so that they may name it as a
+	// successor for the emergency election.
+	Candidate bool
+	// Choice is the supernode choice rule. Default choice.DefaultParams with
+	// K = Attach.
+	Choice choice.Params
+	// HandoverGrace is how long a leaf keeps the link to a supernode that is
+	// handing it over while it holds at least one other link but fewer than
+	// Attach. Default 5 s.
+	HandoverGrace time.Duration
+	// OnDialBack, when set, receives the supernodes' dial-back results.
+	// Called from a link's reader goroutine; must not block.
+	OnDialBack func(from identity.NodeID, res wire.DialBackResult)
 	// Software is reported to supernodes.
 	Software string
 	// OnSupernodes, when set, is called with the supernodes the leaf learned of
@@ -55,6 +75,13 @@ func (c *Config) fill() {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = time.Minute
+	}
+	if c.Choice == (choice.Params{}) {
+		c.Choice = choice.DefaultParams()
+	}
+	c.Choice.K = c.Attach
+	if c.HandoverGrace <= 0 {
+		c.HandoverGrace = 5 * time.Second
 	}
 	if c.Software == "" {
 		c.Software = "canopy"

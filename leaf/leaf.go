@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/canopy-p2p/canopy/choice"
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/transfer"
@@ -44,6 +46,13 @@ type Leaf struct {
 	dialing map[string]bool
 	pending map[wire.MsgID]chan wire.QueryHit
 	closed  bool
+	// lostAll is when the leaf last found itself without any attachment
+	// (or started), for Orphaned.
+	lostAll time.Time
+	// lastSuccessors are the successors named by attachments that are gone.
+	lastSuccessors []wire.PeerInfo
+	// chosen is Choose's scratch space, reused by fillAttachments.
+	chosen []int
 }
 
 // candidate is a supernode address the leaf may attach to.
@@ -53,6 +62,20 @@ type candidate struct {
 	failures int
 	next     time.Time // no dial before this
 	lastErr  string
+	lastFail time.Time
+	// load (percent) and slots are the supernode's load as a supernode last
+	// reported it; known is false until one did.
+	load  uint8
+	slots uint16
+	known bool
+	// rtt is the round trip measured while the leaf was attached to it.
+	rtt time.Duration
+	// successor marks a leaf named as an emergency successor: it is dialled
+	// only while the leaf is orphaned, and quickly, since it may have just
+	// promoted.
+	successor bool
+	// tiebreak spreads leaves over equal supernodes (choice.Candidate).
+	tiebreak uint64
 }
 
 // Start starts the leaf: it begins attaching to supernodes at once.
@@ -69,6 +92,7 @@ func Start(cfg Config) (*Leaf, error) {
 		atts:    make(map[identity.NodeID]*attachment),
 		dialing: make(map[string]bool),
 		pending: make(map[wire.MsgID]chan wire.QueryHit),
+		lostAll: time.Now(),
 	}
 	tc := cfg.Transfer
 	tc.Identity = cfg.Creds.ID()
@@ -84,7 +108,7 @@ func Start(cfg Config) (*Leaf, error) {
 		return nil, fmt.Errorf("leaf: transfer engine: %w", err)
 	}
 	for _, s := range cfg.Seeds {
-		l.cands[s] = &candidate{addr: s}
+		l.cands[s] = &candidate{addr: s, tiebreak: rand.Uint64()}
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.wg.Add(1)
@@ -101,14 +125,25 @@ func (l *Leaf) AddSupernodes(peers ...Peer) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, p := range peers {
-		if c, ok := l.cands[p.Control]; ok {
-			if c.id.IsZero() {
-				c.id = p.ID
-			}
-			continue
-		}
-		l.cands[p.Control] = &candidate{addr: p.Control, id: p.ID}
+		l.addCandidateLocked(wire.PeerInfo{ID: p.ID, Control: p.Control})
 	}
+}
+
+// addCandidateLocked adds or refreshes a supernode candidate; l.mu is held.
+func (l *Leaf) addCandidateLocked(p wire.PeerInfo) *candidate {
+	c, ok := l.cands[p.Control]
+	if !ok {
+		c = &candidate{addr: p.Control, id: p.ID, tiebreak: rand.Uint64()}
+		l.cands[p.Control] = c
+	}
+	if c.id.IsZero() {
+		c.id = p.ID
+	}
+	if p.Known {
+		c.load, c.slots, c.known = p.Load, p.Slots, true
+	}
+	c.successor = false // named as a supernode now
+	return c
 }
 
 // Attachment describes a link to a supernode.
@@ -199,9 +234,11 @@ func (l *Leaf) maintain() {
 }
 
 // fillAttachments dials candidates while fewer than Attach links are up or
-// being set up. Candidates with a known ID we are already attached to are
-// skipped; the rest are tried in random order, so that leaves spread over the
-// supernodes they learn of.
+// being set up (a link being handed over does not count), choosing them with
+// the choice core: least recently failed, then by load and round-trip time,
+// with a random tiebreak so that leaves spread over equal supernodes.
+// Candidates in their retry back-off are not considered; successors only
+// while the leaf is orphaned.
 func (l *Leaf) fillAttachments() {
 	now := time.Now()
 	l.mu.Lock()
@@ -209,22 +246,51 @@ func (l *Leaf) fillAttachments() {
 	if l.closed {
 		return
 	}
-	want := l.cfg.Attach - len(l.atts) - len(l.dialing)
+	l.closeLeavingLocked(now)
+	staying := 0
+	for _, a := range l.atts {
+		if a.leavingSince.IsZero() {
+			staying++
+		}
+	}
+	want := l.cfg.Attach - staying - len(l.dialing)
 	if want <= 0 {
 		return
 	}
+	orphan := len(l.atts) == 0
 	var ready []*candidate
+	var cands []choice.Candidate
 	for _, c := range l.cands {
-		if l.dialing[c.addr] || now.Before(c.next) {
+		if l.dialing[c.addr] || now.Before(c.next) || (c.successor && !orphan) {
 			continue
 		}
 		if _, ok := l.atts[c.id]; ok && !c.id.IsZero() {
 			continue
 		}
 		ready = append(ready, c)
+		cand := choice.Candidate{Load: 0, FreeSlots: 1, RTT: c.rtt, Tiebreak: c.tiebreak}
+		if c.known {
+			cand.Load, cand.FreeSlots = float64(c.load)/100, int(c.slots)
+		}
+		if now.Sub(c.lastFail) < l.cfg.Choice.RetryAfter {
+			cand.Failures = c.failures
+		}
+		cands = append(cands, cand)
 	}
-	rand.Shuffle(len(ready), func(i, j int) { ready[i], ready[j] = ready[j], ready[i] })
-	for _, c := range ready[:min(want, len(ready))] {
+	p := l.cfg.Choice
+	p.K = want
+	l.chosen = choice.Choose(p, cands, l.chosen[:0])
+	if len(l.chosen) == 0 && len(ready) > 0 {
+		// Every candidate looks full or overloaded by its last report, which
+		// may be stale: try the best of them anyway rather than none.
+		p.MaxLoad = math.Inf(1)
+		for i := range cands {
+			cands[i].FreeSlots = max(cands[i].FreeSlots, 1)
+		}
+		l.chosen = choice.Choose(p, cands, l.chosen[:0])
+	}
+	for _, i := range l.chosen {
+		c := ready[i]
 		l.dialing[c.addr] = true
 		l.wg.Add(1)
 		go l.attach(c.addr, c.id)
@@ -242,7 +308,12 @@ func (l *Leaf) attach(addr string, want identity.NodeID) {
 		if c != nil {
 			c.failures++
 			c.lastErr = err.Error()
+			c.lastFail = time.Now()
 			back := min(l.cfg.RetryBackoff<<min(c.failures-1, 16), l.cfg.MaxBackoff)
+			if c.successor {
+				// A successor may promote any moment: keep trying it.
+				back = l.cfg.RetryBackoff
+			}
 			c.next = time.Now().Add(back)
 		}
 		l.mu.Unlock()
@@ -250,7 +321,7 @@ func (l *Leaf) attach(addr string, want identity.NodeID) {
 		return
 	}
 	if c != nil {
-		c.failures, c.lastErr, c.id = 0, "", a.conn.Peer()
+		c.failures, c.lastErr, c.id, c.successor = 0, "", a.conn.Peer(), false
 	}
 	if _, dup := l.atts[a.conn.Peer()]; dup || l.closed || len(l.atts) >= l.cfg.Attach {
 		l.mu.Unlock()
@@ -274,7 +345,8 @@ func (l *Leaf) dial(addr string, want identity.NodeID) (*attachment, error) {
 		conn.Close(err.Error())
 		return nil, err
 	}
-	if err := conn.SendBody(wire.TypeHello, &wire.Hello{Role: wire.RoleLeaf, Software: l.cfg.Software}); err != nil {
+	hello := wire.Hello{Role: wire.RoleLeaf, Software: l.cfg.Software, Control: l.cfg.Control, Candidate: l.cfg.Candidate}
+	if err := conn.SendBody(wire.TypeHello, &hello); err != nil {
 		return fail(err)
 	}
 	e, err := conn.Recv(link.HandshakeTimeout)
@@ -310,13 +382,13 @@ func (l *Leaf) learn(peers []wire.PeerInfo) {
 	if len(peers) == 0 {
 		return
 	}
-	ps := make([]Peer, 0, len(peers))
+	l.mu.Lock()
 	for _, p := range peers {
 		if p.ID != l.id && !p.ID.IsZero() && p.Control != "" {
-			ps = append(ps, Peer{ID: p.ID, Control: p.Control})
+			l.addCandidateLocked(p)
 		}
 	}
-	l.AddSupernodes(ps...)
+	l.mu.Unlock()
 	if l.cfg.OnSupernodes != nil {
 		l.cfg.OnSupernodes(l.Known())
 	}
@@ -328,11 +400,30 @@ func (l *Leaf) serve(a *attachment) {
 	defer func() {
 		l.mu.Lock()
 		if l.atts[a.conn.Peer()] == a {
+			l.lastSuccessors = l.successorsLocked()
 			delete(l.atts, a.conn.Peer())
 		}
+		now := time.Now()
 		if c := l.cands[a.addr]; c != nil {
 			// Re-dial a lost supernode after a pause, not in a tight loop.
-			c.next = time.Now().Add(l.cfg.RetryBackoff)
+			c.next = now.Add(l.cfg.RetryBackoff)
+			c.rtt = a.conn.RTT()
+		}
+		if len(l.atts) == 0 {
+			// The last supernode is gone: retry every candidate now rather
+			// than when their back-offs end, and name the successors as
+			// candidates in case the ring has died with it.
+			l.lostAll = now
+			for _, c := range l.cands {
+				if c.addr != a.addr {
+					c.next = now
+				}
+			}
+			for _, p := range l.lastSuccessors {
+				if p.ID != l.id && l.cands[p.Control] == nil {
+					l.cands[p.Control] = &candidate{addr: p.Control, id: p.ID, successor: true, tiebreak: rand.Uint64()}
+				}
+			}
 		}
 		l.mu.Unlock()
 		l.log.Info("detached", zap.String("supernode", a.conn.Peer().Short()), zap.String("reason", a.conn.Reason()))
@@ -370,6 +461,26 @@ func (l *Leaf) message(a *attachment, e wire.Envelope) error {
 		a.acked(ack)
 		if ack.Error != "" {
 			l.log.Warn("supernode refused part of our index", zap.String("supernode", a.conn.Peer().Short()), zap.String("error", ack.Error))
+		}
+	case wire.TypeGuidance:
+		var g wire.Guidance
+		if err := e.Decode(&g); err != nil {
+			return err
+		}
+		l.guided(a, g)
+	case wire.TypeHandover:
+		var h wire.Handover
+		if err := e.Decode(&h); err != nil {
+			return err
+		}
+		l.handover(a, h)
+	case wire.TypeDialBackResult:
+		var r wire.DialBackResult
+		if err := e.Decode(&r); err != nil {
+			return err
+		}
+		if l.cfg.OnDialBack != nil {
+			l.cfg.OnDialBack(a.conn.Peer(), r)
 		}
 	case wire.TypeBye:
 		var b wire.Bye

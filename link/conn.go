@@ -48,8 +48,13 @@ type Conn struct {
 	shutdownOnce sync.Once
 	wg           sync.WaitGroup
 
-	mu     sync.Mutex // guards reason
+	mu     sync.Mutex // guards reason and the round-trip fields
 	reason string
+	// pingNonce and pingSent identify the last Ping sent; rtt is the smoothed
+	// round-trip time of the pongs that answered them.
+	pingNonce uint64
+	pingSent  time.Time
+	rtt       time.Duration
 
 	// Drops counts frames dropped because the send queue was full.
 	Drops atomic.Uint64
@@ -310,6 +315,7 @@ func (c *Conn) Serve(idle time.Duration, handle func(wire.Envelope) error) {
 		case wire.TypePing:
 			err = c.pong(e)
 		case wire.TypePong:
+			c.pongReceived(e)
 		default:
 			err = handle(e)
 		}
@@ -337,5 +343,38 @@ func (c *Conn) pong(e wire.Envelope) error {
 // Ping sends a keep-alive, so that the peer's idle timeout only fires when
 // this side is gone.
 func (c *Conn) Ping() {
-	_ = c.SendBody(wire.TypePing, &wire.Ping{Nonce: rand.Uint64()})
+	nonce := rand.Uint64()
+	c.mu.Lock()
+	c.pingNonce, c.pingSent = nonce, time.Now()
+	c.mu.Unlock()
+	_ = c.SendBody(wire.TypePing, &wire.Ping{Nonce: nonce})
+}
+
+// pongReceived measures the round trip of the last Ping. Only the latest ping
+// is tracked: a pong for an older one is ignored rather than mis-timed.
+func (c *Conn) pongReceived(e wire.Envelope) {
+	var p wire.Pong
+	if e.Decode(&p) != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p.Nonce != c.pingNonce || c.pingSent.IsZero() {
+		return
+	}
+	sample := time.Since(c.pingSent)
+	c.pingSent = time.Time{}
+	if c.rtt == 0 {
+		c.rtt = sample
+	} else {
+		c.rtt = (7*c.rtt + sample) / 8 // RFC 6298's smoothing (alpha = 1/8)
+	}
+}
+
+// RTT returns the smoothed round-trip time measured by Ping, or 0 before the
+// first pong.
+func (c *Conn) RTT() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rtt
 }

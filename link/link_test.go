@@ -153,3 +153,28 @@ func TestSendQueueBounded(t *testing.T) {
 		t.Fatal("send queue never filled")
 	}
 }
+
+func TestPingMeasuresRTT(t *testing.T) {
+	server, client := creds(t), creds(t)
+	addr, conns, _ := serve(t, server)
+	c, err := Dial(context.Background(), addr, client, server.ID().ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close("test over")
+	s := <-conns
+	defer s.Close("test over")
+	go s.Serve(5*time.Second, func(wire.Envelope) error { return nil })
+	go c.Serve(5*time.Second, func(wire.Envelope) error { return nil })
+	if c.RTT() != 0 {
+		t.Fatalf("RTT %v before any ping", c.RTT())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.RTT() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no RTT measured: the pong was not matched to the ping")
+		}
+		c.Ping()
+		time.Sleep(20 * time.Millisecond)
+	}
+}

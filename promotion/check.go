@@ -52,6 +52,9 @@ const (
 	// CheckFreeSlots is the reason for a ring whose free leaf slots fall short
 	// of the failover reserve.
 	CheckFreeSlots
+	// CheckStagger is the emergency election's turn: a candidate waits its
+	// rank among the successors times EmergencyStagger.
+	CheckStagger
 
 	numChecks
 )
@@ -77,6 +80,7 @@ var checkNames = [numChecks]string{
 	CheckMinSupernodes: "min-supernodes",
 	CheckRingLoad:      "ring-load",
 	CheckFreeSlots:     "free-slots",
+	CheckStagger:       "stagger",
 }
 
 // String returns a short stable name ("uptime", "free-slots"), suitable for

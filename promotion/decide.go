@@ -43,6 +43,12 @@ type Input struct {
 	// SinceLastLeaf is, for a supernode with no leaf, the time since it last
 	// had one, or since it promoted if it never had one.
 	SinceLastLeaf time.Duration
+	// EmergencyRank is the node's place among the successors its supernodes
+	// named (0 first; the number of successors when it is not one), and
+	// EmergencyFor how long the emergency has lasted: since the node lost its
+	// last supernode. Only the emergency election reads them.
+	EmergencyRank int
+	EmergencyFor  time.Duration
 	// Draw is a uniform random number in [0, 1) for the promotion lottery,
 	// drawn fresh for each evaluation by the caller (the simulator from its
 	// seeded source). Zero always wins, so a caller that does not draw gets
@@ -129,6 +135,7 @@ func decideLeaf(p *Params, in *Input) Decision {
 		// reachable node is better than none; the weaker ones demote later
 		// by the keep thresholds or as idle surplus.
 		d.add(CheckEmergency, true)
+		d.add(CheckStagger, in.EmergencyFor >= time.Duration(in.EmergencyRank)*p.EmergencyStagger)
 		d.add(CheckUptime, in.Uptime >= p.EmergencyMinUptime)
 		d.add(CheckDwell, in.SinceSwitch >= p.EmergencyDwell)
 		allow = CheckEmergency

@@ -95,6 +95,18 @@ func TestDecideLeaf(t *testing.T) {
 		{"emergency waits the emergency dwell", func(in *Input) { in.Ring = RingView{Known: true}; in.SinceSwitch = 119 * time.Second }, Stay, CheckDwell},
 		{"emergency needs reachability", func(in *Input) { in.Ring = RingView{Known: true}; in.Reachable = false }, Stay, CheckReachable},
 		{"emergency respects never", func(in *Input) { in.Ring = RingView{Known: true}; in.Consent = ConsentNever }, Stay, CheckConsent},
+		{"emergency: a later successor waits its turn", func(in *Input) {
+			in.Ring = RingView{Known: true}
+			in.EmergencyRank, in.EmergencyFor = 2, 9*time.Second
+		}, Stay, CheckStagger},
+		{"emergency: its turn has come", func(in *Input) {
+			in.Ring = RingView{Known: true}
+			in.EmergencyRank, in.EmergencyFor = 2, 10*time.Second
+		}, Promote, CheckEmergency},
+		{"emergency: the first successor goes at once", func(in *Input) {
+			in.Ring = RingView{Known: true}
+			in.EmergencyRank, in.EmergencyFor = 0, 0
+		}, Promote, CheckEmergency},
 		{"no view is not an emergency", func(in *Input) { in.Ring = RingView{}; in.Uptime = time.Minute }, Stay, CheckUptime},
 	}
 	for _, tc := range cases {

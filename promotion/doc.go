@@ -31,12 +31,17 @@
 //   - an emergency: the node knows the ring and it has no supernode at all
 //     (the first node of a new network, or the last supernode died). Then a
 //     reachable, consenting leaf promotes once it has EmergencyMinUptime of
-//     uptime and EmergencyDwell since its last switch. Bound: a leaf that has
-//     been up EmergencyMinUptime and has not switched role for EmergencyDwell
-//     promotes at the first evaluation after its view shows no supernode, so
-//     the election completes within the caller's detection delay plus one
-//     evaluation interval plus at most max(EmergencyMinUptime,
-//     EmergencyDwell) (2 minutes with the defaults).
+//     uptime, EmergencyDwell since its last switch, and its turn: the
+//     supernodes name up to eight reachable candidates as successors, and the
+//     one of rank r waits r × EmergencyStagger into the emergency, so that the
+//     first live successor promotes and the others attach to it instead of
+//     each founding a ring of one. Bound: a successor that has been up
+//     EmergencyMinUptime and has not switched role for EmergencyDwell
+//     promotes at the first evaluation after rank × EmergencyStagger of
+//     emergency, so the election completes within the caller's detection
+//     delay plus one evaluation interval plus 8 × EmergencyStagger (40 s
+//     with the defaults) for the last successor, or at most
+//     max(EmergencyMinUptime, EmergencyDwell) when those bind.
 //
 // A supernode demotes itself at once when the user withdraws consent or when a
 // reachability verdict says it is no longer reachable: the first is the user's

@@ -81,6 +81,16 @@ func explainCheck(c Check, d Decision, p Params, in Input, super, emerg, always 
 	case CheckEmergency:
 		return fmt.Sprintf("the network has no supernode at all: emergency election, only %s of uptime needed", dur(p.EmergencyMinUptime))
 
+	case CheckStagger:
+		wait := time.Duration(in.EmergencyRank) * p.EmergencyStagger
+		if in.EmergencyRank == 0 {
+			return "first in line among the successors the supernodes named"
+		}
+		if c.Pass {
+			return fmt.Sprintf("number %d in line to step in; the %d ahead had %s and did not", in.EmergencyRank+1, in.EmergencyRank, dur(wait))
+		}
+		return fmt.Sprintf("number %d in line to step in: waiting %s for the %d ahead (%s so far)", in.EmergencyRank+1, dur(wait), in.EmergencyRank, dur(in.EmergencyFor))
+
 	case CheckUptime:
 		need := p.MinUptime
 		if emerg {

@@ -149,6 +149,18 @@ type Params struct {
 	// dead member everywhere in ≈ 11 s on a LAN; FIELD-NUMBERS.md).
 	EmergencyDwell time.Duration `toml:"emergency_dwell"`
 
+	// EmergencyStagger is how long each successor ahead of a candidate gets
+	// to step in, in an emergency election: the candidate of rank r (0
+	// first) among the successors its supernodes named promotes only once
+	// the emergency has lasted r × EmergencyStagger. Without it every
+	// orphaned candidate would promote at once into rings of one that know
+	// nothing of each other. Default 5 s: a supernode starts and is dialled
+	// by the orphaned leaves (which retry successors every second) well
+	// within it on a LAN, and with at most eight successors
+	// (supernode.MaxSuccessors) the last one waits 40 s. A leaf that is no
+	// successor has rank 8 (after them all).
+	EmergencyStagger time.Duration `toml:"emergency_stagger"`
+
 	// PromoteChance is the probability that a fully qualified leaf acts on
 	// the ring's need at one evaluation (Input.Draw must fall below it). All
 	// candidates read the same gossip, so without it every one of them would
@@ -184,6 +196,7 @@ func DefaultParams() Params {
 		FailoverReserve:          2,
 		EmergencyMinUptime:       time.Minute,
 		EmergencyDwell:           2 * time.Minute,
+		EmergencyStagger:         5 * time.Second,
 		PromoteChance:            0.5,
 	}
 }
@@ -207,6 +220,7 @@ func (p Params) Validate() error {
 	nonNeg("demote_idle", p.DemoteIdle)
 	nonNeg("emergency_min_uptime", p.EmergencyMinUptime)
 	nonNeg("emergency_dwell", p.EmergencyDwell)
+	nonNeg("emergency_stagger", p.EmergencyStagger)
 	if p.BackoffBase <= 0 {
 		bad("backoff_base %v must be positive", p.BackoffBase)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/canopy-p2p/canopy/index"
 	"github.com/canopy-p2p/canopy/link"
+	"github.com/canopy-p2p/canopy/promotion"
 	"github.com/canopy-p2p/canopy/routing"
 )
 
@@ -47,6 +48,17 @@ type Config struct {
 	// IdleTimeout closes a link on which nothing arrived for this long (links
 	// send pings at a third of it).
 	IdleTimeout time.Duration
+	// Policy is the promotion policy whose Needed rule the guidance sent to
+	// leaves applies. Default promotion.DefaultParams.
+	Policy promotion.Params
+	// GuidanceInterval is the longest time between two guidance messages to
+	// the leaves (they also go out whenever the guidance changes). Default 30 s.
+	GuidanceInterval time.Duration
+	// DialBackTimeout bounds one reachability dial-back. Default 5 s.
+	DialBackTimeout time.Duration
+	// DialBackInterval is the rate at which one leaf may ask for dial-backs
+	// (burst 3). Default 1 min.
+	DialBackInterval time.Duration
 	// Software is reported to peers, e.g. "canopy/0.1.0".
 	Software string
 	// Logger may be nil (no logging).
@@ -67,7 +79,12 @@ func DefaultConfig() Config {
 		SignalBurst:   60,
 		SeenTTL:       2 * time.Minute,
 		IdleTimeout:   60 * time.Second,
-		Software:      "canopy",
+		Policy:        promotion.DefaultParams(),
+
+		GuidanceInterval: 30 * time.Second,
+		DialBackTimeout:  5 * time.Second,
+		DialBackInterval: time.Minute,
+		Software:         "canopy",
 	}
 }
 
@@ -99,6 +116,18 @@ func (c *Config) fill() {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.Policy == (promotion.Params{}) {
+		c.Policy = d.Policy
+	}
+	if c.GuidanceInterval <= 0 {
+		c.GuidanceInterval = d.GuidanceInterval
+	}
+	if c.DialBackTimeout <= 0 {
+		c.DialBackTimeout = d.DialBackTimeout
+	}
+	if c.DialBackInterval <= 0 {
+		c.DialBackInterval = d.DialBackInterval
 	}
 	if c.Software == "" {
 		c.Software = d.Software

@@ -3,6 +3,7 @@ package supernode
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -48,6 +49,25 @@ func (s *Supernode) leafMessage(l *leafSlot, e wire.Envelope) error {
 		s.signalFromLeaf(l, sig)
 		return nil
 	case wire.TypeIndexAck:
+		return nil
+	case wire.TypeDialBack:
+		var req wire.DialBack
+		if err := e.Decode(&req); err != nil {
+			return err
+		}
+		if !l.dialBacks.Allow() {
+			s.count(func(st *Stats) { st.DialBacksLimited++ })
+			return l.conn.SendBody(wire.TypeDialBackResult, &wire.DialBackResult{Error: "dial-back rate limit: try later"})
+		}
+		s.mu.Lock()
+		closed := s.closed
+		if !closed {
+			s.wg.Add(1)
+		}
+		s.mu.Unlock()
+		if !closed {
+			go s.dialBack(l, req)
+		}
 		return nil
 	case wire.TypeBye:
 		var b wire.Bye
@@ -106,6 +126,9 @@ func (s *Supernode) dropLeaf(l *leafSlot) {
 	current := s.leaves[l.conn.Peer()] == l
 	if current {
 		delete(s.leaves, l.conn.Peer())
+		if len(s.leaves) == 0 {
+			s.lastLeaf = time.Now()
+		}
 	}
 	s.mu.Unlock()
 	if current {

@@ -118,6 +118,8 @@ func (s *Supernode) maintain() {
 	defer tick.Stop()
 	lastPing := time.Now()
 	lastMeta := s.meta()
+	var lastGuidance wire.Guidance
+	var lastGuidanceAt time.Time
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -131,6 +133,13 @@ func (s *Supernode) maintain() {
 			if err := s.ring.UpdateMeta(2 * time.Second); err != nil {
 				s.log.Debug("publish metadata", zap.Error(err))
 			}
+		}
+		// Guidance goes out when what it tells the leaves changes, and
+		// every GuidanceInterval regardless so that a lost one is replaced.
+		if g := s.guidance(); !sameGuidance(g, lastGuidance) || time.Since(lastGuidanceAt) >= s.cfg.GuidanceInterval {
+			lastGuidance, lastGuidanceAt = g, time.Now()
+			s.sendGuidance(g, nil)
+			s.count(func(st *Stats) { st.GuidanceSent++ })
 		}
 		if time.Since(lastPing) >= s.cfg.IdleTimeout/3 {
 			lastPing = time.Now()

@@ -47,7 +47,12 @@ type Supernode struct {
 	peers   map[identity.NodeID]map[*link.Conn]struct{}
 	dialing map[identity.NodeID]bool
 	closed  bool
-	stats   Stats
+	// demoting is set by Handover: new leaves are refused while the
+	// attached ones move on.
+	demoting bool
+	// lastLeaf is when the last leaf detached (or the supernode started).
+	lastLeaf time.Time
+	stats    Stats
 }
 
 // Stats counts what a supernode has done.
@@ -64,6 +69,12 @@ type Stats struct {
 	// supernode that sent them is not a member of the ring.
 	FromNonMembers uint64
 	LinksRefused   uint64
+	// DialBacks counts reachability dial-backs made for leaves; DialBacksLimited
+	// those refused by the per-leaf rate limit.
+	DialBacks        uint64
+	DialBacksLimited uint64
+	// GuidanceSent counts guidance broadcasts to the leaves.
+	GuidanceSent uint64
 }
 
 type leafSlot struct {
@@ -72,7 +83,14 @@ type leafSlot struct {
 	// used only by the slot's reader goroutine.
 	queries *rate.Limiter
 	signals *rate.Limiter
-	since   time.Time
+	// dialBacks limits the reachability checks one leaf can ask for.
+	dialBacks *rate.Limiter
+	since     time.Time
+	// candidate is the leaf's Hello.Candidate: its user allows promotion.
+	candidate bool
+	// reachable is the address of the leaf's last successful dial-back, ""
+	// when none succeeded. Guarded by Supernode.mu.
+	reachable string
 }
 
 // Start starts the supernode's ring membership. Links come in through
@@ -83,16 +101,18 @@ func Start(cfg Config) (*Supernode, error) {
 		return nil, errors.New("supernode: Creds and Control must be set")
 	}
 	s := &Supernode{
-		cfg:     cfg,
-		id:      cfg.Creds.ID().ID,
-		log:     cfg.Logger.Named("supernode"),
-		idx:     index.New(cfg.Index),
-		seen:    newSeenTable(cfg.SeenTTL, 100_000),
-		start:   time.Now(),
-		members: make(map[identity.NodeID]bool),
-		leaves:  make(map[identity.NodeID]*leafSlot),
-		peers:   make(map[identity.NodeID]map[*link.Conn]struct{}),
-		dialing: make(map[identity.NodeID]bool),
+		cfg:   cfg,
+		id:    cfg.Creds.ID().ID,
+		log:   cfg.Logger.Named("supernode"),
+		idx:   index.New(cfg.Index),
+		seen:  newSeenTable(cfg.SeenTTL, 100_000),
+		start: time.Now(),
+		// No leaf yet: the idle clock starts with the supernode.
+		lastLeaf: time.Now(),
+		members:  make(map[identity.NodeID]bool),
+		leaves:   make(map[identity.NodeID]*leafSlot),
+		peers:    make(map[identity.NodeID]map[*link.Conn]struct{}),
+		dialing:  make(map[identity.NodeID]bool),
 
 		ringChanged: make(chan struct{}, 1),
 	}
@@ -227,6 +247,13 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 		old.conn.Close("replaced by a new link from the same leaf")
 		s.mu.Lock()
 	}
+	if s.demoting {
+		s.stats.LinksRefused++
+		s.mu.Unlock()
+		_ = c.SendBody(wire.TypeRefuse, &wire.Refuse{Reason: "supernode is demoting", Supernodes: s.others(16)})
+		c.Close("demoting")
+		return ErrDemoting
+	}
 	if len(s.leaves) >= s.cfg.MaxLeaves {
 		s.stats.LinksRefused++
 		s.mu.Unlock()
@@ -238,7 +265,12 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 		conn:    c,
 		queries: rate.NewLimiter(s.cfg.QueryRate, s.cfg.QueryBurst),
 		signals: rate.NewLimiter(s.cfg.SignalRate, s.cfg.SignalBurst),
-		since:   time.Now(),
+		// One dial-back per observer per DialBackInterval is all a leaf's
+		// reachability tracker uses; the burst covers a re-check right after
+		// the first one failed.
+		dialBacks: rate.NewLimiter(rate.Every(s.cfg.DialBackInterval), 3),
+		since:     time.Now(),
+		candidate: h.Candidate,
 	}
 	s.leaves[c.Peer()] = slot
 	s.wg.Add(1)
@@ -254,6 +286,7 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 		return err
 	}
 	s.log.Info("leaf attached", zap.String("leaf", c.Peer().Short()), zap.String("software", h.Software))
+	s.sendGuidance(s.guidance(), slot)
 	go s.serveLeaf(slot)
 	return nil
 }
@@ -282,7 +315,8 @@ func (s *Supernode) others(n int) []wire.PeerInfo {
 		if m.Self || m.Meta.Slots == 0 {
 			continue
 		}
-		out = append(out, wire.PeerInfo{ID: m.Meta.NodeID, Control: m.Meta.Control})
+		out = append(out, wire.PeerInfo{ID: m.Meta.NodeID, Control: m.Meta.Control,
+			Load: m.Meta.Load, Slots: m.Meta.Slots, Known: true})
 		if len(out) == n {
 			break
 		}

@@ -13,17 +13,21 @@ type Type uint8
 // Message types. Numbers are part of the protocol: never reuse one.
 const (
 	// Control links (TLS): leaf↔supernode and supernode↔supernode.
-	TypeHello       Type = 1  // Hello: first message of the dialling side
-	TypeWelcome     Type = 2  // Welcome: the accepting side's answer
-	TypeRefuse      Type = 3  // Refuse: not accepted, with reason and alternatives
-	TypeIndexUpdate Type = 4  // IndexUpdate: a leaf's shared files, full or a delta
-	TypeIndexAck    Type = 5  // IndexAck: what the supernode holds after an update
-	TypeQuery       Type = 6  // Query: a keyword search; the envelope ID is the query ID
-	TypeQueryHit    Type = 7  // QueryHit: results for the query whose ID the envelope carries
-	TypeSignal      Type = 8  // Signal: WebRTC signalling between two leaves, relayed
-	TypePing        Type = 9  // Ping: keep-alive and round-trip probe
-	TypePong        Type = 10 // Pong: answer to Ping, same envelope ID
-	TypeBye         Type = 11 // Bye: the sender closes the link, with the reason
+	TypeHello          Type = 1  // Hello: first message of the dialling side
+	TypeWelcome        Type = 2  // Welcome: the accepting side's answer
+	TypeRefuse         Type = 3  // Refuse: not accepted, with reason and alternatives
+	TypeIndexUpdate    Type = 4  // IndexUpdate: a leaf's shared files, full or a delta
+	TypeIndexAck       Type = 5  // IndexAck: what the supernode holds after an update
+	TypeQuery          Type = 6  // Query: a keyword search; the envelope ID is the query ID
+	TypeQueryHit       Type = 7  // QueryHit: results for the query whose ID the envelope carries
+	TypeSignal         Type = 8  // Signal: WebRTC signalling between two leaves, relayed
+	TypePing           Type = 9  // Ping: keep-alive and round-trip probe
+	TypePong           Type = 10 // Pong: answer to Ping, same envelope ID
+	TypeBye            Type = 11 // Bye: the sender closes the link, with the reason
+	TypeGuidance       Type = 12 // Guidance: a supernode's view of the ring, for its leaves
+	TypeDialBack       Type = 13 // DialBack: a leaf asks its supernode to dial it back
+	TypeDialBackResult Type = 14 // DialBackResult: what the dial-back found
+	TypeHandover       Type = 15 // Handover: the supernode is demoting; move to these
 
 	// Data channels (leaf↔leaf transfers).
 	TypeManifestRequest Type = 32 // ManifestRequest
@@ -37,7 +41,8 @@ var typeNames = map[Type]string{
 	TypeHello: "hello", TypeWelcome: "welcome", TypeRefuse: "refuse",
 	TypeIndexUpdate: "index-update", TypeIndexAck: "index-ack", TypeQuery: "query",
 	TypeQueryHit: "query-hit", TypeSignal: "signal", TypePing: "ping", TypePong: "pong",
-	TypeBye: "bye", TypeManifestRequest: "manifest-request", TypeManifest: "manifest",
+	TypeBye: "bye", TypeGuidance: "guidance", TypeDialBack: "dial-back",
+	TypeDialBackResult: "dial-back-result", TypeHandover: "handover", TypeManifestRequest: "manifest-request", TypeManifest: "manifest",
 	TypePieceRequest: "piece-request", TypePieceData: "piece-data", TypeTransferError: "transfer-error",
 }
 
@@ -63,6 +68,9 @@ type Role uint8
 const (
 	RoleLeaf      Role = 1
 	RoleSupernode Role = 2
+	// RoleProbe is a supernode dialling a leaf back to check that the leaf is
+	// reachable from outside; the link closes after the welcome.
+	RoleProbe Role = 3
 )
 
 func (r Role) String() string {
@@ -71,6 +79,8 @@ func (r Role) String() string {
 		return "leaf"
 	case RoleSupernode:
 		return "supernode"
+	case RoleProbe:
+		return "probe"
 	}
 	return fmt.Sprintf("role-%d", uint8(r))
 }
@@ -79,6 +89,12 @@ func (r Role) String() string {
 type PeerInfo struct {
 	ID      identity.NodeID `cbor:"1,keyasint"`
 	Control string          `cbor:"2,keyasint"` // TLS control address, host:port
+	// Load is the supernode's slot occupancy in percent (0–100) and Slots
+	// its free leaf slots, as its gossip metadata last said; a leaf ranks
+	// candidates by them. Both zero when unknown (Known false).
+	Load  uint8  `cbor:"3,keyasint,omitempty"`
+	Slots uint16 `cbor:"4,keyasint,omitempty"`
+	Known bool   `cbor:"5,keyasint,omitempty"`
 }
 
 // Hello opens a control link. The node ID is not in it: TLS proves it.
@@ -89,6 +105,10 @@ type Hello struct {
 	Control string `cbor:"3,keyasint,omitempty"`
 	// Gossip is a supernode's memberlist address (empty for a leaf).
 	Gossip string `cbor:"4,keyasint,omitempty"`
+	// Candidate is set by a leaf whose user allows it to become a supernode
+	// (consent auto or always). Its supernodes may then name it as a
+	// successor, once a dial-back has shown that it is reachable.
+	Candidate bool `cbor:"5,keyasint,omitempty"`
 }
 
 // Welcome accepts a control link.
@@ -213,6 +233,57 @@ func (s *Signal) SignedBytes() []byte {
 	b = append(b, s.Content[:]...)
 	b = append(b, s.Data...)
 	return b
+}
+
+// Guidance is a supernode's view of the ring, sent to its leaves when they
+// attach and whenever it changes: Gnutella's "ultrapeer needed", with the
+// figures behind it, so that each leaf runs the promotion policy on the same
+// view the supernodes have.
+type Guidance struct {
+	// Supernodes is the number of live ring members, the sender included.
+	Supernodes int `cbor:"1,keyasint"`
+	// Leaves is the sum of the leaf links the members report.
+	Leaves int `cbor:"2,keyasint"`
+	// FreeSlots is the sum of the free leaf slots the members advertise.
+	FreeSlots int `cbor:"3,keyasint"`
+	// LoadPermille is the members' mean slot occupancy, in thousandths.
+	LoadPermille int `cbor:"4,keyasint"`
+	// Needed is the sender's answer to "does the ring need another
+	// supernode?" (promotion.Needed), with the rule behind it in Why.
+	Needed bool   `cbor:"5,keyasint,omitempty"`
+	Why    string `cbor:"6,keyasint,omitempty"`
+	// Supernodes to attach to, with their load.
+	Peers []PeerInfo `cbor:"7,keyasint,omitempty"`
+	// Successors are leaves of the sender that are reachable and willing to
+	// become supernodes, in the order they should step in should every
+	// supernode vanish (the emergency election).
+	Successors []PeerInfo `cbor:"8,keyasint,omitempty"`
+}
+
+// DialBack asks the supernode to dial the leaf back at the port of Control,
+// on the address the supernode sees the leaf's link come from: proof that
+// the leaf accepts connections from outside. The leaf's advertised host is
+// not used, so that a leaf cannot point its supernode at a third party.
+type DialBack struct {
+	Control string `cbor:"1,keyasint"`
+}
+
+// DialBackResult answers a DialBack.
+type DialBackResult struct {
+	// Addr is the address the supernode dialled.
+	Addr string `cbor:"1,keyasint"`
+	// OK is true when the dial and the authenticated handshake succeeded.
+	OK bool `cbor:"2,keyasint,omitempty"`
+	// Error says why not.
+	Error string `cbor:"3,keyasint,omitempty"`
+}
+
+// Handover tells a leaf that its supernode is demoting: it should attach to
+// one of Supernodes, then close this link. The supernode leaves the ring only
+// when its leaves have gone, so no leaf is left without a supernode between.
+type Handover struct {
+	Reason     string     `cbor:"1,keyasint,omitempty"`
+	Supernodes []PeerInfo `cbor:"2,keyasint,omitempty"`
 }
 
 // Ping probes a link.

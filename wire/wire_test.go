@@ -131,6 +131,11 @@ func seeds(tb testing.TB) [][]byte {
 		TypeSignal:      &Signal{Kind: SignalOffer, Data: "v=0"},
 		TypeManifest:    &Manifest{Size: 10, PieceSize: 1 << 18, PieceCount: 1, Hashes: make([]byte, 32)},
 		TypePieceData:   &PieceData{Data: []byte("abc")},
+		TypeGuidance: &Guidance{Supernodes: 3, Leaves: 20, FreeSlots: 500, LoadPermille: 40, Needed: true, Why: "min-supernodes",
+			Peers: []PeerInfo{{Control: "127.0.0.1:4", Load: 10, Slots: 190, Known: true}}, Successors: []PeerInfo{{Control: "127.0.0.1:5"}}},
+		TypeDialBack:       &DialBack{Control: "127.0.0.1:6"},
+		TypeDialBackResult: &DialBackResult{Addr: "127.0.0.1:6", Error: "refused"},
+		TypeHandover:       &Handover{Reason: "demoting", Supernodes: []PeerInfo{{Control: "127.0.0.1:7"}}},
 	}
 	var out [][]byte
 	for typ, body := range bodies {
@@ -172,6 +177,14 @@ func bodyFor(t Type) any {
 		return new(Pong)
 	case TypeBye:
 		return new(Bye)
+	case TypeGuidance:
+		return new(Guidance)
+	case TypeDialBack:
+		return new(DialBack)
+	case TypeDialBackResult:
+		return new(DialBackResult)
+	case TypeHandover:
+		return new(Handover)
 	case TypeManifestRequest:
 		return new(ManifestRequest)
 	case TypeManifest:

@@ -1,0 +1,161 @@
+package leaf
+
+import (
+	"bytes"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/wire"
+)
+
+// Guidance is the latest view of the ring a supernode sent, with when it came.
+type Guidance struct {
+	wire.Guidance
+	From identity.NodeID
+	At   time.Time
+}
+
+// Guidance returns the most recent guidance from a supernode the leaf is
+// still attached to; ok is false when there is none.
+func (l *Leaf) Guidance() (g Guidance, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id, a := range l.atts {
+		a.mu.Lock()
+		ag, at := a.guidance, a.guidanceAt
+		a.mu.Unlock()
+		if !at.IsZero() && at.After(g.At) {
+			g, ok = Guidance{Guidance: ag, From: id, At: at}, true
+		}
+	}
+	return g, ok
+}
+
+// guided records a guidance message and learns the supernodes and successors
+// it names.
+func (l *Leaf) guided(a *attachment, g wire.Guidance) {
+	a.mu.Lock()
+	a.guidance, a.guidanceAt = g, time.Now()
+	a.mu.Unlock()
+	l.learn(g.Peers)
+	l.mu.Lock()
+	a.successors = g.Successors
+	l.mu.Unlock()
+}
+
+// Successors are the leaves the supernodes named to step in if every
+// supernode vanishes, merged from the latest guidance of every attachment
+// (or, with no attachment left, as they were when the last one went: that is
+// when they matter), ordered by node ID so that every leaf that knows the
+// same candidates ranks them the same way.
+func (l *Leaf) Successors() []wire.PeerInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.successorsLocked()
+}
+
+func (l *Leaf) successorsLocked() []wire.PeerInfo {
+	seen := make(map[identity.NodeID]wire.PeerInfo)
+	for _, a := range l.atts {
+		for _, p := range a.successors {
+			seen[p.ID] = p
+		}
+	}
+	if len(seen) == 0 {
+		return slices.Clone(l.lastSuccessors)
+	}
+	out := make([]wire.PeerInfo, 0, len(seen))
+	for _, p := range seen {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b wire.PeerInfo) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	return out
+}
+
+// EmergencyRank is this leaf's place among the successors (0 first), or the
+// number of successors when it is not one of them: how many candidates should
+// step in before it in an emergency election.
+func (l *Leaf) EmergencyRank() int {
+	succ := l.Successors()
+	for i, p := range succ {
+		if p.ID == l.id {
+			return i
+		}
+	}
+	return len(succ)
+}
+
+// Orphaned reports whether the leaf has lost every supernode it knows of: it
+// holds no attachment, and every candidate supernode it knows has failed a
+// dial since it lost the last one (or since it started). since is how long it
+// has had no attachment. A leaf that knows no candidate at all is orphaned
+// from the start: nobody is there to attach to.
+func (l *Leaf) Orphaned(now time.Time) (orphaned bool, since time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.atts) > 0 || len(l.dialing) > 0 {
+		return false, 0
+	}
+	for _, c := range l.cands {
+		if c.successor {
+			continue // a successor is a leaf until it promotes
+		}
+		if !c.lastFail.After(l.lostAll) {
+			return false, now.Sub(l.lostAll)
+		}
+	}
+	return true, now.Sub(l.lostAll)
+}
+
+// handover handles a supernode's Handover: the leaf learns the supernodes it
+// names and marks the attachment as leaving, so that maintain dials a
+// replacement before it closes this link (closeLeaving).
+func (l *Leaf) handover(a *attachment, h wire.Handover) {
+	l.learn(h.Supernodes)
+	l.mu.Lock()
+	if a.leavingSince.IsZero() {
+		a.leavingSince = time.Now()
+	}
+	l.mu.Unlock()
+	l.log.Info("supernode is handing us over", zap.String("supernode", a.conn.Peer().Short()), zap.String("reason", h.Reason))
+}
+
+// closeLeaving closes the links of supernodes that are handing the leaf over,
+// once it holds enough others: Attach of them, or at least one after
+// HandoverGrace. With none, the link stays until the supernode closes it, so
+// the leaf is never left without a supernode by its own doing. l.mu is held.
+func (l *Leaf) closeLeavingLocked(now time.Time) {
+	staying := 0
+	for _, a := range l.atts {
+		if a.leavingSince.IsZero() {
+			staying++
+		}
+	}
+	for _, a := range l.atts {
+		if a.leavingSince.IsZero() {
+			continue
+		}
+		if staying >= l.cfg.Attach || (staying > 0 && now.Sub(a.leavingSince) >= l.cfg.HandoverGrace) {
+			go a.conn.Close("handed over to another supernode")
+		}
+	}
+}
+
+// RequestDialBack asks every attached supernode to dial the leaf back at its
+// control address, to learn whether it is reachable from outside; the answers
+// reach Config.OnDialBack. It does nothing without a Config.Control address.
+func (l *Leaf) RequestDialBack() int {
+	if l.cfg.Control == "" {
+		return 0
+	}
+	n := 0
+	for _, c := range l.links() {
+		if c.SendBody(wire.TypeDialBack, &wire.DialBack{Control: l.cfg.Control}) == nil {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,238 @@
+package supernode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/link"
+	"github.com/canopy-p2p/canopy/promotion"
+	"github.com/canopy-p2p/canopy/wire"
+)
+
+// MaxSuccessors is how many successor candidates a supernode names in its
+// guidance: enough that some survive whatever took the supernodes down, few
+// enough that the emergency election's stagger (rank × EmergencyStagger)
+// stays short.
+const MaxSuccessors = 8
+
+// ErrDemoting is returned by AcceptLeaf while the supernode hands its leaves
+// over.
+var ErrDemoting = errors.New("supernode: demoting, not accepting leaves")
+
+// RingView is the ring as this supernode sees it through gossip metadata,
+// itself included, in the form the promotion policy takes.
+func (s *Supernode) RingView() promotion.RingView {
+	v := promotion.RingView{Known: true}
+	var load float64
+	for _, m := range s.ring.Members() {
+		v.Supernodes++
+		v.Leaves += int(m.Meta.Leaves)
+		v.FreeSlots += int(m.Meta.Slots)
+		load += float64(m.Meta.Load) / 100
+	}
+	if v.Supernodes == 0 {
+		// The ring always holds this node; an empty table means gossip has
+		// not started, which is no view at all.
+		return promotion.RingView{}
+	}
+	v.Load = load / float64(v.Supernodes)
+	return v
+}
+
+// Leaves and SinceLastLeaf feed the promotion policy's idle rule: the number
+// of attached leaves, and when there are none, how long ago the last one left
+// (or the supernode started, if none ever came).
+func (s *Supernode) SinceLastLeaf(now time.Time) (leaves int, since time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.leaves) > 0 {
+		return len(s.leaves), 0
+	}
+	return 0, now.Sub(s.lastLeaf)
+}
+
+// guidance builds the message this supernode sends its leaves.
+func (s *Supernode) guidance() wire.Guidance {
+	v := s.RingView()
+	need, why := promotion.Needed(s.cfg.Policy, v)
+	g := wire.Guidance{
+		Supernodes:   v.Supernodes,
+		Leaves:       v.Leaves,
+		FreeSlots:    v.FreeSlots,
+		LoadPermille: int(v.Load * 1000),
+		Needed:       need,
+		Why:          why.String(),
+		Peers:        s.others(16),
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Successors: the longest-attached reachable candidates, the likeliest
+	// to still be there when they are needed.
+	var succ []*leafSlot
+	for _, l := range s.leaves {
+		if l.candidate && l.reachable != "" {
+			succ = append(succ, l)
+		}
+	}
+	slices.SortFunc(succ, func(a, b *leafSlot) int { return a.since.Compare(b.since) })
+	for _, l := range succ[:min(len(succ), MaxSuccessors)] {
+		g.Successors = append(g.Successors, wire.PeerInfo{ID: l.conn.Peer(), Control: l.reachable})
+	}
+	return g
+}
+
+// sameGuidance reports whether two guidance messages say the same to a leaf,
+// ignoring the peers' exact load (which changes with every attachment and
+// would make the supernode resend on every tick).
+func sameGuidance(a, b wire.Guidance) bool {
+	if a.Supernodes != b.Supernodes || a.Needed != b.Needed || a.Why != b.Why ||
+		len(a.Successors) != len(b.Successors) || len(a.Peers) != len(b.Peers) {
+		return false
+	}
+	for i := range a.Successors {
+		if a.Successors[i] != b.Successors[i] {
+			return false
+		}
+	}
+	for i := range a.Peers {
+		if a.Peers[i].ID != b.Peers[i].ID {
+			return false
+		}
+	}
+	return true
+}
+
+// sendGuidance sends g to every leaf, or to the one given.
+func (s *Supernode) sendGuidance(g wire.Guidance, only *leafSlot) {
+	s.mu.Lock()
+	var conns []*link.Conn
+	if only != nil {
+		conns = append(conns, only.conn)
+	} else {
+		for _, l := range s.leaves {
+			conns = append(conns, l.conn)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.SendBody(wire.TypeGuidance, &g)
+	}
+}
+
+// dialBack answers a leaf's DialBack request: it dials the leaf's control
+// port on the address the leaf's link comes from, checks that the node
+// answering holds the leaf's key, and reports the result. It runs on its own
+// goroutine so that a slow dial does not stall the leaf's link; the per-leaf
+// limiter bounds how many a leaf can start.
+func (s *Supernode) dialBack(l *leafSlot, req wire.DialBack) {
+	defer s.wg.Done()
+	res := wire.DialBackResult{}
+	addr, err := dialBackAddr(l.conn.RemoteAddr(), req.Control)
+	if err == nil {
+		res.Addr = addr
+		err = s.probe(l.conn.Peer(), addr)
+	}
+	if err != nil {
+		res.Error = err.Error()
+	} else {
+		res.OK = true
+	}
+	s.mu.Lock()
+	if s.leaves[l.conn.Peer()] == l {
+		l.reachable = ""
+		if res.OK {
+			l.reachable = addr
+		}
+	}
+	s.stats.DialBacks++
+	s.mu.Unlock()
+	s.log.Debug("dial-back", zap.String("leaf", l.conn.Peer().Short()), zap.String("addr", addr), zap.Bool("ok", res.OK), zap.String("error", res.Error))
+	_ = l.conn.SendBody(wire.TypeDialBackResult, &res)
+}
+
+// dialBackAddr is the address a dial-back goes to: the host the leaf's link
+// comes from and the port the leaf says it listens on. Only the port is the
+// leaf's to choose, so a dial-back cannot be aimed at a third party.
+func dialBackAddr(remote net.Addr, control string) (string, error) {
+	host, _, err := net.SplitHostPort(remote.String())
+	if err != nil {
+		return "", fmt.Errorf("leaf address %q: %w", remote, err)
+	}
+	_, port, err := splitHostPort(control)
+	if err != nil || port <= 0 || port > 65535 {
+		return "", fmt.Errorf("bad control address %q", control)
+	}
+	return net.JoinHostPort(host, fmt.Sprint(port)), nil
+}
+
+// probe dials addr, expects the node id there, and says hello as a probe.
+func (s *Supernode) probe(id identity.NodeID, addr string) error {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialBackTimeout)
+	defer cancel()
+	c, err := link.Dial(ctx, addr, s.cfg.Creds, id, s.log)
+	if err != nil {
+		return err
+	}
+	defer c.Close("dial-back done")
+	if err := c.SendBody(wire.TypeHello, &wire.Hello{Role: wire.RoleProbe, Software: s.cfg.Software}); err != nil {
+		return err
+	}
+	e, err := c.Recv(s.cfg.DialBackTimeout)
+	if err != nil {
+		return fmt.Errorf("no answer to the probe: %w", err)
+	}
+	if e.Type != wire.TypeWelcome {
+		return fmt.Errorf("probe answered with %s", e.Type)
+	}
+	return nil
+}
+
+// Handover makes the supernode stop taking leaves and asks every attached
+// leaf to move to other supernodes (wire.Handover). It returns when the last
+// leaf has gone, or with ctx's error when time runs out, in which case the
+// remaining links are closed. The caller leaves the ring afterwards: leaves
+// attach elsewhere before they detach, so none is left without a supernode.
+func (s *Supernode) Handover(ctx context.Context, reason string) error {
+	s.mu.Lock()
+	s.demoting = true
+	s.mu.Unlock()
+	msg := wire.Handover{Reason: reason, Supernodes: s.others(16)}
+	s.mu.Lock()
+	for _, l := range s.leaves {
+		_ = l.conn.SendBody(wire.TypeHandover, &msg)
+	}
+	s.mu.Unlock()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		left := len(s.leaves)
+		var conns []*link.Conn
+		if ctx.Err() != nil {
+			for _, l := range s.leaves {
+				conns = append(conns, l.conn)
+			}
+		}
+		s.mu.Unlock()
+		if left == 0 {
+			return nil
+		}
+		if ctx.Err() != nil {
+			for _, c := range conns {
+				c.Close("handover timed out")
+			}
+			return fmt.Errorf("supernode: %d leaves had not moved when the handover ended: %w", left, ctx.Err())
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+	}
+}
