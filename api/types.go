@@ -30,6 +30,44 @@ type Status struct {
 	SharedBytes int64 `json:"shared_bytes"`
 	// Policy says which promotion policy the node loaded.
 	Policy string `json:"policy"`
+	// Promotion explains the node's role: the policy's last decision and
+	// each check behind it.
+	Promotion *Promotion `json:"promotion,omitempty"`
+}
+
+// Promotion is the role decision, in words, like gtk-gnutella's list of
+// ultrapeer checks.
+type Promotion struct {
+	// Consent is the --supernode setting: auto, never or always.
+	Consent string `json:"consent"`
+	// Action is the last decision: stay, promote or demote.
+	Action string `json:"action"`
+	// Summary is the decision in one sentence.
+	Summary string `json:"summary"`
+	// Checks are the rules evaluated, in order, each with ✓ or ✗.
+	Checks    []string  `json:"checks"`
+	DecidedAt time.Time `json:"decided_at"`
+	// Reachability is the dial-back verdict and its evidence.
+	Reachability Reachability `json:"reachability"`
+	// Demotions is the number of demotions in a row (for the back-off).
+	Demotions int `json:"demotions"`
+	// Switches are the role changes of this run, oldest first.
+	Switches []RoleSwitch `json:"switches,omitempty"`
+}
+
+// Reachability says whether other nodes can reach this one.
+type Reachability struct {
+	Verdict  string   `json:"verdict"`
+	Evidence []string `json:"evidence,omitempty"`
+	// ProbesReceived counts supernodes' dial-backs that reached this node.
+	ProbesReceived int `json:"probes_received"`
+}
+
+// RoleSwitch is one role change.
+type RoleSwitch struct {
+	At     time.Time `json:"at"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
 }
 
 // Attachment is a link from the node's leaf side to a supernode.

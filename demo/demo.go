@@ -20,6 +20,7 @@ import (
 	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/nat"
 	"github.com/canopy-p2p/canopy/node"
+	"github.com/canopy-p2p/canopy/promotion"
 )
 
 // Options configure the demo.
@@ -86,7 +87,7 @@ func Start(ctx context.Context, dir string, sns, leaves int, files []map[string]
 	net := &Network{dir: dir}
 	for i := range sns {
 		cfg := NodeOptions(dir, fmt.Sprintf("sn%d", i+1), log)
-		cfg.Role = node.RoleSupernode
+		cfg.Consent = promotion.ConsentAlways
 		if i > 0 {
 			cfg.Join = []string{net.Supernodes[0].Control()}
 		}
@@ -99,7 +100,7 @@ func Start(ctx context.Context, dir string, sns, leaves int, files []map[string]
 	for i := range leaves {
 		name := fmt.Sprintf("leaf%d", i+1)
 		cfg := NodeOptions(dir, name, log)
-		cfg.Role = node.RoleLeaf
+		cfg.Consent = promotion.ConsentNever
 		cfg.Attach = 1
 		cfg.Join = []string{net.Supernodes[i%sns].Control()}
 		share := filepath.Join(dir, name, "shared")

@@ -144,15 +144,27 @@ func (l *Leaf) closeLeavingLocked(now time.Time) {
 	}
 }
 
-// RequestDialBack asks every attached supernode to dial the leaf back at its
-// control address, to learn whether it is reachable from outside; the answers
-// reach Config.OnDialBack. It does nothing without a Config.Control address.
+// Orphanings is how many times the leaf has lost its last attachment (a
+// handover never causes one: the leaf attaches elsewhere first).
+func (l *Leaf) Orphanings() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.orphanings
+}
+
+// RequestDialBack asks every attached supernode but the node's own to dial the
+// leaf back at its control address, to learn whether it is reachable from
+// outside; the answers reach Config.OnDialBack. It returns how many it asked,
+// and does nothing without a Config.Control address.
 func (l *Leaf) RequestDialBack() int {
 	if l.cfg.Control == "" {
 		return 0
 	}
 	n := 0
 	for _, c := range l.links() {
+		if c.Peer() == l.id {
+			continue // the node's own supernode role proves nothing
+		}
 		if c.SendBody(wire.TypeDialBack, &wire.DialBack{Control: l.cfg.Control}) == nil {
 			n++
 		}

@@ -53,6 +53,8 @@ type Leaf struct {
 	lastSuccessors []wire.PeerInfo
 	// chosen is Choose's scratch space, reused by fillAttachments.
 	chosen []int
+	// orphanings counts the times the leaf lost its last attachment.
+	orphanings int
 }
 
 // candidate is a supernode address the leaf may attach to.
@@ -410,6 +412,7 @@ func (l *Leaf) serve(a *attachment) {
 			c.rtt = a.conn.RTT()
 		}
 		if len(l.atts) == 0 {
+			l.orphanings++
 			// The last supernode is gone: retry every candidate now rather
 			// than when their back-offs end, and name the successors as
 			// candidates in case the ring has died with it.

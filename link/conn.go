@@ -280,6 +280,11 @@ func (c *Conn) Close(reason string) {
 	c.shutdown() // in case the writer had already stopped on an error
 }
 
+// Abort closes the link at once, without flushing the queue or saying
+// goodbye: what the peer sees when this process crashes. For tests and
+// emulations of failures.
+func (c *Conn) Abort(reason string) { c.fail(reason) }
+
 // fail shuts the link down without a goodbye, when the connection broke.
 func (c *Conn) fail(reason string) {
 	c.closeOnce.Do(func() { c.setReason(reason) })

@@ -87,7 +87,8 @@ func (n *Node) Status() api.Status {
 			st.SharedBytes += e.Size
 		}
 	}
-	if sn := n.sn; sn != nil {
+	st.Promotion = n.promotionStatus()
+	if sn := n.Supernode(); sn != nil {
 		for _, m := range sn.Members() {
 			st.Ring = append(st.Ring, api.RingMember{ID: m.Meta.NodeID.String(), Control: m.Meta.Control, Gossip: m.Addr,
 				Leaves: int(m.Meta.Leaves), Slots: int(m.Meta.Slots), Load: int(m.Meta.Load), Self: m.Self,

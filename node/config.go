@@ -16,6 +16,7 @@ import (
 
 	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/nat"
+	"github.com/canopy-p2p/canopy/promotion"
 )
 
 // Version is the software version reported to peers and users.
@@ -28,9 +29,8 @@ const Software = "canopy/" + Version
 // supernode is reachable and a leaf can be reached for reachability checks.
 const DefaultListen = "0.0.0.0:7373"
 
-// Roles a user can ask for.
+// The roles a node plays, as Role reports them.
 const (
-	RoleAuto      = "auto"
 	RoleLeaf      = "leaf"
 	RoleSupernode = "supernode"
 )
@@ -57,14 +57,35 @@ type Config struct {
 	API string
 	// Join are control addresses of supernodes to join through.
 	Join []string
-	// Role is RoleAuto (default), RoleLeaf or RoleSupernode.
-	Role string
+	// Consent is the user's --supernode choice: auto (the default: the
+	// promotion policy decides), never (always a leaf) or always (a
+	// supernode from the start, for operators of public nodes).
+	Consent promotion.Consent
+	// UpBandwidth and DownBandwidth are the user's declared link capacity,
+	// bytes/s, for the promotion policy's bandwidth check (0: undeclared,
+	// which fails it: the node then promotes only by consent always or in an
+	// emergency election).
+	UpBandwidth, DownBandwidth float64
+	// RoleInterval is how often the role loop evaluates the promotion
+	// policy. Default 30 s; negative: no role loop (the role chosen at start
+	// stays unless Evaluate is called).
+	RoleInterval time.Duration
+	// HandoverTimeout bounds a demotion's handover of its leaves. Default 30 s.
+	HandoverTimeout time.Duration
+	// GuidanceInterval and DialBackInterval tune the supernode role (0: its
+	// defaults; see supernode.Config).
+	GuidanceInterval, DialBackInterval time.Duration
+	// Reach tunes the reachability verdict (zero: defaults).
+	Reach ReachConfig
 	// Attach is how many supernodes the leaf side keeps (default 3).
 	Attach int
 	// MaxLeaves is the supernode's leaf slots (0: the supernode default).
 	MaxLeaves int
 	// ICE configures WebRTC for transfers.
 	ICE nat.ICEConfig
+	// Policy, when set, is the promotion policy, and PolicyFile is ignored.
+	// For programs that embed a node (tests, emulations, the demo).
+	Policy *promotion.Params
 	// PolicyFile is a promotion policy file (as `canopy sim sweep` writes);
 	// empty: promotion.DefaultParams.
 	PolicyFile string
@@ -96,13 +117,14 @@ func (c *Config) fill() error {
 	if c.API == "" {
 		c.API = api.DefaultAddr
 	}
-	if c.Role == "" {
-		c.Role = RoleAuto
+	if _, err := c.Consent.MarshalText(); err != nil {
+		return fmt.Errorf("node: %w", err)
 	}
-	switch c.Role {
-	case RoleAuto, RoleLeaf, RoleSupernode:
-	default:
-		return fmt.Errorf("node: unknown role %q (want auto, leaf or supernode)", c.Role)
+	if c.RoleInterval == 0 {
+		c.RoleInterval = 30 * time.Second
+	}
+	if c.HandoverTimeout <= 0 {
+		c.HandoverTimeout = 30 * time.Second
 	}
 	if c.RescanInterval <= 0 {
 		c.RescanInterval = 5 * time.Minute

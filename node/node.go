@@ -32,7 +32,6 @@ type Node struct {
 	log     *zap.Logger
 	lib     *library.Library
 	leaf    *leaf.Leaf
-	sn      *supernode.Supernode // nil while the node is a leaf only
 	ln      net.Listener
 	control string // advertised control address
 	apiSrv  *http.Server
@@ -41,9 +40,22 @@ type Node struct {
 	hits    *hitCache
 	started time.Time
 	// policy is the promotion policy in force and policySource says where
-	// it came from (the role state machine that acts on it is not built yet).
+	// it came from.
 	policy       promotion.Params
 	policySource string
+
+	// The role machine (role.go). The role loop owns headroom and
+	// lastHeadroom; hist and reach are safe for concurrent use.
+	hist         *roleHistory
+	headroom     *headroomMeter
+	lastHeadroom Headroom
+	reach        *reachState
+	probes       probeCounter
+
+	mu      sync.Mutex           // guards sn, role and consent
+	sn      *supernode.Supernode // nil while the node is a leaf only
+	role    roleState
+	consent promotion.Consent
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -69,8 +81,14 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			n.Close() // releases whatever was started before the failure
 		}
 	}()
+	n.consent = cfg.Consent
 	n.policy, n.policySource = promotion.DefaultParams(), "built-in defaults"
-	if cfg.PolicyFile != "" {
+	if cfg.Policy != nil {
+		if err := cfg.Policy.Validate(); err != nil {
+			return nil, fmt.Errorf("node: policy: %w", err)
+		}
+		n.policy, n.policySource = *cfg.Policy, "set by the program embedding the node"
+	} else if cfg.PolicyFile != "" {
 		p, f, err := promotion.Load(cfg.PolicyFile)
 		if err != nil {
 			return nil, fmt.Errorf("node: policy file: %w", err)
@@ -96,12 +114,28 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.control = cfg.advertiseAddr(n.ln.Addr().(*net.TCPAddr))
 	n.hosts = openHostCache(filepath.Join(cfg.DataDir, "hosts.json"), n.log)
+	now := time.Now()
+	var herr error
+	if n.hist, herr = loadHistory(filepath.Join(cfg.DataDir, roleHistoryFile), now); herr != nil {
+		n.log.Warn("role history: starting afresh", zap.Error(herr))
+	}
+	// Every node starts as a leaf as far as the history is concerned; a
+	// supernode stint of the previous run ended with it.
+	_ = n.hist.Switched(now, promotion.RoleLeaf, false, false, n.policy.BackoffMax)
+	n.headroom = newHeadroomMeter(nil)
+	n.headroom.Sample(now) // the first CPU sample; the role loop's next one gives a rate
+	n.reach = newReachState(cfg.Reach)
 
 	role, seeds := n.firstRole(ctx)
 	if role == RoleSupernode {
 		if err = n.startSupernode(ctx, seeds); err != nil {
 			return nil, err
 		}
+		why := "no supernode answered: this node starts a new network as its first supernode"
+		if cfg.Consent == promotion.ConsentAlways {
+			why = "you chose to run as a supernode (--supernode always)"
+		}
+		n.switched(now, promotion.RoleSupernode, false, false, why)
 	}
 	iceCfg := cfg.ICE
 	if iceCfg.Logger == nil {
@@ -109,7 +143,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	webrtcAPI, rtcCfg := nat.NewAPI(iceCfg)
 	leafSeeds := seeds
-	if n.sn != nil {
+	if role == RoleSupernode {
 		leafSeeds = append([]string{n.control}, seeds...)
 	}
 	if n.leaf, err = leaf.Start(leaf.Config{
@@ -123,6 +157,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		},
 		Software:     Software,
 		OnSupernodes: n.hosts.update,
+		Control:      n.control,
+		Candidate:    cfg.Consent != promotion.ConsentNever,
+		OnDialBack:   n.dialBackResult,
 		Logger:       n.log,
 	}); err != nil {
 		return nil, err
@@ -132,6 +169,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.wg.Add(2)
 	go n.acceptLoop()
 	go n.scanLoop()
+	if cfg.RoleInterval > 0 {
+		n.wg.Add(1)
+		go n.roleLoop()
+	}
 	if cfg.API != "-" {
 		if err = n.serveAPI(); err != nil {
 			return nil, err
@@ -142,19 +183,21 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	return n, nil
 }
 
-// firstRole decides the role the node starts in. A leaf-only node always
-// starts as a leaf. Otherwise, when no seed (given or cached) answers, the node
-// starts a new network as its first supernode; with role auto and a reachable
-// seed it starts as a leaf (self-promotion comes later).
+// firstRole decides the role the node starts in. With consent never it
+// starts as a leaf; with always (an operator's public node) as a supernode,
+// joining the ring through the seeds that answer. With auto, when no seed
+// (given or cached) answers, the node starts a new network as its first
+// supernode; otherwise it starts as a leaf, and the role loop promotes it
+// when it qualifies and the ring needs it.
 func (n *Node) firstRole(ctx context.Context) (string, []string) {
 	seeds := append([]string(nil), n.cfg.Join...)
 	for _, p := range n.hosts.peers() {
 		seeds = append(seeds, p.Control)
 	}
-	if n.cfg.Role == RoleLeaf {
+	switch n.cfg.Consent {
+	case promotion.ConsentNever:
 		return RoleLeaf, n.cfg.Join
-	}
-	if n.cfg.Role == RoleSupernode {
+	case promotion.ConsentAlways:
 		return RoleSupernode, n.reachable(ctx, seeds)
 	}
 	if live := n.reachable(ctx, seeds); len(live) > 0 {
@@ -206,13 +249,19 @@ func (n *Node) startSupernode(ctx context.Context, seeds []string) error {
 		GossipAddr:    n.cfg.gossipAddr(n.ln.Addr().(*net.TCPAddr)),
 		GossipProfile: n.cfg.GossipProfile,
 		MaxLeaves:     n.cfg.MaxLeaves,
+		Policy:        n.policy,
 		Software:      Software,
 		Logger:        n.log,
+
+		GuidanceInterval: n.cfg.GuidanceInterval,
+		DialBackInterval: n.cfg.DialBackInterval,
 	})
 	if err != nil {
 		return err
 	}
+	n.mu.Lock()
 	n.sn = sn
+	n.mu.Unlock()
 	if len(seeds) > 0 {
 		if _, err := sn.Join(ctx, seeds); err != nil {
 			n.log.Warn("could not join the ring through the seeds; running alone", zap.Error(err))
@@ -263,7 +312,15 @@ func (n *Node) handshake(raw net.Conn) {
 		c.Close(fmt.Sprintf("expected a hello, got %s", e.Type))
 		return
 	}
-	sn := n.sn
+	if h.Role == wire.RoleProbe {
+		// A supernode checking that we are reachable: the handshake proved
+		// it; say welcome so that it knows it reached the right node.
+		n.probes.add(time.Now())
+		_ = c.SendBody(wire.TypeWelcome, &wire.Welcome{Role: wire.RoleLeaf, Software: Software, Observed: c.RemoteAddr().String()})
+		c.Close("dial-back answered")
+		return
+	}
+	sn := n.Supernode()
 	if sn == nil {
 		var alts []wire.PeerInfo
 		for _, p := range n.leaf.Known() {
@@ -320,7 +377,7 @@ func (n *Node) Control() string { return n.control }
 
 // Role returns the node's current role.
 func (n *Node) Role() string {
-	if n.sn != nil {
+	if n.Supernode() != nil {
 		return RoleSupernode
 	}
 	return RoleLeaf
@@ -337,18 +394,27 @@ func (n *Node) APIAddr() string {
 // Leaf returns the node's leaf side.
 func (n *Node) Leaf() *leaf.Leaf { return n.leaf }
 
-// Supernode returns the node's supernode side (nil for a leaf).
-func (n *Node) Supernode() *supernode.Supernode { return n.sn }
-
 // Library returns the node's library.
 func (n *Node) Library() *library.Library { return n.lib }
 
 // Close leaves the network cleanly: the API stops, the leaf says goodbye to its
 // supernodes, the supernode leaves the ring, and the library is closed. It is
 // idempotent.
-func (n *Node) Close() error {
+func (n *Node) Close() error { return n.stop(false) }
+
+// Kill stops the node as a crash would, as far as the network can tell: its
+// supernode role drops its links without goodbyes and does not tell the ring
+// (which finds out by failure detection). Local state is still closed
+// properly. For failure tests and emulations.
+func (n *Node) Kill() error { return n.stop(true) }
+
+func (n *Node) stop(crash bool) error {
 	var errs []error
 	n.closeOnce.Do(func() {
+		if sn := n.Supernode(); crash && sn != nil {
+			n.cancel() // the role loop must not hand leaves over now
+			errs = append(errs, sn.Abort())
+		}
 		n.cancel()
 		if n.apiSrv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -361,10 +427,15 @@ func (n *Node) Close() error {
 		if n.leaf != nil {
 			n.leaf.Close()
 		}
-		if n.sn != nil {
-			errs = append(errs, n.sn.Close())
+		n.wg.Wait() // the role loop has stopped: n.sn no longer changes
+		if sn := n.Supernode(); sn != nil {
+			errs = append(errs, sn.Close())
 		}
-		n.wg.Wait()
+		if n.hist != nil {
+			if err := n.hist.Close(time.Now()); err != nil {
+				n.log.Warn("role history", zap.Error(err))
+			}
+		}
 		if n.lib != nil {
 			errs = append(errs, n.lib.Close())
 		}

@@ -25,7 +25,7 @@ func TestPolicyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := demo.NodeOptions(dir, "n", zap.NewNop())
-	cfg.Role, cfg.PolicyFile = node.RoleSupernode, good
+	cfg.Consent, cfg.PolicyFile = promotion.ConsentAlways, good
 	n, err := node.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +38,7 @@ func TestPolicyFile(t *testing.T) {
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("version = 1\n[params]\nmin_uptiem = \"1h\"\n"), 0o644)
 	cfg = demo.NodeOptions(dir, "m", zap.NewNop())
-	cfg.Role, cfg.PolicyFile = node.RoleSupernode, bad
+	cfg.Consent, cfg.PolicyFile = promotion.ConsentAlways, bad
 	if n, err := node.Start(context.Background(), cfg); err == nil {
 		n.Close()
 		t.Fatal("a policy file with an unknown key was accepted")

@@ -394,7 +394,15 @@ func (s *Supernode) count(f func(*Stats)) {
 }
 
 // Close leaves the ring gracefully and closes every link. It is idempotent.
-func (s *Supernode) Close() error {
+func (s *Supernode) Close() error { return s.stop(false) }
+
+// Abort stops the supernode the way a crash would: the ring is not told and
+// links drop without a goodbye, so leaves and peers find out by the broken
+// connection and the ring by failure detection. For failure tests and
+// emulations.
+func (s *Supernode) Abort() error { return s.stop(true) }
+
+func (s *Supernode) stop(abort bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -404,9 +412,18 @@ func (s *Supernode) Close() error {
 	conns := s.conns()
 	s.mu.Unlock()
 	s.cancel()
-	err := s.ring.Close()
+	var err error
+	if abort {
+		err = s.ring.Shutdown()
+	} else {
+		err = s.ring.Close()
+	}
 	for _, c := range conns {
-		c.Close("supernode shutting down")
+		if abort {
+			c.Abort("supernode crashed")
+		} else {
+			c.Close("supernode shutting down")
+		}
 	}
 	s.wg.Wait()
 	return err

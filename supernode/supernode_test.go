@@ -78,7 +78,7 @@ func testLeafID(t *testing.T, addr string) (*link.Conn, identity.NodeID) {
 	if err := c.SendBody(wire.TypeHello, &wire.Hello{Role: wire.RoleLeaf}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := recv(c, 5 * time.Second)
+	e, err := recv(c, 5*time.Second)
 	if err != nil || e.Type != wire.TypeWelcome {
 		t.Fatalf("no welcome: %v %s", err, e.Type)
 	}
@@ -107,13 +107,13 @@ func TestDuplicateQueriesAnsweredOnce(t *testing.T) {
 	if err := owner.SendBody(wire.TypeIndexUpdate, &wire.IndexUpdate{Reset: true, Rev: 1, Add: []wire.IndexFile{{ID: [32]byte{7}, Name: "Quiet Morning.flac", Size: 42}}}); err != nil {
 		t.Fatal(err)
 	}
-	if e, err := recv(owner, 5 * time.Second); err != nil || e.Type != wire.TypeIndexAck {
+	if e, err := recv(owner, 5*time.Second); err != nil || e.Type != wire.TypeIndexAck {
 		t.Fatalf("no index ack: %v %s", err, e.Type)
 	}
 	q, _ := wire.New(wire.TypeQuery, &wire.Query{Words: "quiet morning"})
 	searcher.Send(q)
 	searcher.Send(q)
-	e, err := recv(searcher, 5 * time.Second)
+	e, err := recv(searcher, 5*time.Second)
 	if err != nil || e.Type != wire.TypeQueryHit || e.ID != q.ID {
 		t.Fatalf("no hit: %v %s", err, e.Type)
 	}
@@ -123,7 +123,7 @@ func TestDuplicateQueriesAnsweredOnce(t *testing.T) {
 	}
 	waitStats(t, sn, func(st Stats) bool { return st.DuplicateQueries == 1 && st.QueriesFromLeaves == 2 })
 	// No second answer arrives for the copy.
-	if e, err := recv(searcher, 300 * time.Millisecond); err == nil {
+	if e, err := recv(searcher, 300*time.Millisecond); err == nil {
 		t.Fatalf("a duplicate query was answered: %s", e.Type)
 	}
 }
@@ -156,7 +156,7 @@ func TestLeafSlotsAreBounded(t *testing.T) {
 	}
 	defer c.Close("done")
 	c.SendBody(wire.TypeHello, &wire.Hello{Role: wire.RoleLeaf})
-	e, err := recv(c, 5 * time.Second)
+	e, err := recv(c, 5*time.Second)
 	if err != nil || e.Type != wire.TypeRefuse {
 		t.Fatalf("second leaf: %v %s, want a refusal", err, e.Type)
 	}
@@ -178,13 +178,13 @@ func TestNonMemberCannotRoute(t *testing.T) {
 	}
 	defer c.Close("done")
 	c.SendBody(wire.TypeHello, &wire.Hello{Role: wire.RoleSupernode, Control: "127.0.0.1:1"})
-	if e, err := recv(c, 5 * time.Second); err != nil || e.Type != wire.TypeWelcome {
+	if e, err := recv(c, 5*time.Second); err != nil || e.Type != wire.TypeWelcome {
 		t.Fatalf("no welcome: %v", err)
 	}
 	c.SendBody(wire.TypeSignal, &wire.Signal{To: victimID, Via: sn.ID(), Kind: wire.SignalOffer, Data: "v=0"})
 	c.SendBody(wire.TypeQuery, &wire.Query{Words: "anything"})
 	waitStats(t, sn, func(st Stats) bool { return st.FromNonMembers == 2 })
-	if e, err := recv(victim, 300 * time.Millisecond); err == nil && e.Type == wire.TypeSignal {
+	if e, err := recv(victim, 300*time.Millisecond); err == nil && e.Type == wire.TypeSignal {
 		t.Fatal("a non-member's signal reached a leaf")
 	}
 }

@@ -59,6 +59,19 @@ func runStatus(ctx context.Context, args []string) error {
 		}
 		fmt.Println(line)
 	}
+	if p := st.Promotion; p != nil {
+		fmt.Printf("\nrole decision (--supernode %s): %s\n", p.Consent, p.Summary)
+		for _, c := range p.Checks {
+			fmt.Printf("  %s\n", c)
+		}
+		fmt.Printf("  reachability: %s\n", p.Reachability.Verdict)
+		for _, e := range p.Reachability.Evidence {
+			fmt.Printf("    %s\n", e)
+		}
+		for _, s := range p.Switches {
+			fmt.Printf("  became a %s at %s: %s\n", s.To, s.At.Format(time.TimeOnly), s.Reason)
+		}
+	}
 	if len(st.Ring) > 0 {
 		fmt.Printf("\nring (%d supernodes):\n", len(st.Ring))
 		for _, m := range st.Ring {

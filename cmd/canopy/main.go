@@ -21,6 +21,7 @@ import (
 	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/demo"
 	"github.com/canopy-p2p/canopy/node"
+	"github.com/canopy-p2p/canopy/promotion"
 )
 
 const usage = `canopy — peer-to-peer file sharing for people at home
@@ -108,7 +109,9 @@ func runUp(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Gossip, "gossip", "", "supernode gossip (memberlist) address, UDP and TCP (default: --listen's port + 1)")
 	fs.StringVar(&cfg.API, "api", api.DefaultAddr, "local API address (loopback only; - to disable)")
 	fs.Var(&joins, "join", "control address of a supernode to join through (repeatable)")
-	fs.StringVar(&cfg.Role, "role", node.RoleAuto, "auto, leaf or supernode")
+	fs.TextVar(&cfg.Consent, "supernode", promotion.ConsentAuto, "may this node become a supernode: auto (when it qualifies and the network needs one), never, or always (from the start: for public nodes you operate)")
+	upload := fs.String("upload", "", "your connection's upload capacity, e.g. 20mbit or 2MB/s (for the supernode bandwidth check; undeclared: the node promotes only in an emergency)")
+	download := fs.String("download", "", "your connection's download capacity, e.g. 100mbit")
 	fs.IntVar(&cfg.Attach, "attach", 3, "supernodes a leaf keeps links to")
 	fs.StringVar(&cfg.PolicyFile, "policy", "", "promotion policy `FILE`, as canopy sim sweep writes it")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -120,6 +123,12 @@ func runUp(ctx context.Context, args []string) error {
 		return err
 	}
 	defer log.Sync()
+	if cfg.UpBandwidth, err = parseRate(*upload); err != nil {
+		return fmt.Errorf("--upload: %w", err)
+	}
+	if cfg.DownBandwidth, err = parseRate(*download); err != nil {
+		return fmt.Errorf("--download: %w", err)
+	}
 	cfg.Shares, cfg.Join, cfg.Logger = shares, joins, log
 	n, err := node.Start(ctx, cfg)
 	if err != nil {

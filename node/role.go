@@ -1,0 +1,308 @@
+package node
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/canopy-p2p/canopy/api"
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/leaf"
+	"github.com/canopy-p2p/canopy/promotion"
+	"github.com/canopy-p2p/canopy/supernode"
+	"github.com/canopy-p2p/canopy/wire"
+)
+
+// maxSwitchLog bounds the role changes a node remembers for its status.
+const maxSwitchLog = 32
+
+// Switch is one role change the node made.
+type Switch struct {
+	At     time.Time `json:"at"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
+}
+
+// roleState is the role machine's state; the role loop writes it, status
+// reads it. Guarded by Node.mu.
+type roleState struct {
+	// decision and input are the last evaluation, kept to explain it.
+	decision  promotion.Decision
+	input     promotion.Input
+	decidedAt time.Time
+	switches  []Switch
+}
+
+// roleLoop owns the node's role: every RoleInterval it measures the node,
+// asks the promotion policy, and carries out what it answers. It is the only
+// goroutine that starts or stops the supernode role, so a promotion and a
+// demotion can never overlap.
+func (n *Node) roleLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(n.cfg.RoleInterval)
+	defer tick.Stop()
+	lastTouch := time.Now()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		if now.Sub(lastTouch) >= time.Minute {
+			lastTouch = now
+			if err := n.hist.Touch(now); err != nil {
+				n.log.Warn("role history", zap.Error(err))
+			}
+		}
+		n.recheckReach(now)
+		n.evaluate(now)
+	}
+}
+
+// evaluate runs the policy once and acts on its answer.
+func (n *Node) evaluate(now time.Time) promotion.Decision {
+	in := n.policyInput(now)
+	d := promotion.Decide(n.policy, in)
+	n.mu.Lock()
+	n.role.decision, n.role.input, n.role.decidedAt = d, in, now
+	n.mu.Unlock()
+	switch d.Action {
+	case promotion.Promote:
+		n.promote(now, d, in)
+	case promotion.Demote:
+		n.demote(now, d, in)
+	}
+	return d
+}
+
+// policyInput measures what the policy needs. Unknown measurements are
+// conservative in the direction that does not switch: a leaf without a
+// headroom sample fails the capacity checks, a supernode keeps its role.
+func (n *Node) policyInput(now time.Time) promotion.Input {
+	sn := n.Supernode()
+	in := promotion.Input{
+		Role:          promotion.RoleLeaf,
+		Consent:       n.Consent(),
+		Uptime:        n.hist.Uptime(now),
+		AvgUptime:     n.hist.AvgUptime(),
+		UpBandwidth:   n.cfg.UpBandwidth,
+		DownBandwidth: n.cfg.DownBandwidth,
+		SinceSwitch:   n.hist.SinceSwitch(now),
+		Demotions:     n.hist.Snapshot().Demotions,
+		Draw:          rand.Float64(),
+	}
+	in.ReachKnown, in.Reachable = n.reach.verdict(now)
+	h := n.headroom.Sample(now)
+	if sn != nil {
+		in.Role = promotion.RoleSupernode
+		if h.Known {
+			n.lastHeadroom = h
+		} else if n.lastHeadroom.Known {
+			h = n.lastHeadroom
+		} else {
+			h = Headroom{CPU: 1, Mem: 1, FreeFDs: 1 << 20}
+		}
+		in.Leaves, in.SinceLastLeaf = sn.SinceLastLeaf(now)
+		in.Ring = sn.RingView()
+	} else {
+		if h.Known {
+			n.lastHeadroom = h
+		}
+		in.Ring = n.leafRingView(now, &in)
+	}
+	in.CPUHeadroom, in.MemHeadroom, in.FreeFDs = h.CPU, h.Mem, h.FreeFDs
+	return in
+}
+
+// leafRingView is a leaf's view of the ring: the latest guidance from its
+// supernodes, or an empty ring when it has lost every supernode it knows of
+// (which starts the emergency election), or no view at all.
+func (n *Node) leafRingView(now time.Time, in *promotion.Input) promotion.RingView {
+	if orphaned, since := n.leaf.Orphaned(now); orphaned {
+		in.EmergencyRank, in.EmergencyFor = n.leaf.EmergencyRank(), since
+		return promotion.RingView{Known: true}
+	}
+	g, ok := n.leaf.Guidance()
+	if !ok {
+		return promotion.RingView{}
+	}
+	return promotion.RingView{Known: true, Supernodes: g.Supernodes, Leaves: g.Leaves,
+		FreeSlots: g.FreeSlots, Load: float64(g.LoadPermille) / 1000}
+}
+
+// promote starts the supernode role: it joins the ring through the
+// supernodes the node knows of (and, in an emergency, the successors that
+// may have stepped in before it), and attaches its own leaf side to it.
+func (n *Node) promote(now time.Time, d promotion.Decision, in promotion.Input) {
+	why := d.Summary(n.policy, in)
+	var seeds []string
+	for _, p := range n.leaf.Known() {
+		seeds = append(seeds, p.Control)
+	}
+	for _, p := range n.hosts.peers() {
+		seeds = append(seeds, p.Control)
+	}
+	for _, p := range n.leaf.Successors() {
+		if p.ID != n.id.ID {
+			seeds = append(seeds, p.Control)
+		}
+	}
+	slices.Sort(seeds)
+	seeds = slices.Compact(seeds)
+	live := n.reachable(n.ctx, seeds)
+	if err := n.startSupernode(n.ctx, live); err != nil {
+		n.log.Error("promotion failed", zap.Error(err))
+		return
+	}
+	n.leaf.AddSupernodes(leaf.Peer{ID: n.id.ID, Control: n.control})
+	n.switched(now, promotion.RoleSupernode, false, false, why)
+}
+
+// demote hands the leaves over, then leaves the ring. The node stops being a
+// supernode for new links as soon as the handover starts (the supernode
+// refuses them), and for the accept loop once its leaves have gone.
+func (n *Node) demote(now time.Time, d promotion.Decision, in promotion.Input) {
+	why := d.Summary(n.policy, in)
+	sn := n.Supernode()
+	n.log.Info("demoting: handing leaves over", zap.String("why", why), zap.Int("leaves", len(sn.Leaves())))
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.HandoverTimeout)
+	err := sn.Handover(ctx, "demoting: "+why)
+	cancel()
+	if err != nil {
+		n.log.Warn("handover incomplete", zap.Error(err))
+	}
+	n.mu.Lock()
+	n.sn = nil
+	n.mu.Unlock()
+	if err := sn.Close(); err != nil {
+		n.log.Warn("leaving the ring", zap.Error(err))
+	}
+	forced := d.Reason == promotion.CheckConsent
+	n.switched(time.Now(), promotion.RoleLeaf, true, forced, why)
+}
+
+// switched records a role change in the history and the switch log.
+func (n *Node) switched(now time.Time, to promotion.Role, demotion, forced bool, why string) {
+	if err := n.hist.Switched(now, to, demotion, forced, n.policy.BackoffMax); err != nil {
+		n.log.Warn("role history", zap.Error(err))
+	}
+	n.mu.Lock()
+	n.role.switches = append(n.role.switches, Switch{At: now, To: to.String(), Reason: why})
+	if len(n.role.switches) > maxSwitchLog {
+		n.role.switches = slices.Delete(n.role.switches, 0, len(n.role.switches)-maxSwitchLog)
+	}
+	n.mu.Unlock()
+	n.log.Info("role changed", zap.String("to", to.String()), zap.String("why", why))
+}
+
+// promotionStatus explains the last role decision for the status API.
+func (n *Node) promotionStatus() *api.Promotion {
+	now := time.Now()
+	p := &api.Promotion{Consent: n.Consent().String(), Demotions: n.hist.Snapshot().Demotions}
+	if d, in, at, ok := n.Decision(); ok {
+		p.Action, p.Summary, p.Checks, p.DecidedAt = d.Action.String(), d.Summary(n.policy, in), d.Explain(n.policy, in), at
+	} else {
+		p.Action, p.Summary = "stay", "not evaluated yet: the first evaluation comes "+n.cfg.RoleInterval.String()+" after start"
+	}
+	p.Reachability.Verdict, p.Reachability.Evidence = n.reach.evidence(now)
+	p.Reachability.ProbesReceived, _ = n.probes.get()
+	for _, s := range n.Switches() {
+		p.Switches = append(p.Switches, api.RoleSwitch(s))
+	}
+	return p
+}
+
+// Consent returns the user's current --supernode choice.
+func (n *Node) Consent() promotion.Consent {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.consent
+}
+
+// SetConsent changes the user's choice while the node runs; the role loop
+// acts on it at its next evaluation (a supernode whose user withdraws
+// consent hands its leaves over and steps down at once).
+func (n *Node) SetConsent(c promotion.Consent) error {
+	if _, err := c.MarshalText(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.consent = c
+	n.mu.Unlock()
+	return nil
+}
+
+// Switches returns the role changes this run made, oldest first.
+func (n *Node) Switches() []Switch {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.role.switches)
+}
+
+// Decision returns the policy's last answer, with the input it was decided
+// from, and when; ok is false before the first evaluation.
+func (n *Node) Decision() (d promotion.Decision, in promotion.Input, at time.Time, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.role.decision, n.role.input, n.role.decidedAt, !n.role.decidedAt.IsZero()
+}
+
+// Evaluate runs the role policy now, outside the loop's schedule, and acts on
+// it; for tests and for `canopy status --now`-like callers. It must not run
+// concurrently with the role loop, so it is only for nodes started with
+// RoleInterval < 0 (no loop).
+func (n *Node) Evaluate() promotion.Decision { return n.evaluate(time.Now()) }
+
+// recheckReach asks the supernodes for dial-backs when the reachability
+// verdict is due for a (re-)check. Dial-backs from the node's own supernode
+// role prove nothing and are not asked for (the leaf's attachment to itself
+// is skipped).
+func (n *Node) recheckReach(now time.Time) {
+	if !n.reach.needsRecheck(now) {
+		return
+	}
+	if sent := n.leaf.RequestDialBack(); sent > 0 {
+		n.reach.asked(now, sent)
+	}
+}
+
+// dialBackResult feeds a supernode's dial-back into the reachability verdict.
+// It runs on a leaf link's reader goroutine.
+func (n *Node) dialBackResult(from identity.NodeID, res wire.DialBackResult) {
+	if from == n.id.ID {
+		return // our own supernode dialling us proves nothing
+	}
+	n.reach.observe(time.Now(), from.String(), res.OK, res.Addr, res.Error)
+}
+
+// probeAnswered counts supernodes' dial-back probes that reached this node.
+type probeCounter struct {
+	mu   sync.Mutex
+	n    int
+	last time.Time
+}
+
+func (p *probeCounter) add(now time.Time) {
+	p.mu.Lock()
+	p.n++
+	p.last = now
+	p.mu.Unlock()
+}
+
+func (p *probeCounter) get() (int, time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n, p.last
+}
+
+// Supernode returns the node's supernode role, or nil while it is a leaf.
+func (n *Node) Supernode() *supernode.Supernode {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.sn
+}
