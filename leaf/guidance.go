@@ -128,12 +128,7 @@ func (l *Leaf) handover(a *attachment, h wire.Handover) {
 // HandoverGrace. With none, the link stays until the supernode closes it, so
 // the leaf is never left without a supernode by its own doing. l.mu is held.
 func (l *Leaf) closeLeavingLocked(now time.Time) {
-	staying := 0
-	for _, a := range l.atts {
-		if a.leavingSince.IsZero() {
-			staying++
-		}
-	}
+	staying := l.stayingLocked()
 	for _, a := range l.atts {
 		if a.leavingSince.IsZero() {
 			continue
@@ -150,6 +145,17 @@ func (l *Leaf) Orphanings() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.orphanings
+}
+
+// stayingLocked counts the attachments not being handed over; l.mu is held.
+func (l *Leaf) stayingLocked() int {
+	n := 0
+	for _, a := range l.atts {
+		if a.leavingSince.IsZero() {
+			n++
+		}
+	}
+	return n
 }
 
 // RequestDialBack asks every attached supernode but the node's own to dial the

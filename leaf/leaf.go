@@ -249,13 +249,7 @@ func (l *Leaf) fillAttachments() {
 		return
 	}
 	l.closeLeavingLocked(now)
-	staying := 0
-	for _, a := range l.atts {
-		if a.leavingSince.IsZero() {
-			staying++
-		}
-	}
-	want := l.cfg.Attach - staying - len(l.dialing)
+	want := l.cfg.Attach - l.stayingLocked() - len(l.dialing)
 	if want <= 0 {
 		return
 	}
@@ -325,7 +319,7 @@ func (l *Leaf) attach(addr string, want identity.NodeID) {
 	if c != nil {
 		c.failures, c.lastErr, c.id, c.successor = 0, "", a.conn.Peer(), false
 	}
-	if _, dup := l.atts[a.conn.Peer()]; dup || l.closed || len(l.atts) >= l.cfg.Attach {
+	if _, dup := l.atts[a.conn.Peer()]; dup || l.closed || l.stayingLocked() >= l.cfg.Attach {
 		l.mu.Unlock()
 		a.conn.Close("already attached")
 		return

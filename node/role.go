@@ -45,7 +45,7 @@ func (n *Node) roleLoop() {
 	defer n.wg.Done()
 	tick := time.NewTicker(n.cfg.RoleInterval)
 	defer tick.Stop()
-	lastTouch := time.Now()
+	lastTouch, lastRepair := time.Now(), time.Now()
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -61,6 +61,47 @@ func (n *Node) roleLoop() {
 		}
 		n.recheckReach(now)
 		n.evaluate(now)
+		if now.Sub(lastRepair) >= ringRepairInterval {
+			lastRepair = now
+			n.repairRing()
+		}
+	}
+}
+
+// ringRepairInterval is how often a supernode looks for supernodes it hears
+// of (through its leaf side's guidance) that are missing from its ring.
+const ringRepairInterval = 5 * time.Second
+
+// repairRing joins supernodes the node's leaf side knows of but its ring does
+// not hold. A promotion whose join failed (every seed busy or gone), or two
+// emergency elections that each started a ring, leave separate rings that
+// know nothing of each other; memberlist merges them once one member of
+// each has joined the other.
+func (n *Node) repairRing() {
+	sn := n.Supernode()
+	if sn == nil {
+		return
+	}
+	in := make(map[identity.NodeID]bool)
+	for _, m := range sn.Members() {
+		in[m.Meta.NodeID] = true
+	}
+	var missing []string
+	for _, p := range n.leaf.Known() {
+		if !in[p.ID] && p.ID != n.id.ID {
+			missing = append(missing, p.Control)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	rand.Shuffle(len(missing), func(i, j int) { missing[i], missing[j] = missing[j], missing[i] })
+	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+	defer cancel()
+	if joined, err := sn.Join(ctx, missing[:min(len(missing), 3)]); err != nil {
+		n.log.Debug("ring repair", zap.Int("joined", joined), zap.Error(err))
+	} else {
+		n.log.Info("ring repair: joined supernodes missing from the ring", zap.Int("joined", joined))
 	}
 }
 
@@ -179,11 +220,10 @@ func (n *Node) demote(now time.Time, d promotion.Decision, in promotion.Input) {
 	n.mu.Lock()
 	n.sn = nil
 	n.mu.Unlock()
+	n.switched(time.Now(), promotion.RoleLeaf, true, d.Reason == promotion.CheckConsent, why)
 	if err := sn.Close(); err != nil {
 		n.log.Warn("leaving the ring", zap.Error(err))
 	}
-	forced := d.Reason == promotion.CheckConsent
-	n.switched(time.Now(), promotion.RoleLeaf, true, forced, why)
 }
 
 // switched records a role change in the history and the switch log.
