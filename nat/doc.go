@@ -1,9 +1,12 @@
 // Package nat is about reaching peers behind home NATs.
 //
-// For now it holds the ICE configuration every WebRTC peer connection of a
-// node is built from (ICEConfig, NewAPI): which STUN and TURN servers to use,
-// which interfaces and network types to gather candidates on, and the pion
-// transport settings that matter for bulk transfers. Reachability discovery,
-// port mapping and the STUN/TURN service a supernode runs for its leaves come
-// later and will live here too.
+// It holds the ICE configuration every WebRTC peer connection of a node is
+// built from (ICEConfig, NewAPI); the STUN service a supernode runs, with the
+// RFC 5780 attributes for behaviour discovery (STUNServer); NAT mapping and
+// filtering discovery and the rule saying which pairs can connect directly
+// (Discover, DirectPossible); a damped reachability verdict from dial-backs
+// (Reachability); port mapping through NAT-PMP or UPnP-IGD (MapPort); and the
+// supernode's TURN relay with per-leaf, time-limited credentials and quotas
+// (Relay, RelayCreds). The NAT lab the tests use is in nat/natlab. Wiring the
+// STUN and TURN services into supernodes and leaves is still to come.
 package nat
