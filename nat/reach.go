@@ -161,7 +161,10 @@ type reachOutcome struct {
 // turn it into its opposite. A Reachability is not safe for concurrent use;
 // its owner serialises calls.
 type Reachability struct {
-	cfg      ReachabilityConfig
+	cfg ReachabilityConfig
+	// available is how many distinct observers the caller can ask (0:
+	// unlimited); MinObservers is capped by it (SetAvailableObservers).
+	available int
 	outcomes []reachOutcome // time order, at most cfg.Window
 	state    ReachState
 	since    time.Time
@@ -172,6 +175,21 @@ type Reachability struct {
 // cfg's rules.
 func NewReachability(cfg ReachabilityConfig) *Reachability {
 	return &Reachability{cfg: cfg.withDefaults()}
+}
+
+// SetAvailableObservers tells the tracker how many distinct observers the
+// caller can currently ask (0: no limit). MinObservers is capped by it, never
+// below one: a network with a single supernode can only be checked by that
+// supernode, and a verdict from it beats none. MinConfidence still applies,
+// so one observer must then agree with itself several times.
+func (r *Reachability) SetAvailableObservers(n int) { r.available = max(n, 0) }
+
+// minObservers is MinObservers capped by the available observers.
+func (r *Reachability) minObservers() int {
+	if r.available <= 0 {
+		return r.cfg.MinObservers
+	}
+	return min(r.cfg.MinObservers, r.available)
 }
 
 // Observe records that observer `from` (a node ID) dialled back at time
@@ -283,7 +301,7 @@ func (r *Reachability) update(now time.Time) reachTally {
 		}
 	}
 	conf := t.successes - t.failures
-	minC, minO := r.cfg.MinConfidence, r.cfg.MinObservers
+	minC, minO := r.cfg.MinConfidence, r.minObservers()
 	reachable := conf >= minC && len(t.succeededFrom) >= minO
 	unreachable := -conf >= minC && len(t.failedFrom) >= minO
 

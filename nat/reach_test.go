@@ -115,3 +115,25 @@ func TestReachStateString(t *testing.T) {
 		}
 	}
 }
+
+func TestReachabilityAvailableObservers(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	r := NewReachability(ReachabilityConfig{})
+	r.Observe(t0, "a", true)
+	r.Observe(t0.Add(time.Minute), "a", true)
+	if v := r.Verdict(t0.Add(2 * time.Minute)); v.State != ReachUnknown {
+		t.Fatalf("one observer decided alone with others available: %+v", v)
+	}
+	// A network of one supernode: its agreement with itself is enough.
+	r.SetAvailableObservers(1)
+	if v := r.Verdict(t0.Add(2 * time.Minute)); v.State != Reachable {
+		t.Fatalf("with one observer available, two agreeing results: %+v", v)
+	}
+	// Confidence still applies: one result from the only observer is not enough.
+	r2 := NewReachability(ReachabilityConfig{})
+	r2.SetAvailableObservers(1)
+	r2.Observe(t0, "a", true)
+	if v := r2.Verdict(t0.Add(time.Minute)); v.State != ReachUnknown {
+		t.Fatalf("one result decided: %+v", v)
+	}
+}

@@ -75,8 +75,9 @@ type Config struct {
 	// GuidanceInterval and DialBackInterval tune the supernode role (0: its
 	// defaults; see supernode.Config).
 	GuidanceInterval, DialBackInterval time.Duration
-	// Reach tunes the reachability verdict (zero: defaults).
-	Reach ReachConfig
+	// Reach tunes the reachability verdict built from the supernodes'
+	// dial-backs (zero fields: nat.DefaultReachabilityConfig).
+	Reach nat.ReachabilityConfig
 	// Attach is how many supernodes the leaf side keeps (default 3).
 	Attach int
 	// MaxLeaves is the supernode's leaf slots (0: the supernode default).

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/canopy-p2p/canopy/demo"
+	"github.com/canopy-p2p/canopy/nat"
 	"github.com/canopy-p2p/canopy/node"
 	"github.com/canopy-p2p/canopy/promotion"
 )
@@ -76,7 +77,7 @@ func startEmulation(t *testing.T, count int) []*emuNode {
 		cfg.MaxLeaves = 40
 		cfg.GuidanceInterval = time.Second
 		cfg.DialBackInterval = 500 * time.Millisecond
-		cfg.Reach = node.ReachConfig{Retry: 500 * time.Millisecond, Recheck: 10 * time.Second}
+		cfg.Reach = nat.ReachabilityConfig{RetryInterval: 500 * time.Millisecond, RecheckInterval: 10 * time.Second}
 		cfg.HandoverTimeout = 10 * time.Second
 		cfg.UpBandwidth, cfg.DownBandwidth = 2.5e6, 12.5e6
 		if i%3 == 2 {
@@ -175,13 +176,16 @@ func searchesWork(from *emuNode, nodes []*emuNode) (bool, string) {
 	return len(missing) == 0, fmt.Sprintf("%s cannot find the files of %s (search error %v)", from.name, strings.Join(missing, "; "), err)
 }
 
-// settled holds when every live supernode sees the same number of members,
-// that number is the live supernode count, and it lies in the policy's
-// band: the ring neither needs another supernode nor (unless allowSurplus)
-// has a surplus. A surplus shrinks only as fast as surplus supernodes go idle
+// settled holds when every live node holds at least links attachments,
+// every live supernode sees the same number of members, that number is the
+// live supernode count, and it lies in the policy's band: the ring neither
+// needs another supernode nor (unless allowSurplus) has a surplus. A surplus shrinks only as fast as surplus supernodes go idle
 // (DemoteIdle without a leaf), so after a crash, when the leaves have spread
 // over the survivors, it can last.
-func settled(nodes []*emuNode, p promotion.Params, allowSurplus bool) (bool, string) {
+func settled(nodes []*emuNode, p promotion.Params, links int, allowSurplus bool) (bool, string) {
+	if ok, state := allAttached(nodes, links); !ok {
+		return false, state
+	}
 	sns := supernodes(nodes)
 	for _, s := range sns {
 		v := s.Supernode().RingView()
@@ -228,7 +232,7 @@ func TestEmulation(t *testing.T) {
 	nodes := startEmulation(t, 30)
 
 	// 1. The network settles at the policy's supernode count.
-	took := waitFor(t, "settle", 90*time.Second, func() (bool, string) { return settled(nodes, p, false) })
+	took := waitFor(t, "settle", 90*time.Second, func() (bool, string) { return settled(nodes, p, 3, false) })
 	sns := supernodes(nodes)
 	v := sns[0].Supernode().RingView()
 	t.Logf("settled in %v: %d supernodes for %d leaf links (%.1f per supernode, target %.0f)",
@@ -271,7 +275,7 @@ func TestEmulation(t *testing.T) {
 	}
 	t.Logf("crashed %d of %d supernodes: every node attached again after %v, every live file found after %v (failover), back to 3 links each: %s",
 		kill, len(sns), attached.Round(10*time.Millisecond), (attached + searching).Round(10*time.Millisecond), full)
-	waitFor(t, "no shortage after the crash", 60*time.Second, func() (bool, string) { return settled(nodes, p, true) })
+	waitFor(t, "no shortage after the crash", 60*time.Second, func() (bool, string) { return settled(nodes, p, 1, true) })
 	t.Logf("after the crash: %d supernodes, none needed", len(supernodes(nodes)))
 
 	// 3. Every supernode crashes: the reachable leaves elect new ones.

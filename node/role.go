@@ -317,7 +317,10 @@ func (n *Node) dialBackResult(from identity.NodeID, res wire.DialBackResult) {
 	if from == n.id.ID {
 		return // our own supernode dialling us proves nothing
 	}
-	n.reach.observe(time.Now(), from.String(), res.OK, res.Addr, res.Error)
+	n.reach.observe(time.Now(), from.String(), res.OK)
+	if !res.OK {
+		n.log.Debug("dial-back failed", zap.String("supernode", from.Short()), zap.String("addr", res.Addr), zap.String("error", res.Error))
+	}
 }
 
 // probeAnswered counts supernodes' dial-back probes that reached this node.
