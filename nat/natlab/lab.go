@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/canopy-p2p/canopy/nat"
 )
 
 // EnvVar is the environment variable that decides what a test does when the
@@ -73,7 +75,7 @@ type Lab struct {
 	hosts     map[string]*Host // by name
 	daemons   []*upnpDaemon    // miniupnpd processes started
 	wires     []*wire          // links shaped by WithNetem
-	stun      *stunServer      // the RFC 5780 STUN server miniupnpd checks its WAN with
+	stun      *nat.STUNServer  // the RFC 5780 STUN server miniupnpd checks its WAN with
 	nextPub   int              // index into publicPool
 	nextWAN   int              // index into wanPool
 	nextHome  int              // homes built so far
@@ -288,7 +290,7 @@ func (l *Lab) close() error {
 		}
 	}
 	if stun != nil {
-		stun.close()
+		stun.Close()
 	}
 	for _, w := range wires {
 		w.close()

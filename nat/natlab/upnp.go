@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/canopy-p2p/canopy/nat"
 )
 
 // Lines miniupnpd 2.3 logs (with -d, on stderr) that the lab waits for.
@@ -145,13 +147,18 @@ func (l *Lab) startUPnP(r *Router, behindCGNAT bool) error {
 			if err != nil {
 				return fmt.Errorf("STUN server for miniupnpd: %w", err)
 			}
-			s, err := startSTUN(h)
+			// Canopy's own supernode STUN service, in the lab's namespace.
+			s, err := nat.NewSTUNServer(nat.STUNServerConfig{
+				Primary:      netip.AddrPortFrom(h.Addrs[0], 3478),
+				Alternate:    netip.AddrPortFrom(h.Addrs[1], 3479),
+				ListenPacket: h.ListenPacket,
+			})
 			if err != nil {
 				return fmt.Errorf("STUN server for miniupnpd: %w", err)
 			}
 			l.stun = s
 		}
-		stun = l.stun.addr()
+		stun = l.stun.Addrs()[0]
 	}
 	bin, err := findTool("miniupnpd")
 	if err != nil {
