@@ -72,9 +72,11 @@ type candidate struct {
 	known bool
 	// rtt is the round trip measured while the leaf was attached to it.
 	rtt time.Duration
-	// successor marks a leaf named as an emergency successor: it is dialled
-	// only while the leaf is orphaned, and quickly, since it may have just
-	// promoted.
+	// successor marks a leaf named as an emergency successor after the
+	// last supernode went: it may have promoted, so it is dialled like a
+	// supernode while the leaf is short of links (quickly while it has none),
+	// and if it has not, its refusal names the supernodes it knows, which is
+	// how leaves stranded on one side of a split ring find the other.
 	successor bool
 	// tiebreak spreads leaves over equal supernodes (choice.Candidate).
 	tiebreak uint64
@@ -253,11 +255,10 @@ func (l *Leaf) fillAttachments() {
 	if want <= 0 {
 		return
 	}
-	orphan := len(l.atts) == 0
 	var ready []*candidate
 	var cands []choice.Candidate
 	for _, c := range l.cands {
-		if l.dialing[c.addr] || now.Before(c.next) || (c.successor && !orphan) {
+		if l.dialing[c.addr] || now.Before(c.next) {
 			continue
 		}
 		if _, ok := l.atts[c.id]; ok && !c.id.IsZero() {
@@ -306,8 +307,9 @@ func (l *Leaf) attach(addr string, want identity.NodeID) {
 			c.lastErr = err.Error()
 			c.lastFail = time.Now()
 			back := min(l.cfg.RetryBackoff<<min(c.failures-1, 16), l.cfg.MaxBackoff)
-			if c.successor {
-				// A successor may promote any moment: keep trying it.
+			if c.successor && len(l.atts) == 0 {
+				// A successor may promote any moment, and an orphaned
+				// leaf has nothing better: keep trying it.
 				back = l.cfg.RetryBackoff
 			}
 			c.next = time.Now().Add(back)
@@ -342,6 +344,11 @@ func (l *Leaf) dial(addr string, want identity.NodeID) (*attachment, error) {
 		return nil, err
 	}
 	hello := wire.Hello{Role: wire.RoleLeaf, Software: l.cfg.Software, Control: l.cfg.Control, Candidate: l.cfg.Candidate}
+	l.mu.Lock()
+	for id, a := range l.atts {
+		hello.Supernodes = append(hello.Supernodes, wire.PeerInfo{ID: id, Control: a.addr})
+	}
+	l.mu.Unlock()
 	if err := conn.SendBody(wire.TypeHello, &hello); err != nil {
 		return fail(err)
 	}

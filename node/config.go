@@ -68,7 +68,7 @@ type Config struct {
 	UpBandwidth, DownBandwidth float64
 	// RoleInterval is how often the role loop evaluates the promotion
 	// policy. Default 30 s; negative: no role loop (the role chosen at start
-	// stays unless Evaluate is called).
+	// stays).
 	RoleInterval time.Duration
 	// HandoverTimeout bounds a demotion's handover of its leaves. Default 30 s.
 	HandoverTimeout time.Duration

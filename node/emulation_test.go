@@ -296,11 +296,37 @@ func TestEmulation(t *testing.T) {
 		}
 	}
 	attached = waitFor(t, "attached after the election", 60*time.Second, func() (bool, string) { return allAttached(nodes, 1) })
-	searching = waitFor(t, "searches after the election", 60*time.Second, func() (bool, string) { return searchesWork(searcher, nodes) })
+	searching = waitFor(t, "searches after the election", 60*time.Second, func() (bool, string) {
+		ok, state := searchesWork(searcher, nodes)
+		return ok, state + "; rings: " + rings(nodes)
+	})
+	waitFor(t, "one ring after the election", 60*time.Second, func() (bool, string) {
+		sns := supernodes(nodes)
+		for _, s := range sns {
+			if len(s.Supernode().Members()) != len(sns) {
+				return false, rings(nodes)
+			}
+		}
+		return true, ""
+	})
 	t.Logf("all %d supernodes crashed: first new supernode after %v, every node attached after %v, searches work after %v (%d supernodes now)",
 		len(sns), elected.Round(10*time.Millisecond), (elected + attached).Round(10*time.Millisecond),
 		time.Since(killedAt).Round(10*time.Millisecond), len(supernodes(nodes)))
 
 	switches := checkDamping(t, nodes, p)
 	t.Logf("role switches over the whole run: %d across %d nodes", switches, len(nodes))
+}
+
+// rings describes each live supernode's view of the ring, to tell a
+// partitioned network from a slow one in a failure message.
+func rings(nodes []*emuNode) string {
+	var out []string
+	for _, s := range supernodes(nodes) {
+		var ms []string
+		for _, m := range s.Supernode().Members() {
+			ms = append(ms, m.Meta.NodeID.Short()[:6])
+		}
+		out = append(out, fmt.Sprintf("%s(%.6s)=[%s]", s.name, s.ID().Short(), strings.Join(ms, " ")))
+	}
+	return strings.Join(out, " ")
 }

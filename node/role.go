@@ -86,7 +86,13 @@ func (n *Node) repairRing() {
 	for _, m := range sn.Members() {
 		in[m.Meta.NodeID] = true
 	}
+	// Supernodes our leaves are attached to first: they are alive. Then
+	// those the leaf side knows of, which may be long gone, in random order.
 	var missing []string
+	for _, p := range sn.HeardOf() {
+		missing = append(missing, p.Control)
+	}
+	heard := len(missing)
 	for _, p := range n.leaf.Known() {
 		if !in[p.ID] && p.ID != n.id.ID {
 			missing = append(missing, p.Control)
@@ -95,7 +101,8 @@ func (n *Node) repairRing() {
 	if len(missing) == 0 {
 		return
 	}
-	rand.Shuffle(len(missing), func(i, j int) { missing[i], missing[j] = missing[j], missing[i] })
+	rest := missing[heard:]
+	rand.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
 	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 	defer cancel()
 	if joined, err := sn.Join(ctx, missing[:min(len(missing), 3)]); err != nil {
@@ -121,9 +128,9 @@ func (n *Node) evaluate(now time.Time) promotion.Decision {
 	return d
 }
 
-// policyInput measures what the policy needs. Unknown measurements are
-// conservative in the direction that does not switch: a leaf without a
-// headroom sample fails the capacity checks, a supernode keeps its role.
+// policyInput measures what the policy needs. An unmeasured machine is
+// reported as such (Input.HeadroomUnknown), and the policy errs towards not
+// switching.
 func (n *Node) policyInput(now time.Time) promotion.Input {
 	sn := n.Supernode()
 	in := promotion.Input{
@@ -138,25 +145,20 @@ func (n *Node) policyInput(now time.Time) promotion.Input {
 		Draw:          rand.Float64(),
 	}
 	in.ReachKnown, in.Reachable = n.reach.verdict(now)
-	h := n.headroom.Sample(now)
+	// A failed sample falls back to the last good one: a minute-old
+	// measurement is better than none. Without any, the policy is told so.
+	if h := n.headroom.Sample(now); h.Known {
+		n.lastHeadroom = h
+	}
+	h := n.lastHeadroom
+	in.CPUHeadroom, in.MemHeadroom, in.FreeFDs, in.HeadroomUnknown = h.CPU, h.Mem, h.FreeFDs, !h.Known
 	if sn != nil {
 		in.Role = promotion.RoleSupernode
-		if h.Known {
-			n.lastHeadroom = h
-		} else if n.lastHeadroom.Known {
-			h = n.lastHeadroom
-		} else {
-			h = Headroom{CPU: 1, Mem: 1, FreeFDs: 1 << 20}
-		}
 		in.Leaves, in.SinceLastLeaf = sn.SinceLastLeaf(now)
 		in.Ring = sn.RingView()
 	} else {
-		if h.Known {
-			n.lastHeadroom = h
-		}
 		in.Ring = n.leafRingView(now, &in)
 	}
-	in.CPUHeadroom, in.MemHeadroom, in.FreeFDs = h.CPU, h.Mem, h.FreeFDs
 	return in
 }
 
@@ -291,12 +293,6 @@ func (n *Node) Decision() (d promotion.Decision, in promotion.Input, at time.Tim
 	defer n.mu.Unlock()
 	return n.role.decision, n.role.input, n.role.decidedAt, !n.role.decidedAt.IsZero()
 }
-
-// Evaluate runs the role policy now, outside the loop's schedule, and acts on
-// it; for tests and for `canopy status --now`-like callers. It must not run
-// concurrently with the role loop, so it is only for nodes started with
-// RoleInterval < 0 (no loop).
-func (n *Node) Evaluate() promotion.Decision { return n.evaluate(time.Now()) }
 
 // recheckReach asks the supernodes for dial-backs when the reachability
 // verdict is due for a (re-)check. Dial-backs from the node's own supernode

@@ -30,6 +30,12 @@ type Input struct {
 	MemHeadroom float64
 	// FreeFDs is the number of file descriptors the process can still open.
 	FreeFDs int
+	// HeadroomUnknown says that CPU, memory and descriptors could not be
+	// measured (no sample yet, or a platform the node cannot measure): a
+	// leaf then fails those checks, since it must not promote on capacity it
+	// has not seen, and a supernode passes them, since an unmeasured machine
+	// is no reason to drop the leaves it serves.
+	HeadroomUnknown bool
 	// SinceSwitch is the time since the node last changed role; a large value
 	// (such as math.MaxInt64) if it never has.
 	SinceSwitch time.Duration
@@ -143,9 +149,10 @@ func decideLeaf(p *Params, in *Input) Decision {
 		d.add(CheckUptime, in.Uptime >= p.MinUptime)
 		d.add(CheckAvgUptime, in.AvgUptime >= p.MinAvgUptime || in.Uptime >= p.MinAvgUptime)
 		d.add(CheckBandwidth, in.UpBandwidth >= p.MinUpBandwidth && in.DownBandwidth >= p.MinDownBandwidth)
-		d.add(CheckCPU, in.CPUHeadroom >= p.MinCPUHeadroom)
-		d.add(CheckMemory, in.MemHeadroom >= p.MinMemHeadroom)
-		d.add(CheckFDs, in.FreeFDs >= p.MinFreeFDs)
+		known := !in.HeadroomUnknown
+		d.add(CheckCPU, known && in.CPUHeadroom >= p.MinCPUHeadroom)
+		d.add(CheckMemory, known && in.MemHeadroom >= p.MinMemHeadroom)
+		d.add(CheckFDs, known && in.FreeFDs >= p.MinFreeFDs)
 		d.add(CheckDwell, in.SinceSwitch >= p.MinDwell)
 		d.add(CheckBackoff, in.SinceSwitch >= Backoff(*p, in.Demotions))
 		need, why := Needed(*p, in.Ring)
@@ -182,9 +189,10 @@ func decideSupernode(p *Params, in *Input) Decision {
 	}
 
 	qual := d.N
-	d.add(CheckCPU, in.CPUHeadroom >= p.KeepCPUHeadroom)
-	d.add(CheckMemory, in.MemHeadroom >= p.KeepMemHeadroom)
-	d.add(CheckFDs, in.FreeFDs >= p.KeepFreeFDs)
+	unknown := in.HeadroomUnknown
+	d.add(CheckCPU, unknown || in.CPUHeadroom >= p.KeepCPUHeadroom)
+	d.add(CheckMemory, unknown || in.MemHeadroom >= p.KeepMemHeadroom)
+	d.add(CheckFDs, unknown || in.FreeFDs >= p.KeepFreeFDs)
 	lacking := d.firstFail(qual)
 
 	surplus, why := Surplus(*p, in.Ring)

@@ -95,6 +95,7 @@ func TestDecideLeaf(t *testing.T) {
 		{"emergency waits the emergency dwell", func(in *Input) { in.Ring = RingView{Known: true}; in.SinceSwitch = 119 * time.Second }, Stay, CheckDwell},
 		{"emergency needs reachability", func(in *Input) { in.Ring = RingView{Known: true}; in.Reachable = false }, Stay, CheckReachable},
 		{"emergency respects never", func(in *Input) { in.Ring = RingView{Known: true}; in.Consent = ConsentNever }, Stay, CheckConsent},
+		{"unmeasured capacity does not promote", func(in *Input) { in.HeadroomUnknown = true }, Stay, CheckCPU},
 		{"emergency: a later successor waits its turn", func(in *Input) {
 			in.Ring = RingView{Known: true}
 			in.EmergencyRank, in.EmergencyFor = 2, 9*time.Second
@@ -186,6 +187,7 @@ func TestDecideSupernode(t *testing.T) {
 		{"CPU between keep and min stays", func(in *Input) { in.CPUHeadroom = 0.3 }, Stay, CheckSurplus},
 		{"memory below keep", func(in *Input) { in.MemHeadroom = 0.05 }, Demote, CheckMemory},
 		{"descriptors below keep", func(in *Input) { in.FreeFDs = 100 }, Demote, CheckFDs},
+		{"unmeasured capacity keeps the role", func(in *Input) { in.FreeFDs, in.CPUHeadroom, in.HeadroomUnknown = 0, 0, true }, Stay, CheckSurplus},
 		{"headroom loss waits out dwell", func(in *Input) { in.FreeFDs = 100; in.SinceSwitch = 10 * time.Minute }, Stay, CheckDwell},
 		{"always ignores headroom and surplus", func(in *Input) {
 			in.Consent = ConsentAlways
@@ -336,6 +338,12 @@ func TestExplainMentionsNumbers(t *testing.T) {
 		}, CheckIdle, []string{"✗", "1 h 20 min", "1 h"}},
 		{"emergency", func() Input { in := qualifiedLeaf(); in.Ring = RingView{Known: true}; return in }, CheckEmergency, []string{"✓", "no supernode", "1 min"}},
 		{"never", func() Input { in := qualifiedLeaf(); in.Consent = ConsentNever; return in }, CheckConsent, []string{"✗", "--supernode never"}},
+		{"unmeasured", func() Input { in := qualifiedLeaf(); in.HeadroomUnknown = true; return in }, CheckCPU, []string{"✗", "not measured"}},
+		{"stagger", func() Input {
+			in := qualifiedLeaf()
+			in.Ring, in.EmergencyRank, in.EmergencyFor = RingView{Known: true}, 3, 4*time.Second
+			return in
+		}, CheckStagger, []string{"✗", "number 4 in line", "15 s"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

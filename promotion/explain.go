@@ -120,29 +120,11 @@ func explainCheck(c Check, d Decision, p Params, in Input, super, emerg, always 
 		}
 		return s + fmt.Sprintf("; a supernode needs %s up and %s down", rate(p.MinUpBandwidth), rate(p.MinDownBandwidth))
 
-	case CheckCPU:
-		need := p.MinCPUHeadroom
-		if super {
-			need = p.KeepCPUHeadroom
+	case CheckCPU, CheckMemory, CheckFDs:
+		if in.HeadroomUnknown {
+			return explainUnmeasured(c.ID, super)
 		}
-		return fraction("CPU idle", in.CPUHeadroom, need, c.Pass, keep)
-
-	case CheckMemory:
-		need := p.MinMemHeadroom
-		if super {
-			need = p.KeepMemHeadroom
-		}
-		return fraction("memory free", in.MemHeadroom, need, c.Pass, keep)
-
-	case CheckFDs:
-		need := p.MinFreeFDs
-		if super {
-			need = p.KeepFreeFDs
-		}
-		if c.Pass {
-			return fmt.Sprintf("%d file descriptors free (needs %d%s)", in.FreeFDs, need, keep)
-		}
-		return fmt.Sprintf("%d file descriptors free; needs %d%s (raise the open-files limit)", in.FreeFDs, need, keep)
+		return explainHeadroom(c, p, in, super, keep)
 
 	case CheckDwell:
 		need := p.MinDwell
@@ -301,4 +283,45 @@ func rate(bps float64) string {
 		return fmt.Sprintf("%.0f KiB/s", bps/(1<<10))
 	}
 	return fmt.Sprintf("%.1f MiB/s", bps/(1<<20))
+}
+
+// explainHeadroom explains the CPU, memory or descriptor check of a measured
+// machine.
+func explainHeadroom(c Check, p Params, in Input, super bool, keep string) string {
+	switch c.ID {
+	case CheckCPU:
+		need := p.MinCPUHeadroom
+		if super {
+			need = p.KeepCPUHeadroom
+		}
+		return fraction("CPU idle", in.CPUHeadroom, need, c.Pass, keep)
+
+	case CheckMemory:
+		need := p.MinMemHeadroom
+		if super {
+			need = p.KeepMemHeadroom
+		}
+		return fraction("memory free", in.MemHeadroom, need, c.Pass, keep)
+
+	case CheckFDs:
+		need := p.MinFreeFDs
+		if super {
+			need = p.KeepFreeFDs
+		}
+		if c.Pass {
+			return fmt.Sprintf("%d file descriptors free (needs %d%s)", in.FreeFDs, need, keep)
+		}
+		return fmt.Sprintf("%d file descriptors free; needs %d%s (raise the open-files limit)", in.FreeFDs, need, keep)
+	}
+	return c.ID.String()
+}
+
+// explainUnmeasured explains a capacity check on a machine that was not
+// measured (Input.HeadroomUnknown).
+func explainUnmeasured(id CheckID, super bool) string {
+	what := map[CheckID]string{CheckCPU: "CPU idle time", CheckMemory: "free memory", CheckFDs: "free file descriptors"}[id]
+	if super {
+		return what + " not measured: no reason to step down"
+	}
+	return what + " not measured yet (or not on this system): a leaf promotes only on capacity it has seen"
 }

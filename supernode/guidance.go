@@ -58,6 +58,32 @@ func (s *Supernode) SinceLastLeaf(now time.Time) (leaves int, since time.Duratio
 	return 0, now.Sub(s.lastLeaf)
 }
 
+// maxHeard bounds the supernodes a leaf's hello may name that are kept.
+const maxHeard = 16
+
+// HeardOf returns supernodes this supernode's leaves say they are attached
+// to that are not in its ring: the ring is split, and the caller should join
+// them (memberlist merges two rings once one member of each has joined the
+// other).
+func (s *Supernode) HeardOf() []wire.PeerInfo {
+	in := make(map[identity.NodeID]bool)
+	for _, m := range s.ring.Members() {
+		in[m.Meta.NodeID] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []wire.PeerInfo
+	for _, l := range s.leaves {
+		for _, p := range l.heard {
+			if !in[p.ID] && p.ID != s.id && p.Control != "" {
+				in[p.ID] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
 // guidance builds the message this supernode sends its leaves.
 func (s *Supernode) guidance() wire.Guidance {
 	v := s.RingView()
@@ -76,8 +102,9 @@ func (s *Supernode) guidance() wire.Guidance {
 	// Successors: the longest-attached reachable candidates, the likeliest
 	// to still be there when they are needed.
 	var succ []*leafSlot
-	for _, l := range s.leaves {
-		if l.candidate && l.reachable != "" {
+	for id, l := range s.leaves {
+		// A leaf that is itself a supernode (its leaf side) cannot step in.
+		if l.candidate && l.reachable != "" && !s.members[id] {
 			succ = append(succ, l)
 		}
 	}

@@ -91,6 +91,8 @@ type leafSlot struct {
 	// reachable is the address of the leaf's last successful dial-back, ""
 	// when none succeeded. Guarded by Supernode.mu.
 	reachable string
+	// heard are the other supernodes the leaf said it is attached to.
+	heard []wire.PeerInfo
 }
 
 // Start starts the supernode's ring membership. Links come in through
@@ -271,6 +273,7 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 		dialBacks: rate.NewLimiter(rate.Every(s.cfg.DialBackInterval), 3),
 		since:     time.Now(),
 		candidate: h.Candidate,
+		heard:     h.Supernodes[:min(len(h.Supernodes), maxHeard)],
 	}
 	s.leaves[c.Peer()] = slot
 	s.wg.Add(1)

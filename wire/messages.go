@@ -109,6 +109,11 @@ type Hello struct {
 	// (consent auto or always). Its supernodes may then name it as a
 	// successor, once a dial-back has shown that it is reachable.
 	Candidate bool `cbor:"5,keyasint,omitempty"`
+	// Supernodes are, from a leaf, the other supernodes it is attached to
+	// (Gnutella's X-Try-Ultrapeers in the other direction): a supernode that
+	// does not have them in its ring joins them, which heals a ring split by
+	// an emergency election whose candidates did not know each other.
+	Supernodes []PeerInfo `cbor:"6,keyasint,omitempty"`
 }
 
 // Welcome accepts a control link.

@@ -124,7 +124,7 @@ func TestDecodeBounds(t *testing.T) {
 // seeds returns real frames of every message type.
 func seeds(tb testing.TB) [][]byte {
 	bodies := map[Type]any{
-		TypeHello:       &Hello{Role: RoleSupernode, Software: "canopy/x", Control: "127.0.0.1:1", Gossip: "127.0.0.1:2"},
+		TypeHello:       &Hello{Role: RoleLeaf, Software: "canopy/x", Control: "127.0.0.1:1", Candidate: true, Supernodes: []PeerInfo{{Control: "127.0.0.1:2"}}},
 		TypeWelcome:     &Welcome{Role: RoleSupernode, Supernodes: []PeerInfo{{Control: "127.0.0.1:3"}}},
 		TypeIndexUpdate: &IndexUpdate{Reset: true, Add: manyFiles(50), Rev: 1},
 		TypeQueryHit:    &QueryHit{Hits: []Hit{{Name: "a", Size: 1, Sources: []Source{{}}}}},
