@@ -165,10 +165,10 @@ type Reachability struct {
 	// available is how many distinct observers the caller can ask (0:
 	// unlimited); MinObservers is capped by it (SetAvailableObservers).
 	available int
-	outcomes []reachOutcome // time order, at most cfg.Window
-	state    ReachState
-	since    time.Time
-	why      string // how the current state was reached or held
+	outcomes  []reachOutcome // time order, at most cfg.Window
+	state     ReachState
+	since     time.Time
+	why       string // how the current state was reached or held
 }
 
 // NewReachability returns a tracker with no evidence (Unknown) following
