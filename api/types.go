@@ -33,6 +33,8 @@ type Status struct {
 	// Promotion explains the node's role: the policy's last decision and
 	// each check behind it.
 	Promotion *Promotion `json:"promotion,omitempty"`
+	// NAT is the NAT behaviour and reachability (also `canopy natcheck`).
+	NAT *NAT `json:"nat,omitempty"`
 }
 
 // Promotion is the role decision, in words, like gtk-gnutella's list of
@@ -142,7 +144,51 @@ type GetEvent struct {
 	Seconds float64 `json:"seconds,omitempty"`
 	// BadSources lists sources dropped for sending bad data (done only).
 	BadSources []string `json:"bad_sources,omitempty"`
+	// Connections say how each source was reached (done only).
+	Connections []Connection `json:"connections,omitempty"`
 	Error      string   `json:"error,omitempty"`
+}
+
+// Connection is how a download reached one source.
+type Connection struct {
+	// Source is the source's node ID.
+	Source string `json:"source"`
+	// Path is "direct" (leaf to leaf, through NATs if any) or "relayed"
+	// (through a supernode's TURN relay).
+	Path string `json:"path"`
+	// Local and Remote are the ICE candidate types of the selected pair:
+	// host, srflx, prflx or relay.
+	Local  string `json:"local"`
+	Remote string `json:"remote"`
+	// ConnectMS is the time from the first signal to the open data channel.
+	ConnectMS float64 `json:"connect_ms"`
+	// Bytes is the verified data the source delivered.
+	Bytes int64 `json:"bytes"`
+}
+
+// NAT is what the node knows of its NAT, for `canopy natcheck` and status.
+type NAT struct {
+	// Kind is a familiar name: "public/no NAT", "full cone", "restricted
+	// cone", "port-restricted cone", "symmetric", "UDP blocked", "unknown".
+	Kind string `json:"kind"`
+	// Mapping and Filtering are the RFC 4787 behaviours.
+	Mapping   string `json:"mapping"`
+	Filtering string `json:"filtering"`
+	// Public is the address the STUN servers saw (host:port).
+	Public string `json:"public,omitempty"`
+	// Local is the address the probes were sent from.
+	Local string `json:"local,omitempty"`
+	// Evidence lists each test and what it saw.
+	Evidence []string `json:"evidence,omitempty"`
+	// CheckedAt is when the discovery ran; zero before the first.
+	CheckedAt time.Time `json:"checked_at"`
+	// Error says why discovery could not run (no supernode with STUN yet).
+	Error string `json:"error,omitempty"`
+	// PortMap is the port mapping state ("nat-pmp 203.0.113.5:41000 until …",
+	// "none: …").
+	PortMap string `json:"port_map,omitempty"`
+	// Reachability is the dial-back verdict.
+	Reachability Reachability `json:"reachability"`
 }
 
 // Error is the body of every non-2xx answer.
