@@ -146,7 +146,7 @@ type GetEvent struct {
 	BadSources []string `json:"bad_sources,omitempty"`
 	// Connections say how each source was reached (done only).
 	Connections []Connection `json:"connections,omitempty"`
-	Error      string   `json:"error,omitempty"`
+	Error       string       `json:"error,omitempty"`
 }
 
 // Connection is how a download reached one source.
