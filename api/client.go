@@ -69,6 +69,14 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return s, err
 }
 
+// NATCheck runs NAT behaviour discovery now and returns what the node knows
+// of its NAT, reachability and port mapping.
+func (c *Client) NATCheck(ctx context.Context) (NAT, error) {
+	var n NAT
+	_, err := c.do(ctx, http.MethodPost, "/v1/natcheck", nil, &n)
+	return n, err
+}
+
 // Search runs a search on the network through the node.
 func (c *Client) Search(ctx context.Context, req SearchRequest) (SearchResponse, error) {
 	var r SearchResponse

@@ -71,8 +71,12 @@ func NodeOptions(dir, name string, log *zap.Logger) node.Config {
 		// supernode routes only to ring members.
 		GossipProfile: "lan",
 		API:           "-",
-		ICE:           nat.ICEConfig{LoopbackOnly: true},
-		Logger:        log.Named(name),
+		// No TURN relay: on loopback it would refuse every peer (a relay
+		// serves public addresses only), and every supernode of a network
+		// on one machine would want the same port.
+		TURN:   "-",
+		ICE:    nat.ICEConfig{LoopbackOnly: true},
+		Logger: log.Named(name),
 	}
 }
 

@@ -30,6 +30,8 @@ type attachment struct {
 	// guidance is the supernode's latest view of the ring.
 	guidance   wire.Guidance
 	guidanceAt time.Time
+	// ice is the supernode's STUN/TURN services and our credentials.
+	ice wire.ICEServers
 
 	// successors and leavingSince are guarded by Leaf.mu: the supernode's
 	// emergency successors, and when it started handing the leaf over.

@@ -472,6 +472,12 @@ func (l *Leaf) message(a *attachment, e wire.Envelope) error {
 			return err
 		}
 		l.guided(a, g)
+	case wire.TypeICEServers:
+		var ice wire.ICEServers
+		if err := e.Decode(&ice); err != nil {
+			return err
+		}
+		l.iceReceived(a, ice)
 	case wire.TypeHandover:
 		var h wire.Handover
 		if err := e.Decode(&h); err != nil {

@@ -33,6 +33,7 @@ func (n *Node) serveAPI() error {
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
 	mux.HandleFunc("POST /v1/search", n.handleSearch)
 	mux.HandleFunc("POST /v1/get", n.handleGet)
+	mux.HandleFunc("POST /v1/natcheck", n.handleNATCheck)
 	n.apiSrv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -88,6 +89,8 @@ func (n *Node) Status() api.Status {
 		}
 	}
 	st.Promotion = n.promotionStatus()
+	natSt := n.natStatus()
+	st.NAT = &natSt
 	if sn := n.Supernode(); sn != nil {
 		for _, m := range sn.Members() {
 			st.Ring = append(st.Ring, api.RingMember{ID: m.Meta.NodeID.String(), Control: m.Meta.Control, Gossip: m.Addr,
@@ -102,6 +105,12 @@ func (n *Node) Status() api.Status {
 
 func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, n.Status())
+}
+
+func (n *Node) handleNATCheck(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	writeJSON(w, http.StatusOK, n.NATCheck(ctx))
 }
 
 // Search searches the network and remembers the results for Get.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -75,6 +76,22 @@ type Config struct {
 	// GuidanceInterval and DialBackInterval tune the supernode role (0: its
 	// defaults; see supernode.Config).
 	GuidanceInterval, DialBackInterval time.Duration
+	// TURN is where the supernode role runs its TURN relay, UDP and TCP
+	// (it also answers STUN binding requests, for server-reflexive
+	// candidates and NAT discovery). "-" turns it off. Default
+	// 0.0.0.0:3478, TURN's registered port.
+	TURN string
+	// STUN is where the supernode role runs an RFC 5780 STUN service for
+	// NAT behaviour discovery; it needs STUNAlternate, a second public
+	// address and port (the service listens on both IPs and both ports).
+	// Default "-": off, and leaves discover mapping (but not filtering)
+	// through two supernodes' relays.
+	STUN          string
+	STUNAlternate netip.AddrPort
+	// PortMap asks the home router to forward the control port (NAT-PMP,
+	// UPnP-IGD). Off in the zero Config (tests must not talk to the
+	// machine's real router); the canopy binary turns it on by default.
+	PortMap bool
 	// Reach tunes the reachability verdict built from the supernodes'
 	// dial-backs (zero fields: nat.DefaultReachabilityConfig).
 	Reach nat.ReachabilityConfig
@@ -120,6 +137,15 @@ func (c *Config) fill() error {
 	}
 	if _, err := c.Consent.MarshalText(); err != nil {
 		return fmt.Errorf("node: %w", err)
+	}
+	if c.TURN == "" {
+		c.TURN = "0.0.0.0:" + strconv.Itoa(nat.DefaultRelayPort)
+	}
+	if c.STUN == "" {
+		c.STUN = "-"
+	}
+	if c.STUN != "-" && !c.STUNAlternate.IsValid() {
+		return errors.New("node: an RFC 5780 STUN service (STUN) needs a second address (STUNAlternate)")
 	}
 	if c.RoleInterval == 0 {
 		c.RoleInterval = 30 * time.Second

@@ -52,8 +52,11 @@ type Node struct {
 	reach        *reachState
 	probes       probeCounter
 
-	mu      sync.Mutex           // guards sn, role and consent
+	nat natState
+
+	mu      sync.Mutex           // guards sn, svc, role and consent
 	sn      *supernode.Supernode // nil while the node is a leaf only
+	svc     *natServices         // the supernode role's STUN/TURN services
 	role    roleState
 	consent promotion.Consent
 
@@ -169,6 +172,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.wg.Add(2)
 	go n.acceptLoop()
 	go n.scanLoop()
+	if cfg.PortMap {
+		n.wg.Add(1)
+		go n.mapPort()
+	}
 	if cfg.RoleInterval > 0 {
 		n.wg.Add(1)
 		go n.roleLoop()
@@ -243,7 +250,9 @@ func (n *Node) reachable(ctx context.Context, seeds []string) []string {
 }
 
 func (n *Node) startSupernode(ctx context.Context, seeds []string) error {
+	svc := n.startNATServices()
 	sn, err := supernode.Start(supernode.Config{
+		ICEServers:    svc.iceServers,
 		Creds:         n.creds,
 		Control:       n.control,
 		GossipAddr:    n.cfg.gossipAddr(n.ln.Addr().(*net.TCPAddr)),
@@ -257,10 +266,11 @@ func (n *Node) startSupernode(ctx context.Context, seeds []string) error {
 		DialBackInterval: n.cfg.DialBackInterval,
 	})
 	if err != nil {
+		_ = svc.close()
 		return err
 	}
 	n.mu.Lock()
-	n.sn = sn
+	n.sn, n.svc = sn, svc
 	n.mu.Unlock()
 	if len(seeds) > 0 {
 		if _, err := sn.Join(ctx, seeds); err != nil {
@@ -430,6 +440,12 @@ func (n *Node) stop(crash bool) error {
 		n.wg.Wait() // the role loop has stopped: n.sn no longer changes
 		if sn := n.Supernode(); sn != nil {
 			errs = append(errs, sn.Close())
+		}
+		if n.svc != nil {
+			errs = append(errs, n.svc.close())
+		}
+		if n.nat.mapper != nil {
+			errs = append(errs, n.nat.mapper.Close())
 		}
 		if n.hist != nil {
 			if err := n.hist.Close(time.Now()); err != nil {

@@ -60,6 +60,7 @@ func (n *Node) roleLoop() {
 			}
 		}
 		n.recheckReach(now)
+		n.maybeDiscoverNAT(now)
 		n.evaluate(now)
 		if now.Sub(lastRepair) >= ringRepairInterval {
 			lastRepair = now
@@ -220,11 +221,15 @@ func (n *Node) demote(now time.Time, d promotion.Decision, in promotion.Input) {
 		n.log.Warn("handover incomplete", zap.Error(err))
 	}
 	n.mu.Lock()
-	n.sn = nil
+	svc := n.svc
+	n.sn, n.svc = nil, nil
 	n.mu.Unlock()
 	n.switched(time.Now(), promotion.RoleLeaf, true, d.Reason == promotion.CheckConsent, why)
 	if err := sn.Close(); err != nil {
 		n.log.Warn("leaving the ring", zap.Error(err))
+	}
+	if err := svc.close(); err != nil {
+		n.log.Warn("stopping STUN/TURN", zap.Error(err))
 	}
 }
 

@@ -9,10 +9,12 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/index"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/promotion"
 	"github.com/canopy-p2p/canopy/routing"
+	"github.com/canopy-p2p/canopy/wire"
 )
 
 // Config configures a supernode.
@@ -59,6 +61,12 @@ type Config struct {
 	// DialBackInterval is the rate at which one leaf may ask for dial-backs
 	// (burst 3). Default 1 min.
 	DialBackInterval time.Duration
+	// ICEServers, when set, returns the STUN/TURN services this supernode
+	// runs and fresh TURN credentials for one leaf; they are sent to every
+	// leaf when it attaches and every ICERefresh after (default 20 min, well
+	// inside the credentials' lifetime).
+	ICEServers func(leaf identity.NodeID, now time.Time) wire.ICEServers
+	ICERefresh time.Duration
 	// Software is reported to peers, e.g. "canopy/0.1.0".
 	Software string
 	// Logger may be nil (no logging).
@@ -125,6 +133,9 @@ func (c *Config) fill() {
 	}
 	if c.DialBackTimeout <= 0 {
 		c.DialBackTimeout = d.DialBackTimeout
+	}
+	if c.ICERefresh <= 0 {
+		c.ICERefresh = 20 * time.Minute
 	}
 	if c.DialBackInterval <= 0 {
 		c.DialBackInterval = d.DialBackInterval

@@ -153,6 +153,28 @@ func (s *Supernode) sendGuidance(g wire.Guidance, only *leafSlot) {
 	}
 }
 
+// sendICEServers sends one leaf its STUN/TURN services and credentials.
+func (s *Supernode) sendICEServers(l *leafSlot, now time.Time) {
+	if s.cfg.ICEServers == nil {
+		return
+	}
+	ice := s.cfg.ICEServers(l.conn.Peer(), now)
+	_ = l.conn.SendBody(wire.TypeICEServers, &ice)
+}
+
+// refreshICEServers re-sends every leaf its credentials before they expire.
+func (s *Supernode) refreshICEServers(now time.Time) {
+	s.mu.Lock()
+	slots := make([]*leafSlot, 0, len(s.leaves))
+	for _, l := range s.leaves {
+		slots = append(slots, l)
+	}
+	s.mu.Unlock()
+	for _, l := range slots {
+		s.sendICEServers(l, now)
+	}
+}
+
 // dialBack answers a leaf's DialBack request: it dials the leaf's control
 // port on the address the leaf's link comes from, checks that the node
 // answering holds the leaf's key, and reports the result. It runs on its own

@@ -120,6 +120,7 @@ func (s *Supernode) maintain() {
 	lastMeta := s.meta()
 	var lastGuidance wire.Guidance
 	var lastGuidanceAt time.Time
+	lastICE := time.Now()
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -140,6 +141,10 @@ func (s *Supernode) maintain() {
 			lastGuidance, lastGuidanceAt = g, time.Now()
 			s.sendGuidance(g, nil)
 			s.count(func(st *Stats) { st.GuidanceSent++ })
+		}
+		if now := time.Now(); now.Sub(lastICE) >= s.cfg.ICERefresh {
+			lastICE = now
+			s.refreshICEServers(now)
 		}
 		if time.Since(lastPing) >= s.cfg.IdleTimeout/3 {
 			lastPing = time.Now()

@@ -290,6 +290,7 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 	}
 	s.log.Info("leaf attached", zap.String("leaf", c.Peer().Short()), zap.String("software", h.Software))
 	s.sendGuidance(s.guidance(), slot)
+	s.sendICEServers(slot, time.Now())
 	go s.serveLeaf(slot)
 	return nil
 }

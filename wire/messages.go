@@ -28,6 +28,7 @@ const (
 	TypeDialBack       Type = 13 // DialBack: a leaf asks its supernode to dial it back
 	TypeDialBackResult Type = 14 // DialBackResult: what the dial-back found
 	TypeHandover       Type = 15 // Handover: the supernode is demoting; move to these
+	TypeICEServers     Type = 16 // ICEServers: the supernode's STUN/TURN services and the leaf's credentials
 
 	// Data channels (leaf↔leaf transfers).
 	TypeManifestRequest Type = 32 // ManifestRequest
@@ -42,7 +43,7 @@ var typeNames = map[Type]string{
 	TypeIndexUpdate: "index-update", TypeIndexAck: "index-ack", TypeQuery: "query",
 	TypeQueryHit: "query-hit", TypeSignal: "signal", TypePing: "ping", TypePong: "pong",
 	TypeBye: "bye", TypeGuidance: "guidance", TypeDialBack: "dial-back",
-	TypeDialBackResult: "dial-back-result", TypeHandover: "handover", TypeManifestRequest: "manifest-request", TypeManifest: "manifest",
+	TypeDialBackResult: "dial-back-result", TypeHandover: "handover", TypeICEServers: "ice-servers", TypeManifestRequest: "manifest-request", TypeManifest: "manifest",
 	TypePieceRequest: "piece-request", TypePieceData: "piece-data", TypeTransferError: "transfer-error",
 }
 
@@ -289,6 +290,27 @@ type DialBackResult struct {
 type Handover struct {
 	Reason     string     `cbor:"1,keyasint,omitempty"`
 	Supernodes []PeerInfo `cbor:"2,keyasint,omitempty"`
+}
+
+// ICEServer is a STUN or TURN server for WebRTC's ICE, with the leaf's
+// credentials for a TURN relay.
+type ICEServer struct {
+	URLs       []string `cbor:"1,keyasint"`
+	Username   string   `cbor:"2,keyasint,omitempty"`
+	Credential string   `cbor:"3,keyasint,omitempty"`
+	// Expires is when the credentials stop working (Unix seconds; 0: never).
+	Expires int64 `cbor:"4,keyasint,omitempty"`
+}
+
+// ICEServers tells a leaf which STUN and TURN services its supernode runs,
+// with TURN credentials issued to that leaf alone and limited in time; the
+// supernode sends them when the leaf attaches and again before they expire.
+type ICEServers struct {
+	Servers []ICEServer `cbor:"1,keyasint,omitempty"`
+	// Discovery is the host:port of the supernode's STUN service for NAT
+	// behaviour discovery: an RFC 5780 server when the supernode has two
+	// addresses, otherwise a plain binding service.
+	Discovery string `cbor:"2,keyasint,omitempty"`
 }
 
 // Ping probes a link.

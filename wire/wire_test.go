@@ -135,7 +135,9 @@ func seeds(tb testing.TB) [][]byte {
 			Peers: []PeerInfo{{Control: "127.0.0.1:4", Load: 10, Slots: 190, Known: true}}, Successors: []PeerInfo{{Control: "127.0.0.1:5"}}},
 		TypeDialBack:       &DialBack{Control: "127.0.0.1:6"},
 		TypeDialBackResult: &DialBackResult{Addr: "127.0.0.1:6", Error: "refused"},
-		TypeHandover:       &Handover{Reason: "demoting", Supernodes: []PeerInfo{{Control: "127.0.0.1:7"}}},
+		TypeICEServers: &ICEServers{Discovery: "192.0.2.1:3479", Servers: []ICEServer{{URLs: []string{"turn:192.0.2.1:3478?transport=udp"},
+			Username: "1700000000:abc", Credential: "x", Expires: 1700000000}}},
+		TypeHandover: &Handover{Reason: "demoting", Supernodes: []PeerInfo{{Control: "127.0.0.1:7"}}},
 	}
 	var out [][]byte
 	for typ, body := range bodies {
@@ -185,6 +187,8 @@ func bodyFor(t Type) any {
 		return new(DialBackResult)
 	case TypeHandover:
 		return new(Handover)
+	case TypeICEServers:
+		return new(ICEServers)
 	case TypeManifestRequest:
 		return new(ManifestRequest)
 	case TypeManifest:

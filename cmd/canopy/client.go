@@ -72,6 +72,13 @@ func runStatus(ctx context.Context, args []string) error {
 			fmt.Printf("  became a %s at %s: %s\n", s.To, s.At.Format(time.TimeOnly), s.Reason)
 		}
 	}
+	if n := st.NAT; n != nil {
+		fmt.Printf("\nNAT: %s", n.Kind)
+		if n.Public != "" {
+			fmt.Printf(", seen from outside as %s", n.Public)
+		}
+		fmt.Printf("; port mapping: %s (details: canopy natcheck)\n", n.PortMap)
+	}
 	if len(st.Ring) > 0 {
 		fmt.Printf("\nring (%d supernodes):\n", len(st.Ring))
 		for _, m := range st.Ring {
@@ -127,6 +134,7 @@ func runGet(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
 	addr := fs.String("api", api.DefaultAddr, "local API address of the node")
 	out := fs.String("out", ".", "directory to save the file in")
+	asJSON := fs.Bool("json", false, "print the progress events as JSON lines")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -140,6 +148,11 @@ func runGet(ctx context.Context, args []string) error {
 	tty := term.IsTerminal(int(os.Stdout.Fd()))
 	var bar *progressbar.ProgressBar
 	lastLine := time.Time{}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		_, err := api.NewClient(*addr).Get(ctx, api.GetRequest{ID: fs.Arg(0), Out: dir}, func(ev api.GetEvent) { _ = enc.Encode(ev) })
+		return err
+	}
 	done, err := api.NewClient(*addr).Get(ctx, api.GetRequest{ID: fs.Arg(0), Out: dir}, func(ev api.GetEvent) {
 		if ev.Total == 0 {
 			return
@@ -173,6 +186,41 @@ func runGet(ctx context.Context, args []string) error {
 	fmt.Printf("saved %s (%s, verified) in %.1f s, %s/s\n", done.Path, humanBytes(done.Total), done.Seconds, humanBytes(int64(rate)))
 	for _, b := range done.BadSources {
 		fmt.Printf("warning: source %s sent corrupt data and was dropped\n", b[:10])
+	}
+	for _, c := range done.Connections {
+		fmt.Printf("  from %.10s: %s (%s → %s), connected in %.0f ms, %s\n", c.Source, c.Path, c.Local, c.Remote, c.ConnectMS, humanBytes(c.Bytes))
+	}
+	return nil
+}
+
+func runNATCheck(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("natcheck", flag.ContinueOnError)
+	addr := fs.String("api", api.DefaultAddr, "local API address of the node")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	n, err := api.NewClient(*addr).NATCheck(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(n)
+	}
+	fmt.Printf("NAT:          %s (mapping %s, filtering %s)\n", n.Kind, n.Mapping, n.Filtering)
+	if n.Public != "" {
+		fmt.Printf("public:       %s (from %s)\n", n.Public, n.Local)
+	}
+	if n.Error != "" {
+		fmt.Printf("note:         %s\n", n.Error)
+	}
+	fmt.Printf("reachability: %s\n", n.Reachability.Verdict)
+	fmt.Printf("port mapping: %s\n", n.PortMap)
+	if len(n.Evidence) > 0 || len(n.Reachability.Evidence) > 0 {
+		fmt.Println("evidence:")
+		for _, e := range append(n.Evidence, n.Reachability.Evidence...) {
+			fmt.Printf("  %s\n", e)
+		}
 	}
 	return nil
 }

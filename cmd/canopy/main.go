@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -30,7 +31,8 @@ Usage:
   canopy up      [flags]            run a node until Ctrl-C
   canopy status  [--api A] [--json] show what the running node is doing
   canopy search  [--api A] [--json] [--timeout D] WORDS...
-  canopy get     [--api A] [--out DIR] CONTENT-ID
+  canopy get     [--api A] [--out DIR] [--json] CONTENT-ID
+  canopy natcheck [--api A] [--json] how this node sits behind its NAT, and who can reach it
   canopy demo    [--once] [--api A]  start a small network on loopback and show it working
   canopy sim     [--scenario F] [--nodes N] [--hours H] [--seed S] [--out DIR]
                                     simulate a network; "canopy sim sweep" tunes the policy
@@ -57,6 +59,8 @@ func main() {
 		err = runSearch(ctx, args)
 	case "get":
 		err = runGet(ctx, args)
+	case "natcheck":
+		err = runNATCheck(ctx, args)
 	case "demo":
 		err = runDemo(ctx, args)
 	case "sim":
@@ -114,6 +118,10 @@ func runUp(ctx context.Context, args []string) error {
 	download := fs.String("download", "", "your connection's download capacity, e.g. 100mbit")
 	fs.IntVar(&cfg.Attach, "attach", 3, "supernodes a leaf keeps links to")
 	fs.StringVar(&cfg.PolicyFile, "policy", "", "promotion policy `FILE`, as canopy sim sweep writes it")
+	fs.StringVar(&cfg.TURN, "turn", "0.0.0.0:3478", "as a supernode, run the TURN relay (and STUN binding service) for leaves here, UDP and TCP (- for none)")
+	fs.StringVar(&cfg.STUN, "stun", "-", "as a supernode, run an RFC 5780 STUN service here for NAT behaviour discovery (needs --stun-alt)")
+	stunAlt := fs.String("stun-alt", "", "the supernode's second public address and port, IP:PORT, for the RFC 5780 STUN service")
+	fs.BoolVar(&cfg.PortMap, "portmap", true, "ask the home router (NAT-PMP, UPnP-IGD) to forward the control port")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -123,6 +131,11 @@ func runUp(ctx context.Context, args []string) error {
 		return err
 	}
 	defer log.Sync()
+	if *stunAlt != "" {
+		if cfg.STUNAlternate, err = netip.ParseAddrPort(*stunAlt); err != nil {
+			return fmt.Errorf("--stun-alt: %w", err)
+		}
+	}
 	if cfg.UpBandwidth, err = parseRate(*upload); err != nil {
 		return fmt.Errorf("--upload: %w", err)
 	}
