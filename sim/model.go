@@ -27,6 +27,9 @@ const (
 	evQuery
 	evAttach
 	evSample
+	evScript    // scripted event Node (an index in Scenario.Events)
+	evScriptMid // half-way to scripted event Node
+	evView      // the leaves' view of the ring is refreshed
 )
 
 const (
@@ -115,6 +118,12 @@ type model struct {
 	// only against the supernodes that left since.
 	left []uint32
 
+	// leafView is the ring as the leaves last heard of it, when the
+	// scenario models the guidance's refresh (Network.ViewRefresh).
+	leafView promotion.RingView
+	// trk follows scripted events and emergency elections.
+	trk eventTracker
+
 	st       stats
 	interval intervalStats
 	series   *seriesRecorder
@@ -141,8 +150,12 @@ type intervalStats struct {
 }
 
 func newModel(sc Scenario, policy promotion.Params) (*model, error) {
+	if sc.Files.Layout == "one-each" {
+		sc.Files.Catalog = sc.Nodes // file i is node i's
+	}
 	m := &model{sc: sc, policy: policy, sim: des.New(sc.Seed)}
 	m.rng = m.sim.Rand()
+	m.trk.cur = -1
 	var err error
 	if m.session, err = sc.Churn.Session.Sampler(); err != nil {
 		return nil, fmt.Errorf("churn.session: %w", err)
@@ -184,7 +197,11 @@ func (m *model) populate() {
 	counts := make([]uint32, sc.Files.Catalog+1)
 	for i := range m.nodes {
 		n := &m.nodes[i]
-		n.class = uint8(m.classes.Sample(m.rng))
+		if sc.CapacityAssign == "stratified" {
+			n.class = m.stratum(i)
+		} else {
+			n.class = uint8(m.classes.Sample(m.rng))
+		}
 		nk := sc.NAT[m.nats.Sample(m.rng)]
 		n.nat = natKinds[nk.Kind]
 		n.reachable = n.nat == natNone || m.rng.Float64() < nk.Mapped
@@ -202,7 +219,11 @@ func (m *model) populate() {
 		}
 		n.snPos = none
 		n.files = uint32(len(m.shared))
-		if m.rng.Float64() >= sc.Files.FreeRiders && sc.Files.PerNode > 0 {
+		if sc.Files.Layout == "one-each" {
+			m.shared = append(m.shared, uint32(i))
+			counts[i+1]++
+			n.nfiles = 1
+		} else if m.rng.Float64() >= sc.Files.FreeRiders && sc.Files.PerNode > 0 {
 			// Geometric-ish spread around the mean: most share a little,
 			// a few share a lot.
 			k := min(int(m.rng.ExpFloat64()*float64(sc.Files.PerNode))+1, 65535)
@@ -229,6 +250,24 @@ func (m *model) populate() {
 			fill[f]++
 		}
 	}
+}
+
+// stratum is node i's capacity class when classes are assigned by share
+// rather than drawn: the class whose cumulative share first exceeds
+// (i+½)/Nodes.
+func (m *model) stratum(i int) uint8 {
+	total := 0.0
+	for _, c := range m.sc.Capacity {
+		total += c.Share
+	}
+	at, acc := (float64(i)+0.5)/float64(m.sc.Nodes)*total, 0.0
+	for j, c := range m.sc.Capacity {
+		acc += c.Share
+		if at < acc {
+			return uint8(j)
+		}
+	}
+	return uint8(len(m.sc.Capacity) - 1)
 }
 
 // firstArrival schedules a node's first appearance. In a "steady" start the
@@ -262,6 +301,15 @@ func (m *model) handle(s *des.Sim, ev des.Event) {
 		return
 	case evArrive:
 		m.arrive(ev.Node, minutes(m.session.Sample(m.rng)), 0)
+		return
+	case evScript:
+		m.scripted(int(ev.Node))
+		return
+	case evScriptMid:
+		m.scriptMid()
+		return
+	case evView:
+		m.refreshLeafView()
 		return
 	}
 	n := &m.nodes[ev.Node]
@@ -299,35 +347,46 @@ func (m *model) arrive(id uint32, length, age des.Time) {
 		m.sim.After(m.nextQuery(), evQuery, id, n.gen)
 	}
 	if n.reachable {
-		// The first evaluation comes soon after start, so that the first
-		// node of an empty network elects itself without waiting a full
-		// evaluation period.
-		m.sim.After(des.Time(m.rng.Int64N(int64(des.Minute))), evEvaluate, id, n.gen)
+		// The first evaluation comes soon after start (within a minute, or
+		// an evaluation period if that is shorter), so that the first node
+		// of an empty network elects itself without waiting a full period.
+		first := min(des.Minute, des.FromDuration(m.sc.Network.Evaluate.Duration))
+		m.sim.After(des.Time(m.rng.Int64N(int64(first))), evEvaluate, id, n.gen)
 	}
 }
 
+// depart ends a session; the node comes back after an offline time.
 func (m *model) depart(id uint32) {
+	// A crash leaves its leaves waiting for the idle timeout; a goodbye
+	// lets them move at once.
+	delay := des.Time(0)
+	if m.nodes[id].role == roleSupernode && m.rng.Float64() < m.sc.Churn.CrashShare {
+		delay = des.FromDuration(m.sc.Network.DetectDead.Duration)
+	}
+	m.goOffline(id, delay)
+	m.sim.After(minutes(m.offline.Sample(m.rng)), evArrive, id, 0)
+}
+
+// goOffline takes a node out of the network. A supernode's leaves look for
+// another supernode after delay.
+func (m *model) goOffline(id uint32, delay des.Time) {
 	n := &m.nodes[id]
 	now := m.sim.Now()
+	hasLeafSide := n.role == roleLeaf || m.sc.Network.SupernodeLeafSide
 	if n.role == roleSupernode {
-		// A crash leaves its leaves waiting for the idle timeout; a goodbye
-		// lets them move at once.
-		delay := des.Time(0)
-		if m.rng.Float64() < m.sc.Churn.CrashShare {
-			delay = des.FromDuration(m.sc.Network.DetectDead.Duration)
-		}
 		m.dropSupernode(id, delay)
 	} else {
+		m.st.leaves--
+	}
+	if hasLeafSide {
 		if n.nAtt == 0 {
 			m.setOrphan(false) // it leaves the orphans by leaving the network
 		}
 		m.detachAll(id)
-		m.st.leaves--
 	}
 	n.upTotal += now - n.sessionStart
 	n.online = false
 	m.st.online--
-	m.sim.After(minutes(m.offline.Sample(m.rng)), evArrive, id, 0)
 }
 
 // integrateOrphans adds the orphaned leaf-time since the last change.
@@ -351,6 +410,7 @@ func (m *model) setOrphan(orphan bool) {
 		m.st.orphans++
 	} else {
 		m.st.orphans--
+		m.observe()
 	}
 }
 
@@ -359,7 +419,7 @@ func (m *model) setOrphan(orphan bool) {
 func (m *model) attach(id uint32) {
 	n := &m.nodes[id]
 	k := m.sc.Network.Choice.K
-	if n.role != roleLeaf || int(n.nAtt) >= k {
+	if (n.role != roleLeaf && !m.sc.Network.SupernodeLeafSide) || int(n.nAtt) >= k {
 		return
 	}
 	var cands [64]choice.Candidate
@@ -447,6 +507,7 @@ func (m *model) link(id, sn uint32) {
 	n.nAtt++
 	d.leaves = append(d.leaves, id)
 	m.st.attached++
+	m.observe()
 }
 
 // unlink removes attachment j of leaf id, keeping both sides consistent.

@@ -34,6 +34,9 @@ func (m *model) query(id uint32) {
 	if n.role != roleLeaf {
 		return // supernodes' own searches are not modelled
 	}
+	if m.sc.Files.Layout == "one-each" && !m.anyOtherOnline(id) {
+		return // nothing to look for
+	}
 	m.st.Queries++
 	m.interval.queries++
 	if n.nAtt == 0 {
@@ -80,7 +83,7 @@ func (m *model) query(id uint32) {
 	// faster), or a little after the first farther hit: the count of
 	// answering supernodes then stops growing the result, and scanning every
 	// holder of a popular file would cost more than the rest of the query.
-	f := uint32(m.popularity.Sample(m.rng))
+	f := m.target(id)
 	best := uint8(0)
 	hitSNs := 0
 	var source uint32 = none
@@ -95,7 +98,8 @@ func (m *model) query(id uint32) {
 		if h == id {
 			continue
 		}
-		// Offline holders and supernodes have no attachments (see atts).
+		// Offline holders have no attachments, nor do supernodes unless
+		// they keep a leaf side (see atts).
 		for _, sn := range m.atts[h] {
 			if sn == none {
 				break
@@ -210,4 +214,25 @@ func (m *model) download(id, source uint32) {
 	m.st.RelayBytes += size
 	m.interval.relayBytes += size
 	m.snData[m.nodes[m.atts[id][0]].snPos].upBytes += size
+}
+
+// target draws the file leaf id searches for: from the popularity
+// distribution, or with Files.Layout "one-each" the file of a uniformly
+// chosen other online node.
+// The caller checks that there is such a node.
+func (m *model) target(id uint32) uint32 {
+	if m.sc.Files.Layout != "one-each" {
+		return uint32(m.popularity.Sample(m.rng))
+	}
+	for {
+		j := uint32(m.rng.IntN(len(m.nodes)))
+		if j != id && m.nodes[j].online {
+			return j
+		}
+	}
+}
+
+// anyOtherOnline reports whether a node other than id is online.
+func (m *model) anyOtherOnline(id uint32) bool {
+	return m.st.online > 1 || (m.st.online == 1 && !m.nodes[id].online)
 }

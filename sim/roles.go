@@ -17,7 +17,10 @@ import (
 // only held links would hide a starved network from the policy (the first
 // version of this model did, and a network of 87,000 leaves sat with 7
 // supernodes for minutes).
-func (m *model) ringView() promotion.RingView {
+//
+// With Network.SupernodeLeafSide, supernodes' leaf sides ask for K links each
+// too, as in the node.
+func (m *model) liveRingView() promotion.RingView {
 	slots := len(m.sns) * m.sc.Network.LeafSlots
 	load := 0.0
 	if slots > 0 {
@@ -25,7 +28,7 @@ func (m *model) ringView() promotion.RingView {
 	}
 	return promotion.RingView{
 		Supernodes: len(m.sns),
-		Leaves:     m.sc.Network.Choice.K * m.st.leaves,
+		Leaves:     m.sc.Network.Choice.K * m.leafSides(),
 		FreeSlots:  slots - m.st.attached,
 		Load:       load,
 		Known:      true,
@@ -53,8 +56,15 @@ func (m *model) input(id uint32) promotion.Input {
 		FreeFDs:       4096,
 		SinceSwitch:   1 << 62,
 		Demotions:     int(n.demotions),
-		Ring:          m.ringView(),
 		Draw:          m.rng.Float64(),
+	}
+	if n.role == roleLeaf && m.sc.Network.ViewRefresh.Duration > 0 {
+		in.Ring = m.leafRingView(id, &in)
+	} else {
+		in.Ring = m.liveRingView()
+	}
+	if n.role == roleLeaf && in.Ring.Known && in.Ring.Supernodes == 0 {
+		m.emergencyInput(id, &in)
 	}
 	if n.never {
 		in.Consent = promotion.ConsentNever
@@ -94,12 +104,17 @@ func (m *model) evaluate(id uint32) {
 
 // promote makes a leaf a supernode: it leaves its own supernodes, joins the
 // ring, and opens its leaf slots.
+//
+// With Network.SupernodeLeafSide the node's leaf side stays attached, as the
+// node's does, and may take its own new role as one of its supernodes.
 func (m *model) promote(id uint32) {
 	n := &m.nodes[id]
-	if n.nAtt == 0 {
-		m.setOrphan(false)
+	if !m.sc.Network.SupernodeLeafSide {
+		if n.nAtt == 0 {
+			m.setOrphan(false)
+		}
+		m.detachAll(id)
 	}
-	m.detachAll(id)
 	m.st.leaves--
 	now := m.sim.Now()
 	n.role = roleSupernode
@@ -123,6 +138,10 @@ func (m *model) promote(id uint32) {
 		}
 		pd.viewBuilt = -1
 	}
+	if m.sc.Network.SupernodeLeafSide {
+		m.attach(id)
+	}
+	m.observe()
 }
 
 // refreshView fills a supernode's peer view with random ring members and
@@ -162,7 +181,11 @@ func (m *model) demote(id uint32) {
 	m.st.Demotions++
 	m.interval.demotions++
 	m.st.leaves++
-	m.setOrphan(true)
+	if !m.sc.Network.SupernodeLeafSide {
+		// Without a leaf side it had no link; with one, dropSupernode
+		// counted it an orphan if its last link was to itself.
+		m.setOrphan(true)
+	}
 	m.attach(id)
 }
 
@@ -203,6 +226,9 @@ func (m *model) dropSupernode(id uint32, delay des.Time) {
 	m.snData = m.snData[:last]
 	n.role = roleLeaf
 	n.snPos = none
+	if len(m.sns) == 0 {
+		m.ringEmptied(delay)
+	}
 }
 
 // avgUptime is the mean length of a node's completed sessions (zero before

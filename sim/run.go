@@ -53,6 +53,9 @@ type Summary struct {
 
 	// Score is the sweep objective (see Objective).
 	Score float64 `json:"score"`
+
+	// Script is what followed each scripted event (Scenario.Events).
+	Script []EventResult `json:"script,omitempty"`
 }
 
 // Spread summarises a distribution.
@@ -112,6 +115,7 @@ func Run(ctx context.Context, sc Scenario, opt Options) (*Result, error) {
 	every := des.FromDuration(sc.SampleEvery.Duration)
 	m.series = &seriesRecorder{s: &report.Series{Title: sc.Name, Columns: seriesColumns}, every: every}
 	m.sim.At(every, evSample, 0, 0)
+	m.scheduleScript()
 	end := des.Time(sc.Hours * float64(des.Hour))
 	// Run in slices of simulated time so that progress is reported and a
 	// cancelled context stops the run; slicing does not change the order of
@@ -131,6 +135,7 @@ func Run(ctx context.Context, sc Scenario, opt Options) (*Result, error) {
 		}
 	}
 	m.integrateOrphans()
+	m.finishEvent()
 	return m.result()
 }
 
@@ -203,6 +208,7 @@ func (m *model) result() (*Result, error) {
 		h.Add(c)
 	}
 	s.Score = Objective(s)
+	s.Script = m.trk.results
 	return &Result{Summary: s, Series: m.series.s, LeavesPerSupernode: h}, nil
 }
 

@@ -77,6 +77,14 @@ type Scenario struct {
 	Policy promotion.Params `toml:"policy"`
 	// PolicyFile, when set, replaces Policy with a file written by a sweep.
 	PolicyFile string `toml:"policy_file"`
+	// CapacityAssign is how nodes get their capacity class: "draw" (default:
+	// each node draws one by the classes' shares) or "stratified" (node i
+	// gets the class whose cumulative share first exceeds (i+½)/Nodes, so a
+	// small population holds exactly the shares, as a test bed does).
+	CapacityAssign string `toml:"capacity_assign"`
+	// Events are scripted happenings at fixed times (default: none). See
+	// Event.
+	Events []Event `toml:"events"`
 }
 
 // Churn is when nodes are online.
@@ -141,6 +149,14 @@ type Files struct {
 	// ZipfS is the Zipf exponent of file popularity (for both what is shared
 	// and what is searched for).
 	ZipfS float64 `toml:"zipf_s"`
+	// Layout is "zipf" (default: nodes share PerNode files on average drawn
+	// from the popularity distribution, and searches look for a file drawn
+	// from it too) or "one-each": every node shares one file of its own
+	// (Catalog, PerNode, FreeRiders and ZipfS are ignored) and a search looks
+	// for the file of a uniformly chosen other online node. The second is
+	// the layout of the node emulation (node/emulation_test.go), where every
+	// search must find every live node's file; it is meant for small runs.
+	Layout string `toml:"layout"`
 }
 
 // Queries is how often leaves search.
@@ -182,6 +198,33 @@ type Network struct {
 	HopLatency dist.Spec `toml:"hop_latency"`
 	// NeverConsent is the share of users who run with --supernode never.
 	NeverConsent float64 `toml:"never_consent"`
+	// SupernodeLeafSide makes a supernode keep a leaf side, as the node does
+	// (node.promote attaches the node's own leaf to its new supernode role):
+	// it stays attached to K supernodes (possibly itself), its files stay
+	// searchable through them, its links count in the ring's leaf links, and
+	// it counts as orphaned when it has none. Default false: supernodes hold
+	// no leaf links, which changes little at a supernode share of ~1% but a
+	// lot in a network of tens of nodes.
+	SupernodeLeafSide bool `toml:"supernode_leaf_side"`
+	// ViewRefresh is how often a leaf's view of the ring is refreshed (the
+	// guidance its supernodes send; node.Config.GuidanceInterval). Zero
+	// (default) gives every node the ring's current totals, which is right
+	// when the refresh is far shorter than Evaluate. When set, a leaf
+	// evaluates against the totals as they were at the last refresh, has no
+	// view while it is an orphan of a ring that still has supernodes (it is
+	// dialling) or before its first refresh after the ring had none, and
+	// sees the empty ring that starts an emergency election only once the
+	// last supernode is gone and its leaves have noticed (DetectDead).
+	// Supernodes always see the current totals (gossip).
+	ViewRefresh Duration `toml:"view_refresh"`
+	// EmergencySuccessors is how many successors the supernodes name for an
+	// emergency election (supernode.MaxSuccessors is 8): when the last
+	// supernode goes, the longest-online reachable leaves that may promote,
+	// up to this many, are ranked by node ID, and the one of rank r promotes
+	// only after the emergency has lasted r × policy.emergency_stagger;
+	// every other leaf has rank EmergencySuccessors. Zero (default) gives
+	// every leaf rank 0, so no stagger.
+	EmergencySuccessors int `toml:"emergency_successors"`
 }
 
 // DefaultScenario is the scenario `canopy sim` runs with no file: 10,000
@@ -291,6 +334,16 @@ func (s *Scenario) Validate() error {
 	check(s.Network.Candidates > 0, "network.candidates must be positive")
 	check(s.Network.Evaluate.Duration > 0, "network.evaluate must be positive")
 	check(s.Network.Choice.K > 0 && s.Network.Choice.K <= maxK, "network.choice.k must be in [1,%d]", maxK)
+	check(s.Network.ViewRefresh.Duration >= 0, "network.view_refresh must not be negative")
+	check(s.Network.DetectDead.Duration >= 0, "network.detect_dead must not be negative")
+	check(s.Network.EmergencySuccessors >= 0 && s.Network.EmergencySuccessors <= 64, "network.emergency_successors must be in [0,64]")
+	check(s.CapacityAssign == "" || s.CapacityAssign == "draw" || s.CapacityAssign == "stratified", "capacity_assign must be \"draw\" or \"stratified\"")
+	check(s.Files.Layout == "" || s.Files.Layout == "zipf" || s.Files.Layout == "one-each", "files.layout must be \"zipf\" or \"one-each\"")
+	for i, e := range s.Events {
+		if err := e.validate(s.Hours); err != nil {
+			errs = append(errs, fmt.Errorf("events[%d]: %w", i, err))
+		}
+	}
 	for name, sp := range map[string]dist.Spec{"churn.session": s.Churn.Session, "churn.offline": s.Churn.Offline, "network.hop_latency": s.Network.HopLatency} {
 		if err := sp.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))

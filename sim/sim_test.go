@@ -65,52 +65,7 @@ func TestModelInvariants(t *testing.T) {
 	}
 	m.series = &seriesRecorder{s: nil, every: 1 << 62}
 	m.sim.Run(6*3600*1e6, m.handle)
-	online, leaves, attached, orphans := 0, 0, 0, 0
-	for id := range m.nodes {
-		n := &m.nodes[id]
-		for j := int(n.nAtt); j < maxK; j++ {
-			if m.atts[id][j] != none {
-				t.Fatalf("node %d: attachment %d beyond nAtt is set", id, j)
-			}
-		}
-		if !n.online {
-			if n.nAtt != 0 {
-				t.Fatalf("offline node %d still attached", id)
-			}
-			continue
-		}
-		online++
-		if n.role == roleSupernode {
-			if m.sns[n.snPos] != uint32(id) {
-				t.Fatalf("supernode %d not at its position", id)
-			}
-			continue
-		}
-		leaves++
-		attached += int(n.nAtt)
-		if n.nAtt == 0 {
-			orphans++
-		}
-		for j, sn := range m.atts[id][:n.nAtt] {
-			if m.nodes[sn].role != roleSupernode {
-				t.Fatalf("leaf %d attached to non-supernode %d", id, sn)
-			}
-			if d := m.snData[m.nodes[sn].snPos]; d.leaves[n.slot[j]] != uint32(id) {
-				t.Fatalf("leaf %d: slot %d of supernode %d holds %d", id, n.slot[j], sn, d.leaves[n.slot[j]])
-			}
-		}
-	}
-	total := 0
-	for _, d := range m.snData {
-		total += len(d.leaves)
-		if len(d.leaves) > sc.Network.LeafSlots {
-			t.Fatal("a supernode holds more leaves than it has slots")
-		}
-	}
-	if online != m.st.online || leaves != m.st.leaves || attached != m.st.attached || attached != total || orphans != m.st.orphans {
-		t.Fatalf("counters: online %d/%d leaves %d/%d attached %d/%d/%d orphans %d/%d",
-			online, m.st.online, leaves, m.st.leaves, attached, m.st.attached, total, orphans, m.st.orphans)
-	}
+	checkBookkeeping(t, m)
 	if m.st.Promotions == 0 || m.st.Queries == 0 {
 		t.Fatalf("nothing happened: %+v", m.st)
 	}
@@ -250,5 +205,65 @@ func TestReachSet(t *testing.T) {
 		if r.depth(1) != 0 {
 			t.Fatal("an absent node has a depth")
 		}
+	}
+}
+
+// checkBookkeeping checks that both sides of every attachment agree, that
+// the counters match a recount, and that only supernodes hold leaves (leaves,
+// and supernodes' leaf sides with Network.SupernodeLeafSide).
+func checkBookkeeping(t *testing.T, m *model) {
+	t.Helper()
+	sc := m.sc
+	online, leaves, attached, orphans := 0, 0, 0, 0
+	for id := range m.nodes {
+		n := &m.nodes[id]
+		for j := int(n.nAtt); j < maxK; j++ {
+			if m.atts[id][j] != none {
+				t.Fatalf("node %d: attachment %d beyond nAtt is set", id, j)
+			}
+		}
+		if !n.online {
+			if n.nAtt != 0 {
+				t.Fatalf("offline node %d still attached", id)
+			}
+			continue
+		}
+		online++
+		if n.role == roleSupernode {
+			if m.sns[n.snPos] != uint32(id) {
+				t.Fatalf("supernode %d not at its position", id)
+			}
+			if !sc.Network.SupernodeLeafSide {
+				if n.nAtt != 0 {
+					t.Fatalf("supernode %d holds leaf links without a leaf side", id)
+				}
+				continue
+			}
+		} else {
+			leaves++
+		}
+		attached += int(n.nAtt)
+		if n.nAtt == 0 {
+			orphans++
+		}
+		for j, sn := range m.atts[id][:n.nAtt] {
+			if m.nodes[sn].role != roleSupernode {
+				t.Fatalf("node %d attached to non-supernode %d", id, sn)
+			}
+			if d := m.snData[m.nodes[sn].snPos]; d.leaves[n.slot[j]] != uint32(id) {
+				t.Fatalf("node %d: slot %d of supernode %d holds %d", id, n.slot[j], sn, d.leaves[n.slot[j]])
+			}
+		}
+	}
+	total := 0
+	for _, d := range m.snData {
+		total += len(d.leaves)
+		if len(d.leaves) > sc.Network.LeafSlots {
+			t.Fatal("a supernode holds more leaves than it has slots")
+		}
+	}
+	if online != m.st.online || leaves != m.st.leaves || attached != m.st.attached || attached != total || orphans != m.st.orphans {
+		t.Fatalf("counters: online %d/%d leaves %d/%d attached %d/%d/%d orphans %d/%d",
+			online, m.st.online, leaves, m.st.leaves, attached, m.st.attached, total, orphans, m.st.orphans)
 	}
 }
