@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
 )
 
 // Baseline connects two peer connections of api directly, in this process,
@@ -22,7 +23,8 @@ func Baseline(ctx context.Context, api *webrtc.API, wc webrtc.Configuration, siz
 		_ = pcA.Close()
 		return 0, err
 	}
-	a, z := newChannel(pcA), newChannel(pcB)
+	// No logger: a pair change in a measurement has no one to tell.
+	a, z := newChannel(pcA, zap.NewNop()), newChannel(pcB, zap.NewNop())
 	defer a.close()
 	defer z.close()
 	pcB.OnDataChannel(func(dc *webrtc.DataChannel) { z.attach(dc) })

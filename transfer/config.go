@@ -50,6 +50,19 @@ type Config struct {
 	// WebRTC is the peer connection configuration (ICE servers) that goes
 	// with API.
 	WebRTC webrtc.Configuration
+	// ICEServers, if not nil, supplies the STUN and TURN servers of each new
+	// peer connection, download dials and upload accepts alike: its result
+	// replaces WebRTC.ICEServers for that connection (the rest of WebRTC
+	// still applies). It exists because a node's servers change while it
+	// runs: its supernodes come and go, and their TURN credentials are
+	// issued per leaf and expire, so a list fixed at New goes stale.
+	// It is called on session goroutines, possibly concurrently, once per
+	// connection before gathering starts. It should return promptly (hand
+	// out servers and credentials already at hand, no network round trip):
+	// the connection waits for it, outside ConnectTimeout. A nil or empty
+	// result means no STUN or TURN servers for that connection. Nil means
+	// WebRTC.ICEServers for every connection.
+	ICEServers func() []webrtc.ICEServer
 	// Signal sends a signal toward s.To via supernode s.Via. The engine fills
 	// and signs Session, From, To, Via, Kind, Data, Content, PubKey and Sig;
 	// the function fills FromVia (the supernodes through which the peer can
@@ -158,4 +171,9 @@ type SourceReport struct {
 	// Bad is set when the source sent data that failed verification (a bad
 	// piece, a manifest that does not match the ID) or broke the protocol.
 	Bad bool
+	// Conn says how the source was reached: the candidate pair in use when
+	// the session ended (the pair selected when the data channel opened,
+	// or a later one if ICE switched) and the time to connect. It is zero
+	// if the data channel never opened.
+	Conn ConnInfo
 }

@@ -29,6 +29,14 @@
 //     sends Close with the reason ("busy", "not shared").
 //  3. ICE and DTLS connect and the data channel opens.
 //
+// Each side records the ICE candidate pair in use when the channel opens,
+// and follows pion's reports if ICE switches pairs later, as a ConnInfo:
+// direct or through a TURN relay, the candidate types and addresses, and
+// the time from offer to open channel. Downloads return it per source
+// (SourceReport.Conn), uploads log it, and Stats counts connections by
+// path. Config.ICEServers supplies the STUN and TURN servers afresh for
+// every connection, because TURN credentials expire.
+//
 // # Transfer
 //
 // Every data channel message is one wire envelope, below 64 KiB.

@@ -357,6 +357,11 @@ func (d *download) runSource(ctx context.Context, src wire.Source) sourceResult 
 	s := &source{d: d, report: SourceReport{Node: src.Node},
 		log: d.log.With(zap.String("source", src.Node.Short()))}
 	err := s.run(ctx, src)
+	if s.ch != nil {
+		// Read after the session ended, so that a pair change during the
+		// transfer shows in the report.
+		s.report.Conn = s.ch.connInfo()
+	}
 	if d.isComplete() {
 		// Ending because the file is complete is success, however the
 		// cancellation reached this source.
@@ -396,12 +401,13 @@ type source struct {
 
 func (s *source) run(ctx context.Context, src wire.Source) error {
 	d := s.d
-	ch, err := d.e.dial(ctx, src, d.id)
+	ch, err := d.e.dial(ctx, src, d.id, s.log)
 	if err != nil {
 		return err
 	}
 	s.ch = ch
 	defer ch.close()
+	s.log.Debug("source connected", ch.connInfo().logFields()...)
 	defer func() { d.release(s.inflight) }()
 
 	if d.manifest() == nil {

@@ -117,6 +117,11 @@ type Stats struct {
 	// BadSources counts download sources dropped for bad data, and
 	// BadPieces and BadManifests the reasons.
 	BadSources, BadPieces, BadManifests int64
+	// DirectConnections and RelayedConnections count the peer connections,
+	// uploads and downloads alike, whose data channel opened, by the path
+	// of the candidate pair in use at that moment (see ConnInfo). A path
+	// that changes later is not counted again.
+	DirectConnections, RelayedConnections int64
 }
 
 type stats struct {
@@ -124,6 +129,7 @@ type stats struct {
 	piecesServed, stalePieces       atomic.Int64
 	signalsDropped                  atomic.Int64
 	badSources, badPieces, badMfst  atomic.Int64
+	directConns, relayedConns       atomic.Int64
 }
 
 // Stats returns the engine's counters.
@@ -134,6 +140,7 @@ func (e *Engine) Stats() Stats {
 		PiecesServed: s.piecesServed.Load(), StalePieces: s.stalePieces.Load(),
 		SignalsDropped: s.signalsDropped.Load(),
 		BadSources:     s.badSources.Load(), BadPieces: s.badPieces.Load(), BadManifests: s.badMfst.Load(),
+		DirectConnections: s.directConns.Load(), RelayedConnections: s.relayedConns.Load(),
 	}
 }
 
@@ -216,7 +223,7 @@ func (e *Engine) handleOffer(s wire.Signal) {
 	e.wg.Add(1)
 	e.mu.Unlock()
 	e.stats.uploadsAccepted.Add(1)
-	go e.runUpload(sess, s)
+	go e.runUpload(sess, s, time.Now())
 }
 
 // refuse queues a Close signal that tells the offerer why it is not served.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/wire"
@@ -48,13 +49,23 @@ type channel struct {
 	// low receives a token when the send queue drained to lowWater.
 	low chan struct{}
 
-	mu sync.Mutex // guards dc
+	// log receives a line when the selected candidate pair changes after
+	// the channel opened.
+	log *zap.Logger
+
+	mu sync.Mutex // guards the fields below
 	dc *webrtc.DataChannel
+	// conn is the candidate pair in use: the last one pion reported, then
+	// the one read when the channel opened, then each later change.
+	conn ConnInfo
+	// opened is set by connected.
+	opened bool
 }
 
-func newChannel(pc *webrtc.PeerConnection) *channel {
+func newChannel(pc *webrtc.PeerConnection, log *zap.Logger) *channel {
 	c := &channel{
 		pc:   pc,
+		log:  log,
 		msgs: make(chan []byte, inboxMessages),
 		open: make(chan struct{}),
 		dead: make(chan struct{}),
@@ -65,7 +76,81 @@ func newChannel(pc *webrtc.PeerConnection) *channel {
 			c.markDead()
 		}
 	})
+	// Registered before gathering starts, so that no selection is missed.
+	// The pair can change after the channel opened: the controlling agent
+	// may nominate another pair, and the controlled one follows.
+	if t := iceTransport(pc); t != nil {
+		t.OnSelectedCandidatePairChange(c.pairChanged)
+	}
 	return c
+}
+
+// iceTransport returns the ICE transport under pc's data channels, or nil.
+// pion creates the SCTP, DTLS and ICE transports with the peer connection,
+// so the chain is complete from the start; the checks only guard against a
+// future pion that builds them lazily.
+func iceTransport(pc *webrtc.PeerConnection) *webrtc.ICETransport {
+	sctp := pc.SCTP()
+	if sctp == nil {
+		return nil
+	}
+	dtls := sctp.Transport()
+	if dtls == nil {
+		return nil
+	}
+	return dtls.ICETransport()
+}
+
+// pairChanged is pion's selected-pair callback. pion calls it on its own
+// goroutine, one call at a time and in order; it does not block.
+func (c *channel) pairChanged(p *webrtc.ICECandidatePair) {
+	if p == nil || p.Local == nil || p.Remote == nil {
+		return
+	}
+	ci := connInfoFromPair(p)
+	c.mu.Lock()
+	ci.ConnectTime = c.conn.ConnectTime
+	old, changed := c.conn, c.opened && !c.conn.samePair(ci)
+	c.conn = ci
+	c.mu.Unlock()
+	if changed {
+		c.log.Info("connection path changed", append(ci.logFields(),
+			zap.String("old_path", old.Path), zap.String("old_local_addr", old.LocalAddr),
+			zap.String("old_remote_addr", old.RemoteAddr))...)
+	}
+}
+
+// connected records the pair in use now that the data channel is open,
+// with the time since start, and returns it. The agent's current pair is
+// read directly because pion delivers change callbacks asynchronously: the
+// first one may still be on its way when the channel opens. Callbacks still
+// queued are delivered in selection order, so the record ends at the pair
+// the agent uses.
+func (c *channel) connected(start time.Time) ConnInfo {
+	var (
+		now   ConnInfo
+		found bool
+	)
+	if t := iceTransport(c.pc); t != nil {
+		if p, err := t.GetSelectedCandidatePair(); err == nil && p != nil {
+			now, found = connInfoFromPair(p), true
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if found {
+		c.conn = now
+	}
+	c.conn.ConnectTime = time.Since(start)
+	c.opened = true
+	return c.conn
+}
+
+// connInfo returns the pair in use (or last used) and the connect time.
+func (c *channel) connInfo() ConnInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn
 }
 
 func (c *channel) markDead() { c.deadOnce.Do(func() { close(c.dead) }) }
@@ -173,10 +258,30 @@ func addCandidate(pc *webrtc.PeerConnection, data string) error {
 	return pc.AddICECandidate(c)
 }
 
+// newPeerConnection creates the peer connection of one session, with the
+// ICE servers of the moment when Config.ICEServers is set.
+func (e *Engine) newPeerConnection() (*webrtc.PeerConnection, error) {
+	wc := e.cfg.WebRTC
+	if e.cfg.ICEServers != nil {
+		wc.ICEServers = e.cfg.ICEServers()
+	}
+	return e.cfg.API.NewPeerConnection(wc)
+}
+
+// countConn counts an opened connection by its path.
+func (e *Engine) countConn(ci ConnInfo) {
+	switch ci.Path {
+	case PathDirect:
+		e.stats.directConns.Add(1)
+	case PathRelayed:
+		e.stats.relayedConns.Add(1)
+	}
+}
+
 // dial opens a transfer session to a source: it sends a signed offer, waits
 // for the signed answer and for the data channel to open. The returned
-// channel is open; the caller closes it.
-func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID) (*channel, error) {
+// channel is open; the caller closes it. log is the source's logger.
+func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID, log *zap.Logger) (*channel, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
 	defer cancel()
 	sess, err := e.newSession(src.Node)
@@ -185,11 +290,11 @@ func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID) (*cha
 	}
 	defer e.endSession(sess, false)
 
-	pc, err := e.cfg.API.NewPeerConnection(e.cfg.WebRTC)
+	pc, err := e.newPeerConnection()
 	if err != nil {
 		return nil, fmt.Errorf("%w: new peer connection: %v", ErrConnect, err)
 	}
-	c := newChannel(pc)
+	c := newChannel(pc, log)
 	offered := false
 	fail := func(err error) (*channel, error) {
 		c.close()
@@ -222,6 +327,7 @@ func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID) (*cha
 	if err != nil {
 		return fail(fmt.Errorf("%w: gather: %v", ErrConnect, err))
 	}
+	sent := time.Now()
 	if err := e.sendSignal(ctx, src.Node, src.Via, sess.id, wire.SignalOffer, sdp, id); err != nil {
 		return fail(fmt.Errorf("%w: send offer: %v", ErrConnect, err))
 	}
@@ -248,6 +354,7 @@ func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID) (*cha
 				return fail(fmt.Errorf("%w: %s", ErrRefused, s.Data))
 			}
 		case <-c.open:
+			e.countConn(c.connected(sent))
 			return c, nil
 		case <-c.dead:
 			return fail(fmt.Errorf("%w: connection failed", ErrConnect))
@@ -257,17 +364,18 @@ func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID) (*cha
 	}
 }
 
-// accept answers an offer: it applies the offer, sends a signed answer and
-// waits until the offerer's data channel is open. The caller closes the
-// returned channel.
-func (e *Engine) accept(ctx context.Context, sess *session, offer wire.Signal) (*channel, error) {
+// accept answers an offer that arrived at received: it applies the offer,
+// sends a signed answer and waits until the offerer's data channel is open.
+// The caller closes the returned channel. log is the session's logger.
+func (e *Engine) accept(ctx context.Context, sess *session, offer wire.Signal, received time.Time,
+	log *zap.Logger) (*channel, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
 	defer cancel()
-	pc, err := e.cfg.API.NewPeerConnection(e.cfg.WebRTC)
+	pc, err := e.newPeerConnection()
 	if err != nil {
 		return nil, fmt.Errorf("%w: new peer connection: %v", ErrConnect, err)
 	}
-	c := newChannel(pc)
+	c := newChannel(pc, log)
 	fail := func(err error) (*channel, error) {
 		c.close()
 		return nil, err
@@ -299,6 +407,7 @@ func (e *Engine) accept(ctx context.Context, sess *session, offer wire.Signal) (
 				return fail(fmt.Errorf("%w: offerer cancelled", ErrPeerClosed))
 			}
 		case <-c.open:
+			e.countConn(c.connected(received))
 			return c, nil
 		case <-c.dead:
 			return fail(fmt.Errorf("%w: connection failed", ErrConnect))

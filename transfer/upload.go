@@ -36,8 +36,9 @@ type upload struct {
 	buf []byte
 }
 
-// runUpload owns one upload session from accepted offer to close.
-func (e *Engine) runUpload(sess *session, offer wire.Signal) {
+// runUpload owns one upload session from accepted offer, received at
+// received, to close.
+func (e *Engine) runUpload(sess *session, offer wire.Signal, received time.Time) {
 	defer e.wg.Done()
 	defer e.endSession(sess, true)
 	log := e.log.With(zap.String("peer", offer.From.Short()), zap.String("content", content.ID(offer.Content).String()[:16]))
@@ -56,13 +57,16 @@ func (e *Engine) runUpload(sess *session, offer wire.Signal) {
 	}
 	defer f.Close()
 
-	ch, err := e.accept(e.ctx, sess, offer)
+	ch, err := e.accept(e.ctx, sess, offer, received, log)
 	if err != nil {
 		log.Debug("upload not connected", zap.Error(err))
 		return
 	}
 	defer ch.close()
-	log.Debug("upload connected")
+	// At Info, unlike the rest of the session: which uploads needed a
+	// relay, and how long connecting took, is what an operator looks for
+	// when transfers are slow or a supernode's relay is busy.
+	log.Info("upload connected", ch.connInfo().logFields()...)
 	u := &upload{e: e, log: log, ch: ch, id: id, m: m, file: f}
 	err = u.serve(e.ctx, sess)
 	switch {
