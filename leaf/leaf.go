@@ -101,6 +101,9 @@ func Start(cfg Config) (*Leaf, error) {
 	tc := cfg.Transfer
 	tc.Identity = cfg.Creds.ID()
 	tc.Signal = l.sendSignal
+	// Every connection gathers with the STUN/TURN services and credentials
+	// the supernodes handed out last (they change while the leaf runs).
+	tc.ICEServers = l.ICEServers
 	if cfg.Library != nil {
 		tc.Source = cfg.Library
 	}

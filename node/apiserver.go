@@ -269,6 +269,10 @@ wait:
 		if s.Bad {
 			ev.BadSources = append(ev.BadSources, s.Node.String())
 		}
+		if s.Conn.Path != "" {
+			ev.Connections = append(ev.Connections, api.Connection{Source: s.Node.String(), Path: s.Conn.Path,
+				Local: s.Conn.LocalType, Remote: s.Conn.RemoteType, ConnectMS: float64(s.Conn.ConnectTime) / float64(time.Millisecond), Bytes: s.Bytes})
+		}
 	}
 	emit(ev)
 }

@@ -81,6 +81,10 @@ type Config struct {
 	// candidates and NAT discovery). "-" turns it off. Default
 	// 0.0.0.0:3478, TURN's registered port.
 	TURN string
+	// RelayQuotas bound what the TURN relay does for leaves (zero fields:
+	// nat.DefaultRelayQuotas, except that with a declared UpBandwidth the
+	// relay's total rate is half of it, and never below one leaf's rate).
+	RelayQuotas nat.RelayQuotas
 	// STUN is where the supernode role runs an RFC 5780 STUN service for
 	// NAT behaviour discovery; it needs STUNAlternate, a second public
 	// address and port (the service listens on both IPs and both ports).

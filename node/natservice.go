@@ -55,6 +55,17 @@ func (n *Node) startNATServices() *natServices {
 		rc := nat.DefaultRelayConfig()
 		rc.ListenUDP, rc.ListenTCP = []string{n.cfg.TURN}, n.cfg.TURN
 		rc.RelayIP, rc.Creds, rc.Logger = ip, svc.creds, n.log
+		rc.Quotas = n.cfg.RelayQuotas
+		if q := &rc.Quotas; q.MaxBytesPerSecond == 0 {
+			// A relay of last resort may take half the declared upstream
+			// (the user's own transfers keep the rest), and at least what
+			// one leaf may use.
+			q.MaxBytesPerSecond = nat.DefaultRelayMaxBytesPerSecond
+			if n.cfg.UpBandwidth > 0 {
+				q.MaxBytesPerSecond = int64(n.cfg.UpBandwidth / 2)
+			}
+			q.MaxBytesPerSecond = max(q.MaxBytesPerSecond, q.MaxBytesPerSecondPerLeaf)
+		}
 		if bind := hostIP(n.cfg.TURN); bind.IsValid() && !bind.IsUnspecified() {
 			rc.RelayBindIP = bind
 		} else {

@@ -46,16 +46,28 @@ func (s *Supernode) RingView() promotion.RingView {
 	return v
 }
 
-// Leaves and SinceLastLeaf feed the promotion policy's idle rule: the number
-// of attached leaves, and when there are none, how long ago the last one left
-// (or the supernode started, if none ever came).
+// SinceLastLeaf feeds the promotion policy's idle rule: the number of
+// attached leaves, and when there are none, how long ago the last one left
+// (or the supernode started, if none ever came). The node's own leaf side,
+// attached to its own supernode role, does not count: a supernode that
+// serves only itself is idle, and would otherwise never demote as surplus.
 func (s *Supernode) SinceLastLeaf(now time.Time) (leaves int, since time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.leaves) > 0 {
-		return len(s.leaves), 0
+	if n := s.othersLocked(); n > 0 {
+		return n, 0
 	}
 	return 0, now.Sub(s.lastLeaf)
+}
+
+// othersLocked counts the attached leaves other than the node's own leaf
+// side; s.mu is held.
+func (s *Supernode) othersLocked() int {
+	n := len(s.leaves)
+	if _, self := s.leaves[s.id]; self {
+		n--
+	}
+	return n
 }
 
 // maxHeard bounds the supernodes a leaf's hello may name that are kept.

@@ -126,7 +126,7 @@ func (s *Supernode) dropLeaf(l *leafSlot) {
 	current := s.leaves[l.conn.Peer()] == l
 	if current {
 		delete(s.leaves, l.conn.Peer())
-		if len(s.leaves) == 0 {
+		if s.othersLocked() == 0 && l.conn.Peer() != s.id {
 			s.lastLeaf = time.Now()
 		}
 	}

@@ -121,6 +121,7 @@ func runUp(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.TURN, "turn", "0.0.0.0:3478", "as a supernode, run the TURN relay (and STUN binding service) for leaves here, UDP and TCP (- for none)")
 	fs.StringVar(&cfg.STUN, "stun", "-", "as a supernode, run an RFC 5780 STUN service here for NAT behaviour discovery (needs --stun-alt)")
 	stunAlt := fs.String("stun-alt", "", "the supernode's second public address and port, IP:PORT, for the RFC 5780 STUN service")
+	relayRate := fs.String("relay-rate", "", "as a supernode, the relay bandwidth one leaf may use, e.g. 2mbit (default 256 kB/s; total: half of --upload)")
 	fs.BoolVar(&cfg.PortMap, "portmap", true, "ask the home router (NAT-PMP, UPnP-IGD) to forward the control port")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -131,6 +132,11 @@ func runUp(ctx context.Context, args []string) error {
 		return err
 	}
 	defer log.Sync()
+	if r, err := parseRate(*relayRate); err != nil {
+		return fmt.Errorf("--relay-rate: %w", err)
+	} else if r > 0 {
+		cfg.RelayQuotas.MaxBytesPerSecondPerLeaf = int64(r)
+	}
 	if *stunAlt != "" {
 		if cfg.STUNAlternate, err = netip.ParseAddrPort(*stunAlt); err != nil {
 			return fmt.Errorf("--stun-alt: %w", err)
