@@ -162,11 +162,13 @@ func (n *node) status(ctx context.Context) (api.Status, error) {
 	return st, nil
 }
 
-// search runs `canopy search --json` for words. It accepts both shapes the
+// search runs `canopy search --json` for words, returning at the first hit. It accepts both shapes the
 // command has printed: the api.SearchResponse of the CLI contract and a
 // bare list of hits.
 func (n *node) search(ctx context.Context, words string) ([]api.Hit, error) {
-	out, err := n.run(ctx, 15*time.Second, "search", "--json", "--timeout", "3s", words)
+	// The word is unique, so the first hit is the only one: --limit 1 ends
+	// the search as soon as it arrives instead of after the whole timeout.
+	out, err := n.run(ctx, 15*time.Second, "search", "--json", "--timeout", "5s", "--limit", "1", words)
 	if err != nil {
 		return nil, err
 	}
