@@ -59,6 +59,7 @@ func TestMatrix(t *testing.T) {
 	// runs after the lab's cleanup (cleanups run last-in first-out), when
 	// no node is left writing into it.
 	work := t.TempDir()
+	keepLogs(t, work)
 	var lab *natlab.Lab
 	t.Cleanup(func() {
 		if lab != nil {
@@ -162,8 +163,9 @@ func TestMatrix(t *testing.T) {
 			}
 			r := runPair(t, ctx, src, dst)
 			if r.err != nil {
-				t.Errorf("%s -> %s: %v\n--- %s log (downloader) ---\n%s\n--- %s log (source) ---\n%s",
-					src.name, dst.name, r.err, dst.name, dst.logTail(40), src.name, src.logTail(40))
+				t.Errorf("%s -> %s: %v\n--- %s log (downloader) ---\n%s\n--- %s log (source) ---\n%s%s%s",
+					src.name, dst.name, r.err, dst.name, dst.logTail(40), src.name, src.logTail(40),
+					conntrack(ctx, dst.host, src.host), conntrack(ctx, src.host, dst.host))
 			}
 			results = append(results, r)
 		}
@@ -250,6 +252,60 @@ func runPair(t *testing.T, ctx context.Context, src, dst *node) pairResult {
 		r.err = fmt.Errorf("path %q (%s/%s), but the NATs should not allow a direct connection: %s", r.conn.Path, r.conn.Local, r.conn.Remote, r.why)
 	}
 	return r
+}
+
+// conntrack returns the UDP conntrack entries of h's NAT routers that
+// involve peer's public address: what the NATs made of the hole punching
+// (e.g. a mapping whose port changed because an earlier inbound packet took
+// the tuple). Empty for a public host.
+func conntrack(ctx context.Context, h, peer *natlab.Host) string {
+	var b strings.Builder
+	for _, r := range []*natlab.Router{h.Router, h.Carrier} {
+		if r == nil {
+			continue
+		}
+		out, err := r.Command(ctx, "cat", "/proc/net/nf_conntrack").Output()
+		if err != nil {
+			fmt.Fprintf(&b, "\n--- conntrack of %s's router %s: %v", h.Name, r.NS, err)
+			continue
+		}
+		fmt.Fprintf(&b, "\n--- UDP conntrack of %s's router (WAN %s) with %s ---", h.Name, r.WAN, peer.Public)
+		for line := range strings.Lines(string(out)) {
+			if strings.Contains(line, " udp ") && strings.Contains(line, "="+peer.Public.String()+" ") {
+				b.WriteString("\n" + strings.TrimSpace(line))
+			}
+		}
+	}
+	return b.String()
+}
+
+// keepLogs copies every node's log to the directory CANOPY_NATMATRIX_LOGDIR
+// names, if set, when the test has failed: the work directory is removed at
+// the end of the test.
+func keepLogs(t *testing.T, work string) {
+	dir := os.Getenv("CANOPY_NATMATRIX_LOGDIR")
+	if dir == "" {
+		return
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		logs, _ := filepath.Glob(filepath.Join(work, "*", "node.log"))
+		for _, l := range logs {
+			b, err := os.ReadFile(l)
+			if err == nil {
+				err = os.MkdirAll(dir, 0o755)
+			}
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, filepath.Base(filepath.Dir(l))+".log"), b, 0o644)
+			}
+			if err != nil {
+				t.Logf("CANOPY_NATMATRIX_LOGDIR: %v", err)
+			}
+		}
+		t.Logf("node logs copied to %s", dir)
+	})
 }
 
 // matrixKinds returns the kinds of the matrix: natlab.Kinds(), or those
