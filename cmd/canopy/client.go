@@ -150,8 +150,11 @@ func runGet(ctx context.Context, args []string) error {
 	lastLine := time.Time{}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
-		_, err := api.NewClient(*addr).Get(ctx, api.GetRequest{ID: fs.Arg(0), Out: dir}, func(ev api.GetEvent) { _ = enc.Encode(ev) })
-		return err
+		done, err := api.NewClient(*addr).Get(ctx, api.GetRequest{ID: fs.Arg(0), Out: dir}, func(ev api.GetEvent) { _ = enc.Encode(ev) })
+		if err != nil {
+			return err
+		}
+		return enc.Encode(done) // Get returns the final event rather than passing it on
 	}
 	done, err := api.NewClient(*addr).Get(ctx, api.GetRequest{ID: fs.Arg(0), Out: dir}, func(ev api.GetEvent) {
 		if ev.Total == 0 {

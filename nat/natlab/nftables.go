@@ -66,6 +66,22 @@ func (r natRules) ruleset() string {
 		p("\t\tiifname \"wan\" meta l4proto udp ct mark set %s dnat to %s", coneMark, r.host)
 		p("\t}")
 	}
+	// Unsolicited UDP for the router itself is dropped, as home routers
+	// do. Accepted, such a packet (a peer's hole-punching probe arriving
+	// before the home host has sent anything) would leave a conntrack
+	// entry on the very tuple the host's outbound mapping needs, and Linux
+	// would then give the host a different public port towards that peer:
+	// a port-restricted cone turned symmetric for the pair, and hole
+	// punching between two of them would fail. A dropped packet is never
+	// confirmed into conntrack. Packets for the router's own sockets
+	// (miniupnpd's STUN check, whose CHANGE-REQUEST answers come from other
+	// addresses) are kept, and the cone kinds' inbound UDP is forwarded,
+	// not delivered here.
+	p("\tchain input {")
+	p("\t\ttype filter hook input priority filter; policy accept;")
+	p("\t\tiifname \"wan\" meta l4proto udp socket transparent 0 accept")
+	p("\t\tiifname \"wan\" meta l4proto udp ct state new counter drop")
+	p("\t}")
 	p("\tchain postrouting {")
 	p("\t\ttype nat hook postrouting priority srcnat; policy accept;")
 	p("\t\toifname \"wan\" ip saddr %s %s", r.inside, masq)
