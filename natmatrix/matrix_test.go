@@ -146,12 +146,15 @@ func TestMatrix(t *testing.T) {
 	})
 	t.Logf("all nodes ready after %v", time.Since(began).Round(time.Millisecond))
 
-	// NAT discovery: logged next to the kind the lab built, not asserted
-	// (the discovery test of issue 3 does that); but the matrix waits for
-	// it, since a leaf that has not learnt its NAT may not have its STUN and
-	// TURN servers either.
+	// NAT discovery, run by every leaf against the supernodes' RFC 5780
+	// STUN services, must report the behaviour the lab built.
 	nats := waitNAT(t, ctx, allLeaves)
 	t.Logf("leaves (NAT discovery as reported by canopy status --json):\n%s", leafTable(allLeaves, nats))
+	for _, n := range allLeaves {
+		if err := discoveredAsBuilt(n.host.Kind, nats[n]); err != nil {
+			t.Errorf("%s: NAT discovery does not match the lab: %v", n.name, err)
+		}
+	}
 
 	// The matrix, one download at a time.
 	var results []pairResult
@@ -485,7 +488,7 @@ func waitNAT(t *testing.T, ctx context.Context, leaves []*node) map[*node]*api.N
 			return got
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			t.Logf("%d of %d leaves report no finished NAT discovery after %v; going on", pending, len(leaves), discoverTimeout)
+			t.Errorf("%d of %d leaves report no finished NAT discovery after %v", pending, len(leaves), discoverTimeout)
 			return got
 		}
 		select {
@@ -493,6 +496,31 @@ func waitNAT(t *testing.T, ctx context.Context, leaves []*node) map[*node]*api.N
 		case <-ctx.Done():
 		}
 	}
+}
+
+// discoveredAsBuilt checks a leaf's NAT discovery against the kind of NAT
+// the lab built for it. A CGNAT (a port-restricted home NAT behind a
+// port-restricted carrier NAT) behaves, seen from outside, as one
+// port-restricted cone, which is what discovery must say.
+func discoveredAsBuilt(k natlab.Kind, got *api.NAT) error {
+	if got == nil || got.CheckedAt.IsZero() {
+		return fmt.Errorf("no discovery reported")
+	}
+	switch {
+	case k.BlocksUDP():
+		if got.Kind != "UDP blocked" {
+			return fmt.Errorf("UDP is blocked, discovery says %q", got.Kind)
+		}
+	case !k.NATed():
+		if got.Kind != "public/no NAT" {
+			return fmt.Errorf("a public host, discovery says %q", got.Kind)
+		}
+	default:
+		if got.Mapping != k.Mapping().String() || got.Filtering != k.Filtering().String() {
+			return fmt.Errorf("built %s / %s, discovered %s / %s (%s)", k.Mapping(), k.Filtering(), got.Mapping, got.Filtering, got.Kind)
+		}
+	}
+	return nil
 }
 
 // leafTable shows each leaf's lab kind and what its NAT discovery found.
