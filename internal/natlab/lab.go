@@ -75,7 +75,7 @@ type Lab struct {
 	hosts     map[string]*Host // by name
 	daemons   []*upnpDaemon    // miniupnpd processes started
 	wires     []*wire          // links shaped by WithNetem
-	stun      *stun.Server  // the RFC 5780 STUN server miniupnpd checks its WAN with
+	stun      *stun.Server     // the RFC 5780 STUN server miniupnpd checks its WAN with
 	nextPub   int              // index into publicPool
 	nextWAN   int              // index into wanPool
 	nextHome  int              // homes built so far
