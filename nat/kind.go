@@ -18,7 +18,7 @@ import (
 //
 // The zero value is not a valid kind, so that a forgotten kind is an error
 // rather than a silent default.
-type Kind int
+type Kind uint8
 
 // The kinds of access. In the NAT lab each home router NATs one home host;
 // the nftables recipe the lab uses is given with each kind.
