@@ -565,7 +565,7 @@ func relayAddrPort(a net.Addr) netip.AddrPort {
 }
 
 // TURNServers issues a credential for leaf and returns the relay's URLs with
-// it, ready for ICEConfig.TURN: one per UDP listening port, and one for TURN
+// it, ready for ice.Config.TURN: one per UDP listening port, and one for TURN
 // over TCP if there is a TCP listener. The URLs name RelayIP with the ports
 // the listeners are bound to; a supernode whose listeners are reached on
 // other ports (port forwarding) must rewrite them.
