@@ -586,7 +586,7 @@ func logShares(t *testing.T, results []pairResult) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d of %d pairs passed; %d of %d pairs connected directly (%.0f%% of the matrix's cells)\n",
 		okPairs, len(results), direct, len(results), 100*float64(direct)/float64(len(results)))
-	fmt.Fprintf(&b, "population mix (assumption, see population_test.go):\n%s", mixTable())
+	fmt.Fprintf(&b, "population mix (nat.Population, which gives its sources and assumptions):\n%s", mixTable())
 	fmt.Fprintf(&b, "direct-connection share for random pairs of that population: %.1f%% measured", 100*share)
 	if unknown > 0 {
 		fmt.Fprintf(&b, " (%.1f%% of pairs have no measurement and count as not direct)", 100*unknown)
