@@ -10,7 +10,7 @@ import (
 
 	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/content"
-	"github.com/canopy-p2p/canopy/nat"
+	"github.com/canopy-p2p/canopy/nat/ice"
 	"github.com/canopy-p2p/canopy/transfer"
 )
 
@@ -65,7 +65,7 @@ func BenchmarkCrossSupernode64MiB(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	rtcAPI, rtcCfg := nat.NewAPI(nat.ICEConfig{LoopbackOnly: true})
+	rtcAPI, rtcCfg := ice.NewAPI(ice.Config{LoopbackOnly: true})
 	baseline := func() time.Duration {
 		d, err := transfer.Baseline(ctx, rtcAPI, rtcCfg, size)
 		if err != nil {

@@ -18,7 +18,7 @@ import (
 
 	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/content"
-	"github.com/canopy-p2p/canopy/nat"
+	"github.com/canopy-p2p/canopy/nat/ice"
 	"github.com/canopy-p2p/canopy/node"
 	"github.com/canopy-p2p/canopy/promotion"
 )
@@ -75,7 +75,7 @@ func NodeOptions(dir, name string, log *zap.Logger) node.Config {
 		// serves public addresses only), and every supernode of a network
 		// on one machine would want the same port.
 		TURN:   "-",
-		ICE:    nat.ICEConfig{LoopbackOnly: true},
+		ICE:    ice.Config{LoopbackOnly: true},
 		Logger: log.Named(name),
 	}
 }

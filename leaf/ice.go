@@ -11,7 +11,7 @@ import (
 
 // maxTURNSupernodes is how many supernodes' relays a transfer gathers relay
 // candidates from. Each relay candidate is an allocation on that supernode's
-// relay, which counts against the leaf's quota there (nat.RelayQuotas), and
+// relay, which counts against the leaf's quota there (relay.Quotas), and
 // a second relay covers the first one failing during a transfer.
 const maxTURNSupernodes = 2
 

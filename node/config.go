@@ -16,7 +16,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/canopy-p2p/canopy/api"
-	"github.com/canopy-p2p/canopy/nat"
+	"github.com/canopy-p2p/canopy/nat/ice"
+	"github.com/canopy-p2p/canopy/nat/reach"
+	"github.com/canopy-p2p/canopy/nat/relay"
 	"github.com/canopy-p2p/canopy/promotion"
 )
 
@@ -82,9 +84,9 @@ type Config struct {
 	// 0.0.0.0:3478, TURN's registered port.
 	TURN string
 	// RelayQuotas bound what the TURN relay does for leaves (zero fields:
-	// nat.DefaultRelayQuotas, except that with a declared UpBandwidth the
+	// relay.DefaultQuotas, except that with a declared UpBandwidth the
 	// relay's total rate is half of it, and never below one leaf's rate).
-	RelayQuotas nat.RelayQuotas
+	RelayQuotas relay.Quotas
 	// STUN is where the supernode role runs an RFC 5780 STUN service for
 	// NAT behaviour discovery; it needs STUNAlternate, a second public
 	// address and port (the service listens on both IPs and both ports).
@@ -97,14 +99,14 @@ type Config struct {
 	// machine's real router); the canopy binary turns it on by default.
 	PortMap bool
 	// Reach tunes the reachability verdict built from the supernodes'
-	// dial-backs (zero fields: nat.DefaultReachabilityConfig).
-	Reach nat.ReachabilityConfig
+	// dial-backs (zero fields: reach.DefaultConfig).
+	Reach reach.Config
 	// Attach is how many supernodes the leaf side keeps (default 3).
 	Attach int
 	// MaxLeaves is the supernode's leaf slots (0: the supernode default).
 	MaxLeaves int
 	// ICE configures WebRTC for transfers.
-	ICE nat.ICEConfig
+	ICE ice.Config
 	// Policy, when set, is the promotion policy, and PolicyFile is ignored.
 	// For programs that embed a node (tests, emulations, the demo).
 	Policy *promotion.Params
@@ -143,7 +145,7 @@ func (c *Config) fill() error {
 		return fmt.Errorf("node: %w", err)
 	}
 	if c.TURN == "" {
-		c.TURN = "0.0.0.0:" + strconv.Itoa(nat.DefaultRelayPort)
+		c.TURN = "0.0.0.0:" + strconv.Itoa(relay.DefaultPort)
 	}
 	if c.STUN == "" {
 		c.STUN = "-"

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/canopy-p2p/canopy/demo"
-	"github.com/canopy-p2p/canopy/nat"
+	"github.com/canopy-p2p/canopy/nat/reach"
 	"github.com/canopy-p2p/canopy/node"
 	"github.com/canopy-p2p/canopy/promotion"
 )
@@ -77,7 +77,7 @@ func startEmulation(t *testing.T, count int) []*emuNode {
 		cfg.MaxLeaves = 40
 		cfg.GuidanceInterval = time.Second
 		cfg.DialBackInterval = 500 * time.Millisecond
-		cfg.Reach = nat.ReachabilityConfig{RetryInterval: 500 * time.Millisecond, RecheckInterval: 10 * time.Second}
+		cfg.Reach = reach.Config{RetryInterval: 500 * time.Millisecond, RecheckInterval: 10 * time.Second}
 		cfg.HandoverTimeout = 10 * time.Second
 		cfg.UpBandwidth, cfg.DownBandwidth = 2.5e6, 12.5e6
 		if i%3 == 2 {

@@ -16,7 +16,9 @@ import (
 
 	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/identity"
-	"github.com/canopy-p2p/canopy/nat"
+	"github.com/canopy-p2p/canopy/nat/portmap"
+	"github.com/canopy-p2p/canopy/nat/relay"
+	"github.com/canopy-p2p/canopy/nat/stun"
 	"github.com/canopy-p2p/canopy/wire"
 )
 
@@ -31,11 +33,11 @@ const natRecheck = 20 * time.Minute
 // it is every leaf's server-reflexive source) and, optionally, an RFC 5780
 // STUN service for NAT behaviour discovery.
 type natServices struct {
-	relay     *nat.Relay      // nil when TURN is off
-	creds     *nat.RelayCreds // with relay
-	stun      *nat.STUNServer // nil when the discovery service is off
-	stunURLs  []string        // binding services, as ICE URLs
-	discovery string          // host:port leaves run discovery against
+	relay     *relay.Relay // nil when TURN is off
+	creds     *relay.Creds // with relay
+	stun      *stun.Server // nil when the discovery service is off
+	stunURLs  []string     // binding services, as ICE URLs
+	discovery string       // host:port leaves run discovery against
 }
 
 // startNATServices starts the services cfg asks for, on the node's
@@ -51,8 +53,8 @@ func (n *Node) startNATServices() *natServices {
 		return svc
 	}
 	if n.cfg.TURN != "-" {
-		svc.creds = nat.NewRelayCreds(nat.RelayCredsConfig{})
-		rc := nat.DefaultRelayConfig()
+		svc.creds = relay.NewCreds(relay.CredsConfig{})
+		rc := relay.DefaultConfig()
 		rc.ListenUDP, rc.ListenTCP = []string{n.cfg.TURN}, n.cfg.TURN
 		rc.RelayIP, rc.Creds, rc.Logger = ip, svc.creds, n.log
 		rc.Quotas = n.cfg.RelayQuotas
@@ -60,7 +62,7 @@ func (n *Node) startNATServices() *natServices {
 			// A relay of last resort may take half the declared upstream
 			// (the user's own transfers keep the rest), and at least what
 			// one leaf may use.
-			q.MaxBytesPerSecond = nat.DefaultRelayMaxBytesPerSecond
+			q.MaxBytesPerSecond = relay.DefaultMaxBytesPerSecond
 			if n.cfg.UpBandwidth > 0 {
 				q.MaxBytesPerSecond = int64(n.cfg.UpBandwidth / 2)
 			}
@@ -71,7 +73,7 @@ func (n *Node) startNATServices() *natServices {
 		} else {
 			rc.RelayBindIP = netip.IPv4Unspecified()
 		}
-		if svc.relay, err = nat.NewRelay(rc); err != nil {
+		if svc.relay, err = relay.New(rc); err != nil {
 			n.log.Warn("no TURN relay", zap.String("listen", n.cfg.TURN), zap.Error(err))
 			svc.relay = nil
 		} else if addrs := svc.relay.UDPAddrs(); len(addrs) > 0 {
@@ -86,9 +88,9 @@ func (n *Node) startNATServices() *natServices {
 			port := portOf(n.cfg.STUN)
 			primary = netip.AddrPortFrom(ip, uint16(port))
 		}
-		sc := nat.DefaultSTUNServerConfig()
+		sc := stun.DefaultServerConfig()
 		sc.Primary, sc.Alternate, sc.Logger = primary, n.cfg.STUNAlternate, n.log
-		if s, err := nat.NewSTUNServer(sc); err != nil {
+		if s, err := stun.NewServer(sc); err != nil {
 			n.log.Warn("no STUN discovery service", zap.String("listen", n.cfg.STUN), zap.Error(err))
 		} else {
 			svc.stun = s
@@ -155,7 +157,7 @@ type natState struct {
 	last    api.NAT
 	servers string // the servers of the last discovery, joined
 	running bool
-	mapper  *nat.PortMapper
+	mapper  *portmap.Mapper
 }
 
 // natDue reports whether a discovery should start: the node has discovery
@@ -185,9 +187,9 @@ func (n *Node) discoverNAT(ctx context.Context, servers []string) api.NAT {
 	if len(addrs) == 0 {
 		res.Kind, res.Error = "unknown", "no supernode with a STUN service is attached yet"
 	} else {
-		cfg := nat.DefaultDiscoverConfig()
+		cfg := stun.DefaultDiscoverConfig()
 		cfg.Servers, cfg.Logger = addrs, n.log
-		b, err := nat.Discover(ctx, cfg)
+		b, err := stun.Discover(ctx, cfg)
 		res.Kind, res.Mapping, res.Filtering = b.Classify(), b.Mapping.String(), b.Filtering.String()
 		res.Evidence = slices.Clone(b.Evidence)
 		if b.Public.IsValid() {
@@ -259,9 +261,9 @@ func (n *Node) natStatus() api.NAT {
 func (n *Node) mapPort() {
 	defer n.wg.Done()
 	port := n.ln.Addr().(*net.TCPAddr).Port
-	cfg := nat.DefaultPortMapConfig()
+	cfg := portmap.DefaultConfig()
 	cfg.LocalPort, cfg.TCP, cfg.Logger, cfg.Description = uint16(port), true, n.log, fmt.Sprintf("canopy %s", n.id.ID.Short())
-	m, err := nat.MapPort(n.ctx, cfg)
+	m, err := portmap.Map(n.ctx, cfg)
 	if err != nil {
 		n.log.Info("port mapping", zap.Error(err))
 	}

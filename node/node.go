@@ -17,7 +17,7 @@ import (
 	"github.com/canopy-p2p/canopy/leaf"
 	"github.com/canopy-p2p/canopy/library"
 	"github.com/canopy-p2p/canopy/link"
-	"github.com/canopy-p2p/canopy/nat"
+	"github.com/canopy-p2p/canopy/nat/ice"
 	"github.com/canopy-p2p/canopy/promotion"
 	"github.com/canopy-p2p/canopy/supernode"
 	"github.com/canopy-p2p/canopy/transfer"
@@ -144,7 +144,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if iceCfg.Logger == nil {
 		iceCfg.Logger = n.log
 	}
-	webrtcAPI, rtcCfg := nat.NewAPI(iceCfg)
+	webrtcAPI, rtcCfg := ice.NewAPI(iceCfg)
 	leafSeeds := seeds
 	if role == RoleSupernode {
 		leafSeeds = append([]string{n.control}, seeds...)

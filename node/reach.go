@@ -5,26 +5,26 @@ import (
 	"sync"
 	"time"
 
-	"github.com/canopy-p2p/canopy/nat"
+	"github.com/canopy-p2p/canopy/nat/reach"
 )
 
-// reachState is the node's reachability verdict: nat.Reachability (the pure,
+// reachState is the node's reachability verdict: reach.Tracker (the pure,
 // damped tracker of dial-back results), made safe for the goroutines that
 // share it — dial-back results arrive on leaf link readers, the role loop
 // decides from it, the status API explains it.
 type reachState struct {
 	mu      sync.Mutex
-	t       *nat.Reachability
+	t       *reach.Tracker
 	retry   time.Duration
 	lastAsk time.Time
 }
 
-func newReachState(cfg nat.ReachabilityConfig) *reachState {
+func newReachState(cfg reach.Config) *reachState {
 	retry := cfg.RetryInterval
 	if retry <= 0 {
-		retry = nat.DefaultReachabilityConfig().RetryInterval
+		retry = reach.DefaultConfig().RetryInterval
 	}
-	return &reachState{t: nat.NewReachability(cfg), retry: retry}
+	return &reachState{t: reach.New(cfg), retry: retry}
 }
 
 // observe records a dial-back result from the supernode from.
@@ -59,7 +59,7 @@ func (r *reachState) verdict(now time.Time) (known, reachable bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.t.Verdict(now).State
-	return s != nat.ReachUnknown, s == nat.Reachable
+	return s != reach.Unknown, s == reach.Reachable
 }
 
 // evidence describes the verdict and what it rests on, for the status.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/canopy-p2p/canopy/choice"
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/nat"
 	"github.com/canopy-p2p/canopy/promotion"
 	"github.com/canopy-p2p/canopy/routing"
 	"github.com/canopy-p2p/canopy/sim/des"
@@ -53,7 +54,7 @@ type node struct {
 	nAtt         uint8
 	role         uint8
 	class        uint8
-	nat          natKind
+	nat          nat.Kind
 	demotions    uint8
 	online       bool
 	reachable    bool
@@ -97,6 +98,10 @@ type model struct {
 	// not. Only online leaves have attachments, so an entry of nones also
 	// says "not a leaf that can answer".
 	atts []attachments
+	// kinds is the nat.Kind of each entry of sc.NAT, and direct the
+	// table of which pairs of kinds connect directly.
+	kinds  []nat.Kind
+	direct directTable
 
 	sns    []uint32 // supernode node IDs
 	snData []supernode
@@ -180,6 +185,13 @@ func newModel(sc Scenario, policy promotion.Params) (*model, error) {
 	if m.nats, err = dist.NewDiscrete(w); err != nil {
 		return nil, fmt.Errorf("nat: %w", err)
 	}
+	m.kinds = make([]nat.Kind, len(sc.NAT))
+	for i, n := range sc.NAT {
+		if m.kinds[i], err = nat.ParseKind(n.Kind); err != nil {
+			return nil, fmt.Errorf("nat: %w", err)
+		}
+	}
+	m.direct = newDirectTable()
 	if m.popularity, err = dist.NewZipf(sc.Files.Catalog, sc.Files.ZipfS); err != nil {
 		return nil, fmt.Errorf("files: %w", err)
 	}
@@ -202,9 +214,10 @@ func (m *model) populate() {
 		} else {
 			n.class = uint8(m.classes.Sample(m.rng))
 		}
-		nk := sc.NAT[m.nats.Sample(m.rng)]
-		n.nat = natKinds[nk.Kind]
-		n.reachable = n.nat == natNone || m.rng.Float64() < nk.Mapped
+		k := m.nats.Sample(m.rng)
+		nk := sc.NAT[k]
+		n.nat = m.kinds[k]
+		n.reachable = !n.nat.NATed() || m.rng.Float64() < nk.Mapped
 		n.never = m.rng.Float64() < sc.Network.NeverConsent
 		n.lastSwitch = -1
 		// Nodes come with the history a real node persists: past sessions

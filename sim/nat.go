@@ -1,52 +1,43 @@
 package sim
 
-// natKind is a NAT behaviour of the NAT lab, in RFC 4787 terms.
-type natKind uint8
+import (
+	"slices"
 
-const (
-	natNone natKind = iota
-	natFullCone
-	natRestrictedCone
-	natPortRestrictedCone
-	natSymmetric
-	natCGNAT
-	natUDPBlocked
+	"github.com/canopy-p2p/canopy/nat"
 )
 
-var natKinds = map[string]natKind{
-	"none":                 natNone,
-	"full-cone":            natFullCone,
-	"restricted-cone":      natRestrictedCone,
-	"port-restricted-cone": natPortRestrictedCone,
-	"symmetric":            natSymmetric,
-	"cgnat":                natCGNAT,
-	"udp-blocked":          natUDPBlocked,
+// directTable says, for every pair of NAT kinds, whether two leaves behind
+// them can connect directly with ICE or need a relay. It is nat.DirectPossible
+// applied to the kinds' behaviours, worked out once when the model is built:
+// the simulator asks for every download, and DirectPossible tries every
+// value of an unknown field and explains its answer each time it is called.
+type directTable struct {
+	n  int    // the largest nat.Kind, plus one
+	ok []bool // ok[a*n+b] for kinds a and b
 }
 
-// direct reports whether two leaves behind NATs a and b can connect directly
-// with ICE (host and server-reflexive candidates), or need a relay. This is
-// the textbook model of UDP hole punching (Ford, Srisuresh & Kegel 2005):
-// it works when at most one side maps address-and-port dependently
-// (symmetric) and the other side's filtering lets the first packet in, i.e.
-// is not itself port-restricted or symmetric; a carrier-grade NAT in front of
-// a home NAT behaves like its stricter layer (port-restricted here); no UDP
-// means no direct path at all. The NAT lab measures the real answer for each
-// pair; until it does, this table is the model.
-func direct(a, b natKind) bool {
-	if a == natUDPBlocked || b == natUDPBlocked {
-		return false
+func newDirectTable() directTable {
+	kinds := nat.Kinds()
+	t := directTable{n: int(slices.Max(kinds)) + 1}
+	t.ok = make([]bool, t.n*t.n)
+	for _, a := range kinds {
+		for _, b := range kinds {
+			t.ok[int(a)*t.n+int(b)], _ = nat.DirectPossible(a.Behaviour(), b.Behaviour())
+		}
 	}
-	hard := func(k natKind) bool { return k == natSymmetric }
-	strictFilter := func(k natKind) bool {
-		return k == natPortRestrictedCone || k == natSymmetric || k == natCGNAT
+	return t
+}
+
+// direct reports whether leaves behind NATs a and b connect directly.
+func (t directTable) direct(a, b nat.Kind) bool { return t.ok[int(a)*t.n+int(b)] }
+
+// defaultNAT is the NAT mix of DefaultScenario: nat.Population, the one mix
+// the NAT matrix test weighs its results with too (it says where each share
+// comes from).
+func defaultNAT() []NATKind {
+	var mix []NATKind
+	for _, s := range nat.Population() {
+		mix = append(mix, NATKind{Kind: s.Kind.String(), Share: s.Share, Mapped: s.Mapped})
 	}
-	switch {
-	case hard(a) && hard(b):
-		return false
-	case hard(a):
-		return !strictFilter(b)
-	case hard(b):
-		return !strictFilter(a)
-	}
-	return true
+	return mix
 }

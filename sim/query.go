@@ -206,7 +206,7 @@ func (m *model) anyGone(peers []uint32) bool {
 func (m *model) download(id, source uint32) {
 	m.st.Downloads++
 	a, b := &m.nodes[id], &m.nodes[source]
-	if direct(a.nat, b.nat) {
+	if m.direct.direct(a.nat, b.nat) {
 		return
 	}
 	m.st.Relayed++

@@ -27,6 +27,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/canopy-p2p/canopy/choice"
+	"github.com/canopy-p2p/canopy/nat"
 	"github.com/canopy-p2p/canopy/promotion"
 	"github.com/canopy-p2p/canopy/routing"
 	"github.com/canopy-p2p/canopy/sim/dist"
@@ -127,8 +128,8 @@ type Class struct {
 	Headroom float64 `toml:"headroom"`
 }
 
-// NATKind is a share of the population behind one kind of NAT (the kinds of
-// the NAT lab).
+// NATKind is a share of the population behind one kind of NAT, named as
+// nat.ParseKind reads it ("public", "full-cone", ..., "udp-blocked").
 type NATKind struct {
 	Kind  string  `toml:"kind"`
 	Share float64 `toml:"share"`
@@ -254,17 +255,10 @@ func DefaultScenario() Scenario {
 			{Share: 0.049, Up: 32e6, Down: 100e6, Headroom: 0.8},
 			{Share: 0.001, Up: 320e6, Down: 1e9, Headroom: 0.9},
 		},
-		// About 27% reachable, as the ~73% "LowID" share of one eD2k server
-		// suggests; ~13% CGNAT (IMC 2016, non-cellular).
-		NAT: []NATKind{
-			{Kind: "none", Share: 0.12},
-			{Kind: "full-cone", Share: 0.08, Mapped: 0.5},
-			{Kind: "restricted-cone", Share: 0.10, Mapped: 0.5},
-			{Kind: "port-restricted-cone", Share: 0.37, Mapped: 0.2},
-			{Kind: "symmetric", Share: 0.15},
-			{Kind: "cgnat", Share: 0.13},
-			{Kind: "udp-blocked", Share: 0.05},
-		},
+		// The one population mix of package nat: 27% reachable, as the
+		// ~73% "LowID" share of one eD2k server suggests, and ~13% CGNAT
+		// (IMC 2016, non-cellular); nat.Population gives the reasoning.
+		NAT:     defaultNAT(),
 		Files:   Files{Catalog: 200_000, PerNode: 40, FreeRiders: 0.25, ZipfS: 0.9},
 		Queries: Queries{PerHour: 1, DownloadShare: 0.3, FileSize: 8 << 20},
 		Network: Network{
@@ -321,8 +315,8 @@ func (s *Scenario) Validate() error {
 	check(len(s.Capacity) > 0, "at least one capacity class")
 	check(len(s.NAT) > 0, "at least one NAT kind")
 	for _, n := range s.NAT {
-		_, ok := natKinds[n.Kind]
-		check(ok, "unknown NAT kind %q", n.Kind)
+		_, err := nat.ParseKind(n.Kind)
+		check(err == nil, "unknown NAT kind %q", n.Kind)
 		check(n.Mapped >= 0 && n.Mapped <= 1, "nat %s: mapped must be in [0,1]", n.Kind)
 	}
 	check(s.Files.Catalog > 0, "files.catalog must be positive")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/canopy-p2p/canopy/nat"
 	"github.com/canopy-p2p/canopy/promotion"
 )
 
@@ -144,21 +145,30 @@ func TestScenarioFile(t *testing.T) {
 }
 
 func TestDirectConnectivity(t *testing.T) {
+	table := newDirectTable()
 	cases := []struct {
-		a, b natKind
+		a, b nat.Kind
 		want bool
 	}{
-		{natNone, natNone, true},
-		{natPortRestrictedCone, natPortRestrictedCone, true},
-		{natSymmetric, natFullCone, true},
-		{natSymmetric, natPortRestrictedCone, false},
-		{natSymmetric, natSymmetric, false},
-		{natUDPBlocked, natNone, false},
-		{natCGNAT, natRestrictedCone, true},
+		{nat.Public, nat.Public, true},
+		{nat.PortRestrictedCone, nat.PortRestrictedCone, true},
+		{nat.Symmetric, nat.FullCone, true},
+		{nat.Symmetric, nat.PortRestrictedCone, false},
+		{nat.Symmetric, nat.Symmetric, false},
+		{nat.UDPBlocked, nat.Public, false},
+		{nat.CGNAT, nat.RestrictedCone, true},
 	}
 	for _, c := range cases {
-		if direct(c.a, c.b) != c.want || direct(c.b, c.a) != c.want {
-			t.Errorf("direct(%d, %d) != %v", c.a, c.b, c.want)
+		if table.direct(c.a, c.b) != c.want || table.direct(c.b, c.a) != c.want {
+			t.Errorf("direct(%s, %s) != %v", c.a, c.b, c.want)
+		}
+	}
+	// The table is nat.DirectPossible, for every pair of kinds.
+	for _, a := range nat.Kinds() {
+		for _, b := range nat.Kinds() {
+			if want, why := nat.DirectPossible(a.Behaviour(), b.Behaviour()); table.direct(a, b) != want {
+				t.Errorf("direct(%s, %s) = %v, nat.DirectPossible says %v (%s)", a, b, !want, want, why)
+			}
 		}
 	}
 }

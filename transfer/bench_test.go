@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/canopy-p2p/canopy/nat"
+	"github.com/canopy-p2p/canopy/nat/ice"
 	"github.com/canopy-p2p/canopy/wire"
 	"go.uber.org/zap"
 )
@@ -34,7 +34,7 @@ func BenchmarkTransfer64MiB(b *testing.B) {
 
 func baselineTransfer(b *testing.B, size int) time.Duration {
 	b.Helper()
-	api, wc := nat.NewAPI(nat.ICEConfig{LoopbackOnly: true})
+	api, wc := ice.NewAPI(ice.Config{LoopbackOnly: true})
 	d, err := Baseline(context.Background(), api, wc, size)
 	if err != nil {
 		b.Fatal(err)

@@ -45,7 +45,7 @@ const (
 type Config struct {
 	// Identity signs this node's signals. Must not be nil.
 	Identity *identity.Identity
-	// API creates peer connections (see nat.NewAPI). Must not be nil.
+	// API creates peer connections (see ice.NewAPI). Must not be nil.
 	API *webrtc.API
 	// WebRTC is the peer connection configuration (ICE servers) that goes
 	// with API.

@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/canopy-p2p/canopy/identity"
-	"github.com/canopy-p2p/canopy/nat"
+	"github.com/canopy-p2p/canopy/nat/ice"
+	"github.com/canopy-p2p/canopy/nat/relay"
 	"github.com/canopy-p2p/canopy/wire"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -83,24 +84,24 @@ func TestConnInfoDirect(t *testing.T) {
 }
 
 // newTestRelay starts a supernode TURN relay on loopback.
-func newTestRelay(t *testing.T) *nat.Relay {
+func newTestRelay(t *testing.T) *relay.Relay {
 	t.Helper()
-	cfg := nat.DefaultRelayConfig()
+	cfg := relay.DefaultConfig()
 	cfg.ListenUDP = []string{"127.0.0.1:0"}
-	// ICE here gathers over UDP only (nat.NewAPI), so TURN over TCP would
+	// ICE here gathers over UDP only (ice.NewAPI), so TURN over TCP would
 	// only cost a listener.
 	cfg.ListenTCP = ""
 	cfg.RelayIP = netip.MustParseAddr("127.0.0.1")
-	cfg.Creds = nat.NewRelayCreds(nat.RelayCredsConfig{})
-	// The default, nat.PublicPeer, refuses loopback peers, and here every
+	cfg.Creds = relay.NewCreds(relay.CredsConfig{})
+	// The default, relay.PublicPeer, refuses loopback peers, and here every
 	// peer is on loopback.
 	cfg.AllowPeer = func(a netip.Addr) bool { return a.IsLoopback() }
 	// The default per-leaf bandwidth would drop most of a loopback burst
 	// and leave SCTP retransmitting for seconds; the test is about the path.
-	cfg.Quotas.MaxBytesPerSecondPerLeaf = nat.RelayUnlimited
-	cfg.Quotas.MaxBytesPerSecond = nat.RelayUnlimited
+	cfg.Quotas.MaxBytesPerSecondPerLeaf = relay.Unlimited
+	cfg.Quotas.MaxBytesPerSecond = relay.Unlimited
 	cfg.Logger = zap.NewNop()
-	r, err := nat.NewRelay(cfg)
+	r, err := relay.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func newTestRelay(t *testing.T) *nat.Relay {
 
 // turnICEServers converts the relay's offer to a leaf into pion's form, as
 // a leaf's ICEServers function does.
-func turnICEServers(servers []nat.TURNServer) []webrtc.ICEServer {
+func turnICEServers(servers []ice.TURNServer) []webrtc.ICEServer {
 	out := make([]webrtc.ICEServer, 0, len(servers))
 	for _, s := range servers {
 		out = append(out, webrtc.ICEServer{URLs: []string{s.URL}, Username: s.Username, Credential: s.Credential})
@@ -124,7 +125,7 @@ func turnICEServers(servers []nat.TURNServer) []webrtc.ICEServer {
 
 // relayOnly makes an engine gather relay candidates only, from r, with a
 // fresh credential for each connection.
-func relayOnly(r *nat.Relay) func(*Config) {
+func relayOnly(r *relay.Relay) func(*Config) {
 	return func(c *Config) {
 		leaf := c.Identity.ID
 		c.WebRTC.ICETransportPolicy = webrtc.ICETransportPolicyRelay
@@ -187,7 +188,7 @@ func TestICEServersPerConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, _ := nat.NewAPI(nat.ICEConfig{LoopbackOnly: true})
+	api, _ := ice.NewAPI(ice.Config{LoopbackOnly: true})
 
 	for _, tc := range []struct {
 		name string

@@ -12,7 +12,7 @@ import (
 
 	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/identity"
-	"github.com/canopy-p2p/canopy/nat"
+	"github.com/canopy-p2p/canopy/nat/ice"
 	"github.com/canopy-p2p/canopy/wire"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -102,7 +102,7 @@ func newTestEngine(t testing.TB, n *testNet, o testEngineOpts) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, wc := nat.NewAPI(nat.ICEConfig{LoopbackOnly: true})
+	api, wc := ice.NewAPI(ice.Config{LoopbackOnly: true})
 	log := o.logger
 	if log == nil {
 		if tt, ok := t.(*testing.T); ok {
