@@ -13,6 +13,7 @@ import (
 
 	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/content"
+	"github.com/canopy-p2p/canopy/internal/testwait"
 )
 
 // TestCrossSupernodeDownload is the end-to-end test: two supernodes in a real
@@ -139,12 +140,7 @@ func TestIndexFollowsLibrary(t *testing.T) {
 	}
 	waitFor := func(what string, want int) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for find() != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the search never returned %d hit(s)", what, want)
-			}
-		}
+		testwait.Until(t, 10*time.Second, func() bool { return find() == want }, "%s: the search never returned %d hit(s)", what, want)
 	}
 	if find() != 0 {
 		t.Fatal("found the file before it existed")

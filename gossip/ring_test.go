@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/testwait"
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -99,32 +100,18 @@ func sortedNames(nodes ...*testNode) []string {
 	return out
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
-
 // waitMembers waits until every node in see lists exactly want.
 func waitMembers(t *testing.T, timeout time.Duration, want []*testNode, see ...*testNode) {
 	t.Helper()
 	wantNames := sortedNames(want...)
-	waitFor(t, timeout, "membership to converge", func() bool {
+	testwait.Until(t, timeout, func() bool {
 		for _, n := range see {
 			if !slices.Equal(names(n.ring), wantNames) {
 				return false
 			}
 		}
 		return true
-	})
+	}, "waiting for membership to converge")
 }
 
 // startThree starts three rings and joins the second and third to the first.
@@ -181,11 +168,11 @@ func TestRingJoinSeesMetadata(t *testing.T) {
 	for _, n := range nodes {
 		for _, o := range nodes {
 			var ev Event
-			waitFor(t, 5*time.Second, "join event", func() bool {
+			testwait.Until(t, 5*time.Second, func() bool {
 				var ok bool
 				ev, ok = n.events.find(EventJoin, o.id.String())
 				return ok
-			})
+			}, "waiting for join event")
 			if ev.Member.Meta.NodeID != o.id || ev.Member.Self != (n == o) {
 				t.Errorf("join event %+v", ev)
 			}
@@ -207,10 +194,10 @@ func TestRingUpdateMetaPropagates(t *testing.T) {
 	}
 	name := c.id.String()
 	for _, n := range []*testNode{a, b} {
-		waitFor(t, 10*time.Second, "metadata update", func() bool {
+		testwait.Until(t, 10*time.Second, func() bool {
 			ev, ok := n.events.find(EventUpdate, name)
 			return ok && ev.Member.Meta.Slots == 3
-		})
+		}, "waiting for metadata update")
 		for _, mem := range n.ring.Members() {
 			if mem.Name == name && (mem.Meta.Slots != 3 || mem.Meta.Leaves != 97 || mem.Meta.Load != 88) {
 				t.Errorf("members still report %+v", mem.Meta)
@@ -241,11 +228,11 @@ func TestRingGracefulLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := c.id.String()
-	waitFor(t, 5*time.Second, "leave events", func() bool {
+	testwait.Until(t, 5*time.Second, func() bool {
 		_, okA := a.events.find(EventLeave, name)
 		_, okB := b.events.find(EventLeave, name)
 		return okA && okB
-	})
+	}, "waiting for leave events")
 	waitMembers(t, 5*time.Second, []*testNode{a, b}, a, b)
 	t.Logf("graceful leave seen by all in %v", time.Since(start).Round(time.Millisecond))
 	ev, _ := a.events.find(EventLeave, name)
@@ -267,10 +254,10 @@ func TestRingFailureDetected(t *testing.T) {
 	// Events reach the callback through the ring's queue, a moment after
 	// the member table changed.
 	for _, n := range []*testNode{a, b} {
-		waitFor(t, 5*time.Second, "leave event", func() bool {
+		testwait.Until(t, 5*time.Second, func() bool {
 			_, ok := n.events.find(EventLeave, c.id.String())
 			return ok
-		})
+		}, "waiting for leave event")
 	}
 }
 
@@ -324,10 +311,10 @@ func TestRingRejectsBadMembers(t *testing.T) {
 			}
 			// The impostor learns of a and b; a refuses it when it merges the
 			// impostor's state, which memberlist logs.
-			waitFor(t, 10*time.Second, "a to refuse the member", func() bool {
+			testwait.Until(t, 10*time.Second, func() bool {
 				return a.logs.FilterLoggerName("gossip.memberlist").
 					FilterMessageSnippet("ignoring alive message for '"+name+"'").Len() > 0
-			})
+			}, "waiting for a to refuse the member")
 			for _, n := range []*testNode{a, b} {
 				if slices.Contains(names(n.ring), name) {
 					t.Errorf("%s lists the bad member", n.id.Short())
@@ -442,5 +429,5 @@ func TestEventsCallbackMayCallRing(t *testing.T) {
 	if _, err := r.Join([]string{a.ring.LocalAddr()}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "callback to see two members", func() bool { return seen.Load() == 2 })
+	testwait.Until(t, 10*time.Second, func() bool { return seen.Load() == 2 }, "waiting for callback to see two members")
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/canopy-p2p/canopy/internal/atomicfile"
 )
 
 // IDLen is the length of a node ID in bytes.
@@ -122,7 +124,7 @@ func LoadOrCreate(dir string) (*Identity, error) {
 		return nil, err
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: id.Private.Seed()})
-	if err := WriteFileAtomic(path, data, 0o600); err != nil {
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return nil, fmt.Errorf("identity: write %s: %w", path, err)
 	}
 	return id, nil
@@ -136,33 +138,6 @@ func parseKeyFile(path string, b []byte) (*Identity, error) {
 	priv := ed25519.NewKeyFromSeed(blk.Bytes)
 	pub := priv.Public().(ed25519.PublicKey)
 	return &Identity{Private: priv, Public: pub, ID: IDFromPublicKey(pub)}, nil
-}
-
-// WriteFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it into place, so readers see the old content or the new, never a part.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // Sign signs msg with the node's private key.

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/canopy-p2p/canopy/demo"
+	"github.com/canopy-p2p/canopy/internal/testwait"
 	"github.com/canopy-p2p/canopy/nat/reach"
 	"github.com/canopy-p2p/canopy/node"
 	"github.com/canopy-p2p/canopy/promotion"
@@ -116,20 +117,21 @@ func supernodes(nodes []*emuNode) []*emuNode {
 }
 
 // waitFor polls cond until it holds or the timeout passes, and returns how
-// long it took.
+// long it took. cond also describes the state it saw, which the failure
+// message shows as last seen.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for {
-		ok, state := cond()
-		if ok {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: not reached within %s: %s", what, timeout, state)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var state string
+	err := testwait.For(timeout, func() bool {
+		var ok bool
+		ok, state = cond()
+		return ok
+	})
+	if err != nil {
+		t.Fatalf("%s: not reached within %s: %s", what, timeout, state)
 	}
+	return time.Since(start)
 }
 
 // allAttached holds when every live node has at least min attachments.
@@ -266,12 +268,8 @@ func TestEmulation(t *testing.T) {
 	// Topping every leaf up to 3 links again is measured, not required:
 	// searches need one, and a leaf tops up as its back-offs allow.
 	full := "not within 20 s"
-	for time.Since(killedAt) < 20*time.Second {
-		if ok, _ := allAttached(nodes, 3); ok {
-			full = time.Since(killedAt).Round(10 * time.Millisecond).String()
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	if testwait.For(20*time.Second-time.Since(killedAt), func() bool { ok, _ := allAttached(nodes, 3); return ok }) == nil {
+		full = time.Since(killedAt).Round(10 * time.Millisecond).String()
 	}
 	t.Logf("crashed %d of %d supernodes: every node attached again after %v, every live file found after %v (failover), back to 3 links each: %s",
 		kill, len(sns), attached.Round(10*time.Millisecond), (attached + searching).Round(10*time.Millisecond), full)

@@ -8,12 +8,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/atomicfile"
 	"github.com/canopy-p2p/canopy/promotion"
 )
 
@@ -193,28 +192,10 @@ func (h *roleHistory) Save() error {
 		return fmt.Errorf("role history: encode: %w", err)
 	}
 	data = append(data, '\n')
-	if err := identity.WriteFileAtomic(h.path, data, 0o600); err != nil {
+	if err := atomicfile.Write(h.path, data, 0o600); err != nil {
 		return fmt.Errorf("role history: save %s: %w", h.path, err)
 	}
-	if err := syncDir(filepath.Dir(h.path)); err != nil {
-		return fmt.Errorf("role history: save %s: sync directory: %w", h.path, err)
-	}
 	return nil
-}
-
-// syncDir fsyncs a directory, which makes a rename in it durable. Windows
-// cannot open a directory for this (and its rename is durable without), so
-// there it does nothing.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	return errors.Join(err, d.Close())
 }
 
 // Touch records that the node is alive at now and saves the history, so that

@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/atomicfile"
 	"github.com/canopy-p2p/canopy/leaf"
 )
 
@@ -70,7 +70,7 @@ func (h *hostCache) update(peers []leaf.Peer) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.last = peers
-	if err := identity.WriteFileAtomic(h.path, b, 0o600); err != nil {
+	if err := atomicfile.Write(h.path, b, 0o600); err != nil {
 		h.log.Warn("write host cache", zap.Error(err))
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/demo"
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/testwait"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/wire"
 )
@@ -101,13 +102,8 @@ func TestBadFramesCloseOnlyThatLink(t *testing.T) {
 					break
 				}
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for !logged(logs, id.ID.Short(), tc.reason) {
-				if time.Now().After(deadline) {
-					t.Fatalf("no log line says why the link to %s closed (want %q)", id.ID.Short(), tc.reason)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			testwait.Until(t, 5*time.Second, func() bool { return logged(logs, id.ID.Short(), tc.reason) },
+				"no log line says why the link to %s closed (want %q)", id.ID.Short(), tc.reason)
 		})
 	}
 

@@ -21,6 +21,9 @@ import (
 // ErrFull is returned by AcceptLeaf when every leaf slot is taken.
 var ErrFull = errors.New("supernode: no free leaf slot")
 
+// errClosed is returned by AcceptLeaf when the supernode has stopped.
+var errClosed = errors.New("supernode: closed")
+
 // Supernode serves leaves and routes queries and signals across the ring. Each
 // link has one reader goroutine owned by the Supernode; writes go through the
 // link's bounded send queue.
@@ -236,18 +239,30 @@ func (s *Supernode) hello(c *link.Conn) (wire.Welcome, error) {
 
 // AcceptLeaf takes a link whose peer said hello as a leaf. It answers with a
 // welcome (or a refusal naming other supernodes) and serves the leaf until the
-// link closes.
+// link closes. The link is the supernode's from the call on: every path that
+// does not serve it closes it, so the caller never has to.
 func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return errors.New("supernode: closed")
+		// A node's accept goroutine can get here after the role stopped
+		// (a crash emulation, a demotion): nobody else will close the link,
+		// and an open link keeps its writer goroutine and socket forever.
+		c.Close("supernode shutting down")
+		return errClosed
 	}
 	if old, ok := s.leaves[c.Peer()]; ok {
 		// The leaf reconnected before its old link timed out: the new link wins.
 		s.mu.Unlock()
 		old.conn.Close("replaced by a new link from the same leaf")
 		s.mu.Lock()
+		if s.closed {
+			// The supernode stopped while the old link closed, and has
+			// already closed the links it knew of: this one is not among them.
+			s.mu.Unlock()
+			c.Close("supernode shutting down")
+			return errClosed
+		}
 	}
 	if s.demoting {
 		s.stats.LinksRefused++
@@ -285,6 +300,7 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 	})
 	if err != nil {
 		s.dropLeaf(slot)
+		c.Close("welcome not sent: " + err.Error())
 		s.wg.Done()
 		return err
 	}

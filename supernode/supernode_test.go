@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/testwait"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/wire"
 )
@@ -87,17 +88,11 @@ func testLeafID(t *testing.T, addr string) (*link.Conn, identity.NodeID) {
 
 func waitStats(t *testing.T, sn *Supernode, ok func(Stats) bool) Stats {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st := sn.Stats()
-		if ok(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stats never reached the expected state: %+v", st)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var st Stats
+	if err := testwait.For(5*time.Second, func() bool { st = sn.Stats(); return ok(st) }); err != nil {
+		t.Fatalf("stats never reached the expected state: %+v", st)
 	}
+	return st
 }
 
 func TestDuplicateQueriesAnsweredOnce(t *testing.T) {

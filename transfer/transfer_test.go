@@ -12,6 +12,7 @@ import (
 
 	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/testwait"
 	"github.com/canopy-p2p/canopy/wire"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -402,15 +403,11 @@ func TestCloseStopsDownload(t *testing.T) {
 		errc <- err
 	}()
 	// Wait until the download registered its session, then close.
-	for {
+	testwait.Until(t, 10*time.Second, func() bool {
 		down.mu.Lock()
-		k := len(down.sessions)
-		down.mu.Unlock()
-		if k > 0 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer down.mu.Unlock()
+		return len(down.sessions) > 0
+	}, "the download never registered its session")
 	down.Close()
 	down.Close()
 	if err := <-errc; !errors.Is(err, ErrClosed) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/canopy-p2p/canopy/api"
+	"github.com/canopy-p2p/canopy/internal/testwait"
 )
 
 // TestCommandLine drives the real binary as a user would: two `canopy up`
@@ -65,13 +66,13 @@ func TestCommandLine(t *testing.T) {
 
 	// status --json names the roles and the attachment.
 	var st api.Status
-	waitUntil(t, func() bool {
+	testwait.Until(t, 30*time.Second, func() bool {
 		out, err := run("status", "--api", api2, "--json")
 		if err != nil || json.Unmarshal([]byte(out), &st) != nil {
 			return false
 		}
 		return len(st.Supernodes) == 1 && st.Supernodes[0].Files == 1
-	})
+	}, "the leaf's status never showed its file indexed on one supernode")
 	if st.Role != "leaf" || st.SharedFiles != 1 {
 		t.Fatalf("leaf status: %+v", st)
 	}
@@ -142,22 +143,11 @@ func freePort(t *testing.T) string {
 
 func waitAPI(t *testing.T, addr string) {
 	t.Helper()
-	waitUntil(t, func() bool {
+	testwait.Until(t, 30*time.Second, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
-	})
-}
-
-func waitUntil(t *testing.T, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 30 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	}, "the API at %s never accepted a connection", addr)
 }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/canopy-p2p/canopy/internal/testwait"
 )
 
 func TestParseProcNetRoute(t *testing.T) {
@@ -178,19 +180,6 @@ func (f *fakeNATPMP) seen() []natpmpRequest {
 	return append([]natpmpRequest(nil), f.requests...)
 }
 
-// portMapWaitFor polls cond every 10 ms for up to d: the mapper runs on real
-// timers and real sockets, which testing/synctest cannot drive.
-func portMapWaitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return cond()
-}
-
 // TestMapPortNATPMP maps UDP and TCP on a fake NAT-PMP gateway that grants
 // two seconds: the mapper must use the granted port and lifetime, renew at
 // half the lifetime with the port it was given, and delete both on Close.
@@ -217,7 +206,9 @@ func TestMapPortNATPMP(t *testing.T) {
 		t.Fatalf("requests %+v", first)
 	}
 	// Renewal after ~1 s asks for the port granted.
-	if !portMapWaitFor(5*time.Second, func() bool { return len(f.seen()) >= 4 }) {
+	// The mapper runs on real timers and real sockets, which testing/synctest
+	// cannot drive: the renewal is polled for.
+	if testwait.For(5*time.Second, func() bool { return len(f.seen()) >= 4 }) != nil {
 		t.Fatalf("no renewal: %+v", f.seen())
 	}
 	if r := f.seen()[2]; r != (natpmpRequest{1, 40000, 41000, 3600}) {
@@ -368,7 +359,9 @@ func TestMapPortUPnP(t *testing.T) {
 	if got := f.seen(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("actions %q", got)
 	}
-	if !portMapWaitFor(5*time.Second, func() bool { return len(f.seen()) >= 4 }) {
+	// The mapper runs on real timers and real sockets, which testing/synctest
+	// cannot drive: the renewal is polled for.
+	if testwait.For(5*time.Second, func() bool { return len(f.seen()) >= 4 }) != nil {
 		t.Fatalf("no renewal: %q", f.seen())
 	}
 	if err := m.Close(); err != nil {

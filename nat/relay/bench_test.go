@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canopy-p2p/canopy/internal/testwait"
 	"github.com/canopy-p2p/canopy/logbridge"
 	"github.com/pion/turn/v5"
 )
@@ -234,22 +235,16 @@ func startRelayCoturn(b *testing.B, bin, user, pass string) (netip.AddrPort, int
 		<-exited
 	})
 	addr := netip.AddrPortFrom(relayLoopback, uint16(port))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.Until(b, 10*time.Second, func() bool {
 		select {
 		case err := <-exited:
 			log, _ := os.ReadFile(filepath.Join(dir, "turnserver.log"))
 			b.Fatalf("turnserver exited: %v\n%s\n%s", err, stderr.String(), log)
 		default:
 		}
-		if relayCoturnAnswers(addr, user, pass) {
-			return addr, cmd.Process.Pid
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("turnserver did not answer within 10s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return relayCoturnAnswers(addr, user, pass)
+	}, "turnserver did not answer")
+	return addr, cmd.Process.Pid
 }
 
 // relayCoturnAnswers reports whether an allocation at addr succeeds.
@@ -327,15 +322,17 @@ func newRelayBenchPath(b *testing.B, name string, server netip.AddrPort, user, p
 		}
 		time.Sleep(time.Millisecond)
 	}
-	p.drain()
+	p.drain(b)
 	return p
 }
 
-// drain waits until the peer has received nothing for 200 ms.
-func (p *relayBenchPath) drain() {
-	for time.Since(time.Unix(0, p.last.Load())) < 200*time.Millisecond {
-		time.Sleep(20 * time.Millisecond)
-	}
+// drain waits until the peer has received nothing for 200 ms. The sender has
+// stopped by then, so a peer that still receives after 10 s means datagrams
+// are looping somewhere: the benchmark fails rather than hangs.
+func (p *relayBenchPath) drain(b *testing.B) {
+	b.Helper()
+	testwait.Until(b, 10*time.Second, func() bool { return time.Since(time.Unix(0, p.last.Load())) >= 200*time.Millisecond },
+		"%s: the peer did not go quiet", p.name)
 }
 
 type relayBenchResult struct {
@@ -385,7 +382,7 @@ func (p *relayBenchPath) run(b *testing.B, mbps float64, dur time.Duration) rela
 		}
 	}
 	elapsed := time.Since(start)
-	p.drain()
+	p.drain(b)
 	got := p.bytes.Load() - before
 	sentBytes := float64(sent * relayBenchDatagram)
 	return relayBenchResult{

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canopy-p2p/canopy/internal/testwait"
 	"github.com/canopy-p2p/canopy/logbridge"
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
@@ -136,18 +137,10 @@ func relayTURNCode(err error) int {
 	return 0
 }
 
-// relayWaitFor polls cond until it holds or a generous deadline passes. The relay
-// acts on real sockets and timers, which testing/synctest cannot drive.
-func relayWaitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// relayWait is how long the relay tests wait for the relay to act: it works
+// on real sockets and timers, which testing/synctest cannot drive, so they
+// poll with a generous deadline.
+const relayWait = 10 * time.Second
 
 // relayEcho sends msg from the client through its allocation to peer, checks
 // that it arrives from the relayed address, sends a reply back and checks
@@ -223,7 +216,7 @@ func TestRelayRelaysBothWays(t *testing.T) {
 
 			// Deallocating releases the slot.
 			_ = rc.Close()
-			relayWaitFor(t, "deallocation", func() bool { return r.Stats().Allocations == 0 })
+			testwait.Until(t, relayWait, func() bool { return r.Stats().Allocations == 0 }, "waiting for deallocation")
 			if s := r.Stats(); s.Leaves != 0 || s.BytesRelayed != want {
 				t.Fatalf("after deallocation: %+v", s)
 			}
@@ -294,7 +287,7 @@ func TestRelayAllocationQuotas(t *testing.T) {
 		}
 		// A freed slot can be taken again.
 		_ = conns[0].Close()
-		relayWaitFor(t, "deallocation", func() bool { return r.Stats().Allocations == 2 })
+		testwait.Until(t, relayWait, func() bool { return r.Stats().Allocations == 2 }, "waiting for deallocation")
 		dialRelayTURN(t, r.UDPAddrs()[0], false, cred.Username, cred.Password).allocate(t)
 	})
 	t.Run("total", func(t *testing.T) {
@@ -409,7 +402,7 @@ func TestRelayCaps(t *testing.T) {
 		rc := dialRelayTURN(t, r.UDPAddrs()[0], false, cred.Username, cred.Password).allocate(t)
 		peer := newRelayTestPeer(t)
 		relayEcho(t, rc, peer, "before the cap")
-		relayWaitFor(t, "the lifetime cap", func() bool { s := r.Stats(); return s.Capped == 1 && s.Allocations == 0 })
+		testwait.Until(t, relayWait, func() bool { s := r.Stats(); return s.Capped == 1 && s.Allocations == 0 }, "waiting for the lifetime cap")
 		// The relayed address is gone: the peer's datagrams reach no one.
 		if _, err := peer.WriteTo([]byte("after"), rc.LocalAddr()); err != nil {
 			t.Fatal(err)
@@ -431,7 +424,7 @@ func TestRelayCaps(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		relayWaitFor(t, "the volume cap", func() bool { s := r.Stats(); return s.Capped == 1 && s.Allocations == 0 })
+		testwait.Until(t, relayWait, func() bool { s := r.Stats(); return s.Capped == 1 && s.Allocations == 0 }, "waiting for the volume cap")
 		if s := r.Stats(); s.BytesRelayed > max+1000 {
 			t.Fatalf("relayed %d bytes past a cap of %d", s.BytesRelayed, max)
 		}
@@ -595,11 +588,11 @@ func TestRelayCloseLeavesNoGoroutines(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer idle.Close()
-		relayWaitFor(t, "the idle connection", func() bool {
+		testwait.Until(t, relayWait, func() bool {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			return len(r.tcpConns) == 2
-		})
+		}, "waiting for the idle connection")
 
 		if err := r.Close(); err != nil {
 			t.Fatal(err)
