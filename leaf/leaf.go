@@ -428,32 +428,39 @@ func (l *Leaf) serve(a *attachment) {
 			l.lastSuccessors = l.successorsLocked()
 			delete(l.atts, a.conn.Peer())
 		}
-		now := time.Now()
-		s, cands, _ := l.stateLocked()
-		lostIdx := slices.IndexFunc(cands, func(c *candidate) bool { return c.addr == a.addr })
-		lp := lost(policyOf(&l.cfg), s, lostIdx, l.lastSuccessors, l.id)
-		if lostIdx >= 0 {
-			c := cands[lostIdx]
-			c.next = now.Add(lp.pause)
-			c.rtt = a.conn.RTT()
-			c.seen = now
-		}
-		if lp.orphaned {
-			l.orphanings++
-			l.lostAll = now
-			for _, i := range lp.retryNow {
-				cands[i].next = now
-			}
-			for _, p := range lp.successors {
-				if c := l.admitLocked(p.Control, now); c != nil {
-					c.id, c.successor = p.ID, true
-				}
-			}
-		}
+		l.detachedLocked(a.addr, a.conn.RTT(), time.Now())
 		l.mu.Unlock()
 		l.log.Info("detached", zap.String("supernode", a.conn.Peer().Short()), zap.String("reason", a.conn.Reason()))
 	}()
 	a.conn.Serve(l.cfg.IdleTimeout, func(e wire.Envelope) error { return l.message(a, e) })
+}
+
+// detachedLocked carries out lost for the link to addr that has just gone
+// (and been removed from l.atts): it pauses re-dials of that supernode and,
+// when it was the last link, retries every other candidate at once and adds
+// the successors. rtt is the link's last round-trip time. l.mu is held.
+func (l *Leaf) detachedLocked(addr string, rtt time.Duration, now time.Time) {
+	s, cands, _ := l.stateLocked()
+	lostIdx := slices.IndexFunc(cands, func(c *candidate) bool { return c.addr == addr })
+	lp := lost(policyOf(&l.cfg), s, lostIdx, l.lastSuccessors, l.id)
+	if lostIdx >= 0 {
+		c := cands[lostIdx]
+		c.next = now.Add(lp.pause)
+		c.rtt = rtt
+		c.seen = now
+	}
+	if lp.orphaned {
+		l.orphanings++
+		l.lostAll = now
+		for _, i := range lp.retryNow {
+			cands[i].next = now
+		}
+		for _, p := range lp.successors {
+			if c := l.admitLocked(p.Control, now); c != nil {
+				c.id, c.successor = p.ID, true
+			}
+		}
+	}
 }
 
 func (l *Leaf) message(a *attachment, e wire.Envelope) error {
