@@ -39,8 +39,10 @@ type Config struct {
 	// DefaultAttach.
 	Attach int
 	// MaxCandidates bounds the supernodes the leaf keeps as candidates to
-	// attach to; when a new one is learned and the set is full, one is
-	// evicted (see evict). Default DefaultMaxCandidates.
+	// attach to (seeds, which are never dropped, count; successors do not);
+	// when a new one is learned and the set is full, one is evicted (see
+	// evict). It also bounds how many dials must fail before the leaf counts
+	// as orphaned. Default DefaultMaxCandidates.
 	MaxCandidates int
 	// Transfer configures downloads and uploads; its Identity, Signal and
 	// Source are filled by the leaf.

@@ -147,7 +147,7 @@ func (l *Leaf) AddSupernodes(peers ...Peer) {
 func (l *Leaf) addCandidateLocked(p wire.PeerInfo, now time.Time) *candidate {
 	c, ok := l.cands[p.Control]
 	if !ok {
-		if c = l.admitLocked(p.Control, now); c == nil {
+		if c = l.admitLocked(p.Control, false, now); c == nil {
 			return nil
 		}
 		c.id = p.ID
@@ -164,20 +164,27 @@ func (l *Leaf) addCandidateLocked(p wire.PeerInfo, now time.Time) *candidate {
 }
 
 // admitLocked makes room for a new candidate at addr, as evict decides, and
-// adds it; it returns nil when there is no room. l.mu is held.
-func (l *Leaf) admitLocked(addr string, now time.Time) *candidate {
-	s, cands, _ := l.stateLocked()
-	victim, ok := evict(policyOf(&l.cfg), s.cands)
-	if !ok {
-		l.log.Debug("candidate set full of supernodes in use and seeds; not adding one", zap.String("addr", addr))
-		return nil
-	}
-	if victim >= 0 {
+// adds it; it returns nil when there is no room. A successor needs no room
+// (see evict). l.mu is held.
+func (l *Leaf) admitLocked(addr string, successor bool, now time.Time) *candidate {
+	// One eviction makes room unless the set has outgrown the bound, which
+	// it does when a successor is named as a supernode: then evict until the
+	// bound holds again.
+	for !successor {
+		s, cands, _ := l.stateLocked()
+		victim, ok := evict(policyOf(&l.cfg), s.cands)
+		if !ok {
+			l.log.Debug("candidate set full of supernodes in use and seeds; not adding one", zap.String("addr", addr))
+			return nil
+		}
+		if victim < 0 {
+			break
+		}
 		l.log.Debug("candidate evicted", zap.String("addr", cands[victim].addr), zap.String("for", addr),
 			zap.Int("failures", cands[victim].failures), zap.Duration("unseen", now.Sub(cands[victim].seen)))
 		delete(l.cands, cands[victim].addr)
 	}
-	c := &candidate{addr: addr, seen: now, tiebreak: rand.Uint64()}
+	c := &candidate{addr: addr, successor: successor, seen: now, tiebreak: rand.Uint64()}
 	l.cands[addr] = c
 	return c
 }
@@ -456,9 +463,7 @@ func (l *Leaf) detachedLocked(addr string, rtt time.Duration, now time.Time) {
 			cands[i].next = now
 		}
 		for _, p := range lp.successors {
-			if c := l.admitLocked(p.Control, now); c != nil {
-				c.id, c.successor = p.ID, true
-			}
+			l.admitLocked(p.Control, true, now).id = p.ID
 		}
 	}
 }

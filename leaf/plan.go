@@ -291,6 +291,13 @@ func lost(p policy, s attachState, lostIdx int, successors []wire.PeerInfo, self
 // fits in a candidate set bounded by p.maxCandidates. ok is false when the
 // newcomer must be turned away instead; victim is -1 when there is room.
 //
+// Successors do not count towards the bound and are never evicted: they are
+// leaves that may step in when every supernode is gone, and a successor that
+// has not promoted yet fails every dial, so ranking it with the supernodes by
+// failures would drop exactly the candidates an emergency election needs.
+// The supernodes name at most a few each, so they bound themselves, and
+// orphaned ignores them.
+//
 // A candidate the leaf is attached to or dialling is never evicted: it is in
 // use. Nor is a seed: the operator named it, and it is the way back into the
 // network after everything learned has gone stale. Among the others the one
@@ -302,13 +309,19 @@ func lost(p policy, s attachState, lostIdx int, successors []wire.PeerInfo, self
 // is fully determined. The newcomer is always preferred to an evictable
 // candidate: it was named by a live supernode just now.
 func evict(p policy, cands []candView) (victim int, ok bool) {
-	if len(cands) < p.maxCandidates {
+	n := 0
+	for i := range cands {
+		if !cands[i].successor {
+			n++
+		}
+	}
+	if n < p.maxCandidates {
 		return -1, true
 	}
 	victim = -1
 	for i := range cands {
 		c := &cands[i]
-		if c.attached || c.dialing || c.seed {
+		if c.attached || c.dialing || c.seed || c.successor {
 			continue
 		}
 		if victim < 0 || evictBefore(c, &cands[victim]) {

@@ -299,6 +299,14 @@ func TestEvict(t *testing.T) {
 				with(c("b", 9, older, 1), func(v *candView) { v.dialing = true }),
 				with(c("c", 9, older, 1), func(v *candView) { v.seed = true }),
 				c("d", 0, t0, 1)}, 3, true},
+		{"successors neither count nor go",
+			[]candView{
+				with(c("a", 9, older, 1), func(v *candView) { v.successor = true }),
+				c("b", 0, t0, 1), c("c", 0, t0, 2), c("d", 0, t0, 3)}, -1, true},
+		{"a full set evicts a supernode, not a failing successor",
+			[]candView{
+				with(c("a", 9, older, 1), func(v *candView) { v.successor = true }),
+				c("b", 0, t0, 1), c("c", 0, t0, 2), c("d", 0, t0, 3), c("e", 0, t0, 4)}, 4, true},
 		{"nothing evictable: the newcomer is turned away",
 			[]candView{
 				with(c("a", 0, t0, 1), func(v *candView) { v.attached = true }),
@@ -439,14 +447,20 @@ func TestLosingTheLastLink(t *testing.T) {
 			t.Errorf("candidate %d: %+v, expected to be retried at once", i, c)
 		}
 	}
-	// The set was full: the successor took the place of the candidate with
-	// the most failures, and the leaf itself is never its own candidate.
+	// The set was full, but a successor needs no room: every supernode
+	// candidate stays, and the leaf itself is never its own candidate.
 	if c := l.cands["succ:7000"]; c == nil || !c.successor || c.id != (identity.NodeID{0x51}) {
 		t.Errorf("successor candidate %+v", c)
 	}
-	if l.cands[peer(0).Control] != nil || l.cands["self:7000"] != nil || len(l.cands) != 4 {
+	if l.cands[peer(0).Control] == nil || l.cands["self:7000"] != nil || len(l.cands) != 5 {
 		t.Errorf("candidates after the loss: %d, failing one %v, self %v",
 			len(l.cands), l.cands[peer(0).Control], l.cands["self:7000"])
+	}
+	// Named as a supernode, the successor counts again: the next newcomer
+	// brings the set back to the bound.
+	l.learn([]wire.PeerInfo{{ID: identity.NodeID{0x51}, Control: "succ:7000"}, {ID: peer(9).ID, Control: peer(9).Control}})
+	if len(l.cands) != 4 || l.cands[peer(0).Control] != nil || l.cands[peer(9).Control] == nil {
+		t.Errorf("after the successor promoted: %d candidates, failing one %v", len(l.cands), l.cands[peer(0).Control])
 	}
 }
 
