@@ -73,6 +73,17 @@ type Params struct {
 	RetryAfter time.Duration `toml:"retry_after"`
 }
 
+// DefaultMaxCandidates is how many supernodes a leaf keeps as candidates to
+// choose its K from: the node's leaf.Config.MaxCandidates default and the
+// simulator's network.candidates. It lives here, with the rule it feeds, so
+// that both read the same value. The set is a host cache bounded the way
+// Gnutella servents bounded theirs, forgetting the likeliest dead entries
+// first: 16 is enough to find K = 3 supernodes with room for a dozen that
+// fail or are full, is what one supernode's answer names (it lists up to 16
+// others), and keeps the leaf's wait before it declares itself orphaned —
+// every candidate must fail a dial first — to a few rounds of dials.
+const DefaultMaxCandidates = 16
+
 // DefaultParams returns the rule the node uses; the field docs give sources.
 func DefaultParams() Params {
 	return Params{

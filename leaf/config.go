@@ -17,6 +17,16 @@ import (
 	"github.com/canopy-p2p/canopy/wire"
 )
 
+// DefaultAttach is Config.Attach's default: LimeWire's leaves kept 3
+// ultrapeers (gtk-gnutella's 4), enough to survive two supernode failures
+// without losing search while each extra link costs a supernode slot and an
+// index upload.
+const DefaultAttach = 3
+
+// DefaultMaxCandidates is Config.MaxCandidates' default, shared with the
+// simulator through package choice (which it can import, unlike this one).
+const DefaultMaxCandidates = choice.DefaultMaxCandidates
+
 // Config configures a leaf.
 type Config struct {
 	// Creds are the node's TLS credentials. Must not be nil.
@@ -25,9 +35,15 @@ type Config struct {
 	Library *library.Library
 	// Seeds are control addresses (host:port) of supernodes to start from.
 	Seeds []string
-	// Attach is how many supernodes the leaf keeps links to. Default 3, as
-	// LimeWire's leaves did (gtk-gnutella used 4; FIELD-NUMBERS.md).
+	// Attach is how many supernodes the leaf keeps links to. Default
+	// DefaultAttach.
 	Attach int
+	// MaxCandidates bounds the supernodes the leaf keeps as candidates to
+	// attach to (seeds, which are never dropped, count; successors do not);
+	// when a new one is learned and the set is full, one is evicted (see
+	// evict). It also bounds how many dials must fail before the leaf counts
+	// as orphaned. Default DefaultMaxCandidates.
+	MaxCandidates int
 	// Transfer configures downloads and uploads; its Identity, Signal and
 	// Source are filled by the leaf.
 	Transfer transfer.Config
@@ -65,7 +81,10 @@ type Config struct {
 
 func (c *Config) fill() {
 	if c.Attach <= 0 {
-		c.Attach = 3
+		c.Attach = DefaultAttach
+	}
+	if c.MaxCandidates <= 0 {
+		c.MaxCandidates = DefaultMaxCandidates
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 60 * time.Second

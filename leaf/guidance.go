@@ -88,31 +88,18 @@ func (l *Leaf) EmergencyRank() int {
 	return len(succ)
 }
 
-// Orphaned reports whether the leaf has lost every supernode it knows of: it
-// holds no attachment, and every candidate supernode it knows has failed a
-// dial since it lost the last one (or since it started). since is how long it
-// has had no attachment. A leaf that knows no candidate at all is orphaned
-// from the start: nobody is there to attach to.
-func (l *Leaf) Orphaned(now time.Time) (orphaned bool, since time.Duration) {
+// Orphaned reports whether the leaf has lost every supernode it knows of,
+// and for how long it has had no attachment (see orphaned).
+func (l *Leaf) Orphaned(now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.atts) > 0 || len(l.dialing) > 0 {
-		return false, 0
-	}
-	for _, c := range l.cands {
-		if c.successor {
-			continue // a successor is a leaf until it promotes
-		}
-		if !c.lastFail.After(l.lostAll) {
-			return false, now.Sub(l.lostAll)
-		}
-	}
-	return true, now.Sub(l.lostAll)
+	s, _, _ := l.stateLocked()
+	return orphaned(s, now)
 }
 
 // handover handles a supernode's Handover: the leaf learns the supernodes it
 // names and marks the attachment as leaving, so that maintain dials a
-// replacement before it closes this link (closeLeaving).
+// replacement before it closes this link (plan).
 func (l *Leaf) handover(a *attachment, h wire.Handover) {
 	l.learn(h.Supernodes)
 	l.mu.Lock()
@@ -123,39 +110,12 @@ func (l *Leaf) handover(a *attachment, h wire.Handover) {
 	l.log.Info("supernode is handing us over", zap.String("supernode", a.conn.Peer().Short()), zap.String("reason", h.Reason))
 }
 
-// closeLeaving closes the links of supernodes that are handing the leaf over,
-// once it holds enough others: Attach of them, or at least one after
-// HandoverGrace. With none, the link stays until the supernode closes it, so
-// the leaf is never left without a supernode by its own doing. l.mu is held.
-func (l *Leaf) closeLeavingLocked(now time.Time) {
-	staying := l.stayingLocked()
-	for _, a := range l.atts {
-		if a.leavingSince.IsZero() {
-			continue
-		}
-		if staying >= l.cfg.Attach || (staying > 0 && now.Sub(a.leavingSince) >= l.cfg.HandoverGrace) {
-			go a.conn.Close("handed over to another supernode")
-		}
-	}
-}
-
 // Orphanings is how many times the leaf has lost its last attachment (a
 // handover never causes one: the leaf attaches elsewhere first).
 func (l *Leaf) Orphanings() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.orphanings
-}
-
-// stayingLocked counts the attachments not being handed over; l.mu is held.
-func (l *Leaf) stayingLocked() int {
-	n := 0
-	for _, a := range l.atts {
-		if a.leavingSince.IsZero() {
-			n++
-		}
-	}
-	return n
 }
 
 // RequestDialBack asks every attached supernode but the node's own to dial the

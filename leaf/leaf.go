@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -12,7 +11,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/canopy-p2p/canopy/choice"
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/transfer"
@@ -51,8 +49,6 @@ type Leaf struct {
 	lostAll time.Time
 	// lastSuccessors are the successors named by attachments that are gone.
 	lastSuccessors []wire.PeerInfo
-	// chosen is Choose's scratch space, reused by fillAttachments.
-	chosen []int
 	// orphanings counts the times the leaf lost its last attachment.
 	orphanings int
 }
@@ -65,6 +61,12 @@ type candidate struct {
 	next     time.Time // no dial before this
 	lastErr  string
 	lastFail time.Time
+	// seen is when the leaf last attached to or detached from it, or a
+	// supernode last named it: how fresh the leaf's knowledge of it is, for
+	// eviction from a full candidate set.
+	seen time.Time
+	// seed marks an address from Config.Seeds, which is never evicted.
+	seed bool
 	// load (percent) and slots are the supernode's load as a supernode last
 	// reported it; known is false until one did.
 	load  uint8
@@ -114,8 +116,10 @@ func Start(cfg Config) (*Leaf, error) {
 	if l.engine, err = transfer.New(tc); err != nil {
 		return nil, fmt.Errorf("leaf: transfer engine: %w", err)
 	}
+	// Seeds are never evicted, so they all enter even beyond MaxCandidates:
+	// the operator asked for them.
 	for _, s := range cfg.Seeds {
-		l.cands[s] = &candidate{addr: s, tiebreak: rand.Uint64()}
+		l.cands[s] = &candidate{addr: s, seed: true, seen: l.lostAll, tiebreak: rand.Uint64()}
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.wg.Add(1)
@@ -129,19 +133,24 @@ func (l *Leaf) ID() identity.NodeID { return l.id }
 // AddSupernodes adds supernodes the leaf may attach to (from a host cache, or
 // the node's own supernode role).
 func (l *Leaf) AddSupernodes(peers ...Peer) {
+	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, p := range peers {
-		l.addCandidateLocked(wire.PeerInfo{ID: p.ID, Control: p.Control})
+		l.addCandidateLocked(wire.PeerInfo{ID: p.ID, Control: p.Control}, now)
 	}
 }
 
-// addCandidateLocked adds or refreshes a supernode candidate; l.mu is held.
-func (l *Leaf) addCandidateLocked(p wire.PeerInfo) *candidate {
+// addCandidateLocked adds or refreshes a supernode candidate, evicting another
+// when the set is full (evict); it returns nil when the set is full of
+// candidates that may not be evicted. l.mu is held.
+func (l *Leaf) addCandidateLocked(p wire.PeerInfo, now time.Time) *candidate {
 	c, ok := l.cands[p.Control]
 	if !ok {
-		c = &candidate{addr: p.Control, id: p.ID, tiebreak: rand.Uint64()}
-		l.cands[p.Control] = c
+		if c = l.admitLocked(p.Control, false, now); c == nil {
+			return nil
+		}
+		c.id = p.ID
 	}
 	if c.id.IsZero() {
 		c.id = p.ID
@@ -150,7 +159,59 @@ func (l *Leaf) addCandidateLocked(p wire.PeerInfo) *candidate {
 		c.load, c.slots, c.known = p.Load, p.Slots, true
 	}
 	c.successor = false // named as a supernode now
+	c.seen = now
 	return c
+}
+
+// admitLocked makes room for a new candidate at addr, as evict decides, and
+// adds it; it returns nil when there is no room. A successor needs no room
+// (see evict). l.mu is held.
+func (l *Leaf) admitLocked(addr string, successor bool, now time.Time) *candidate {
+	// One eviction makes room unless the set has outgrown the bound, which
+	// it does when a successor is named as a supernode: then evict until the
+	// bound holds again.
+	for !successor {
+		s, cands, _ := l.stateLocked()
+		victim, ok := evict(policyOf(&l.cfg), s.cands)
+		if !ok {
+			l.log.Debug("candidate set full of supernodes in use and seeds; not adding one", zap.String("addr", addr))
+			return nil
+		}
+		if victim < 0 {
+			break
+		}
+		l.log.Debug("candidate evicted", zap.String("addr", cands[victim].addr), zap.String("for", addr),
+			zap.Int("failures", cands[victim].failures), zap.Duration("unseen", now.Sub(cands[victim].seen)))
+		delete(l.cands, cands[victim].addr)
+	}
+	c := &candidate{addr: addr, successor: successor, seen: now, tiebreak: rand.Uint64()}
+	l.cands[addr] = c
+	return c
+}
+
+// stateLocked copies the leaf's attachment state for the decisions in
+// plan.go; cands and atts are the candidates and attachments in the order of
+// s.cands and s.links. l.mu is held.
+func (l *Leaf) stateLocked() (s attachState, cands []*candidate, atts []*attachment) {
+	s.lostAll, s.dialing = l.lostAll, len(l.dialing)
+	attachedAddr := make(map[string]bool, len(l.atts))
+	for _, a := range l.atts {
+		atts = append(atts, a)
+		s.links = append(s.links, linkView{leavingSince: a.leavingSince})
+		attachedAddr[a.addr] = true
+	}
+	for _, c := range l.cands {
+		_, byID := l.atts[c.id]
+		cands = append(cands, c)
+		s.cands = append(s.cands, candView{
+			addr: c.addr, failures: c.failures, next: c.next, lastFail: c.lastFail, seen: c.seen,
+			load: c.load, slots: c.slots, known: c.known, rtt: c.rtt,
+			successor: c.successor, seed: c.seed, tiebreak: c.tiebreak,
+			attached: (byID && !c.id.IsZero()) || attachedAddr[c.addr],
+			dialing:  l.dialing[c.addr],
+		})
+	}
+	return s, cands, atts
 }
 
 // Attachment describes a link to a supernode.
@@ -240,12 +301,9 @@ func (l *Leaf) maintain() {
 	}
 }
 
-// fillAttachments dials candidates while fewer than Attach links are up or
-// being set up (a link being handed over does not count), choosing them with
-// the choice core: least recently failed, then by load and round-trip time,
-// with a random tiebreak so that leaves spread over equal supernodes.
-// Candidates in their retry back-off are not considered; successors only
-// while the leaf is orphaned.
+// fillAttachments carries out plan: it closes the links of supernodes handing
+// the leaf over once it holds enough others, and dials candidates while fewer
+// than Attach links are up or being set up.
 func (l *Leaf) fillAttachments() {
 	now := time.Now()
 	l.mu.Lock()
@@ -253,44 +311,16 @@ func (l *Leaf) fillAttachments() {
 	if l.closed {
 		return
 	}
-	l.closeLeavingLocked(now)
-	want := l.cfg.Attach - l.stayingLocked() - len(l.dialing)
-	if want <= 0 {
-		return
+	s, cands, atts := l.stateLocked()
+	pl := plan(policyOf(&l.cfg), s, now)
+	for _, st := range pl.close {
+		// Closing waits for the link's writer; the plan is made again each
+		// tick until the reader has removed the attachment.
+		go atts[st.index].conn.Close("handed over to another supernode")
 	}
-	var ready []*candidate
-	var cands []choice.Candidate
-	for _, c := range l.cands {
-		if l.dialing[c.addr] || now.Before(c.next) {
-			continue
-		}
-		if _, ok := l.atts[c.id]; ok && !c.id.IsZero() {
-			continue
-		}
-		ready = append(ready, c)
-		cand := choice.Candidate{Load: 0, FreeSlots: 1, RTT: c.rtt, Tiebreak: c.tiebreak}
-		if c.known {
-			cand.Load, cand.FreeSlots = float64(c.load)/100, int(c.slots)
-		}
-		if now.Sub(c.lastFail) < l.cfg.Choice.RetryAfter {
-			cand.Failures = c.failures
-		}
-		cands = append(cands, cand)
-	}
-	p := l.cfg.Choice
-	p.K = want
-	l.chosen = choice.Choose(p, cands, l.chosen[:0])
-	if len(l.chosen) == 0 && len(ready) > 0 {
-		// Every candidate looks full or overloaded by its last report, which
-		// may be stale: try the best of them anyway rather than none.
-		p.MaxLoad = math.Inf(1)
-		for i := range cands {
-			cands[i].FreeSlots = max(cands[i].FreeSlots, 1)
-		}
-		l.chosen = choice.Choose(p, cands, l.chosen[:0])
-	}
-	for _, i := range l.chosen {
-		c := ready[i]
+	for _, st := range pl.dial {
+		c := cands[st.index]
+		l.log.Debug("dialling supernode", zap.String("addr", c.addr), zap.String("why", st.why))
 		l.dialing[c.addr] = true
 		l.wg.Add(1)
 		go l.attach(c.addr, c.id)
@@ -309,22 +339,17 @@ func (l *Leaf) attach(addr string, want identity.NodeID) {
 			c.failures++
 			c.lastErr = err.Error()
 			c.lastFail = time.Now()
-			back := min(l.cfg.RetryBackoff<<min(c.failures-1, 16), l.cfg.MaxBackoff)
-			if c.successor && len(l.atts) == 0 {
-				// A successor may promote any moment, and an orphaned
-				// leaf has nothing better: keep trying it.
-				back = l.cfg.RetryBackoff
-			}
-			c.next = time.Now().Add(back)
+			c.next = c.lastFail.Add(retryBackoff(policyOf(&l.cfg), c.failures, c.successor, len(l.atts) == 0))
 		}
 		l.mu.Unlock()
 		l.log.Debug("attach failed", zap.String("supernode", addr), zap.Error(err))
 		return
 	}
 	if c != nil {
-		c.failures, c.lastErr, c.id, c.successor = 0, "", a.conn.Peer(), false
+		c.failures, c.lastErr, c.id, c.successor, c.seen = 0, "", a.conn.Peer(), false, a.since
 	}
-	if _, dup := l.atts[a.conn.Peer()]; dup || l.closed || l.stayingLocked() >= l.cfg.Attach {
+	_, dup := l.atts[a.conn.Peer()]
+	if s, _, _ := l.stateLocked(); l.closed || !keepLink(policyOf(&l.cfg), s, dup) {
 		l.mu.Unlock()
 		a.conn.Close("already attached")
 		return
@@ -388,10 +413,11 @@ func (l *Leaf) learn(peers []wire.PeerInfo) {
 	if len(peers) == 0 {
 		return
 	}
+	now := time.Now()
 	l.mu.Lock()
 	for _, p := range peers {
 		if p.ID != l.id && !p.ID.IsZero() && p.Control != "" {
-			l.addCandidateLocked(p)
+			l.addCandidateLocked(p, now)
 		}
 	}
 	l.mu.Unlock()
@@ -409,33 +435,37 @@ func (l *Leaf) serve(a *attachment) {
 			l.lastSuccessors = l.successorsLocked()
 			delete(l.atts, a.conn.Peer())
 		}
-		now := time.Now()
-		if c := l.cands[a.addr]; c != nil {
-			// Re-dial a lost supernode after a pause, not in a tight loop.
-			c.next = now.Add(l.cfg.RetryBackoff)
-			c.rtt = a.conn.RTT()
-		}
-		if len(l.atts) == 0 {
-			l.orphanings++
-			// The last supernode is gone: retry every candidate now rather
-			// than when their back-offs end, and name the successors as
-			// candidates in case the ring has died with it.
-			l.lostAll = now
-			for _, c := range l.cands {
-				if c.addr != a.addr {
-					c.next = now
-				}
-			}
-			for _, p := range l.lastSuccessors {
-				if p.ID != l.id && l.cands[p.Control] == nil {
-					l.cands[p.Control] = &candidate{addr: p.Control, id: p.ID, successor: true, tiebreak: rand.Uint64()}
-				}
-			}
-		}
+		l.detachedLocked(a.addr, a.conn.RTT(), time.Now())
 		l.mu.Unlock()
 		l.log.Info("detached", zap.String("supernode", a.conn.Peer().Short()), zap.String("reason", a.conn.Reason()))
 	}()
 	a.conn.Serve(l.cfg.IdleTimeout, func(e wire.Envelope) error { return l.message(a, e) })
+}
+
+// detachedLocked carries out lost for the link to addr that has just gone
+// (and been removed from l.atts): it pauses re-dials of that supernode and,
+// when it was the last link, retries every other candidate at once and adds
+// the successors. rtt is the link's last round-trip time. l.mu is held.
+func (l *Leaf) detachedLocked(addr string, rtt time.Duration, now time.Time) {
+	s, cands, _ := l.stateLocked()
+	lostIdx := slices.IndexFunc(cands, func(c *candidate) bool { return c.addr == addr })
+	lp := lost(policyOf(&l.cfg), s, lostIdx, l.lastSuccessors, l.id)
+	if lostIdx >= 0 {
+		c := cands[lostIdx]
+		c.next = now.Add(lp.pause)
+		c.rtt = rtt
+		c.seen = now
+	}
+	if lp.orphaned {
+		l.orphanings++
+		l.lostAll = now
+		for _, i := range lp.retryNow {
+			cands[i].next = now
+		}
+		for _, p := range lp.successors {
+			l.admitLocked(p.Control, true, now).id = p.ID
+		}
+	}
 }
 
 func (l *Leaf) message(a *attachment, e wire.Envelope) error {

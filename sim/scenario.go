@@ -184,7 +184,8 @@ type Network struct {
 	// neighbours; a full mesh does not scale past a few thousand members.
 	PeerView int `toml:"peer_view"`
 	// Candidates is how many supernodes a leaf knows to choose from (its host
-	// cache and the lists supernodes send it).
+	// cache and the lists supernodes send it): the node's leaf.Config
+	// MaxCandidates, default choice.DefaultMaxCandidates.
 	Candidates int `toml:"candidates"`
 	// Evaluate is how often a reachable node runs the promotion policy
 	// (gtk-gnutella re-checks every 20 min).
@@ -266,7 +267,7 @@ func DefaultScenario() Scenario {
 			Routing:      routing.DefaultParams(),
 			LeafSlots:    200,
 			PeerView:     32,
-			Candidates:   16,
+			Candidates:   choice.DefaultMaxCandidates,
 			Evaluate:     Duration{10 * time.Minute},
 			DetectDead:   Duration{60 * time.Second},
 			RetryAttach:  Duration{30 * time.Second},
