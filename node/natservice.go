@@ -25,7 +25,7 @@ import (
 // natRecheck is how often the NAT behaviour is discovered again while the
 // discovery servers stay the same: a home router that reboots or changes
 // its address is noticed within this (gtk-gnutella re-checks its firewall
-// every 20 min; FIELD-NUMBERS.md).
+// every 20 min; docs/field-numbers.md).
 const natRecheck = 20 * time.Minute
 
 // natServices are the STUN and TURN services a supernode runs for its

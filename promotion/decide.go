@@ -132,7 +132,7 @@ func decideLeaf(p *Params, in *Input) Decision {
 	allow := CheckNeeded
 	switch {
 	case in.Consent == ConsentAlways:
-		// The user asked for it: only reachability (DESIGN.md, decision 2)
+		// The user asked for it: only reachability (docs/architecture.md, fixed decision 2)
 		// and the short dwell that stops a flapping verdict remain.
 		d.add(CheckDwell, in.SinceSwitch >= p.EmergencyDwell)
 		allow = CheckConsent

@@ -11,11 +11,11 @@
 // # The rules
 //
 // A leaf promotes itself when all of these hold (the lineage of each rule is
-// in the Params field docs and ../shared/FIELD-NUMBERS.md):
+// in the Params field docs and docs/field-numbers.md):
 //
 //   - the user consents (--supernode auto or always);
 //   - it is confirmed reachable from outside (dial-backs passed): only
-//     verified-public nodes may join the gossip ring (DESIGN.md, decision 2);
+//     verified-public nodes may join the gossip ring (docs/architecture.md, fixed decision 2);
 //   - it has been up long enough, now and on average (LimeWire, gtk-gnutella);
 //   - it has the bandwidth, CPU, memory and file descriptors to serve leaves;
 //   - it has not changed role recently (MinDwell, gtk-gnutella's 30 minutes)

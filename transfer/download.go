@@ -503,7 +503,7 @@ func (s *source) block(m *content.Manifest, pd wire.PieceData) error {
 	}
 	data := s.buf[:n]
 	// Verified before it is written: nothing unverified ever reaches the
-	// file (DESIGN.md decision 5).
+	// file (docs/architecture.md, fixed decision 5).
 	if err := m.VerifyPiece(i, data); err != nil {
 		s.d.e.stats.badPieces.Add(1)
 		return fmt.Errorf("%w: %v", ErrBadPiece, err)
