@@ -12,9 +12,9 @@
 // # What the test builds
 //
 //	[sn1]--\                                  two public supernodes (sn2 joins sn1),
-//	[sn2]---[internet]--[router kind X]--[leaf X-a]   each serving STUN (UDP 3478)
-//	        |          \-[router kind X]--[leaf X-b]  and TURN (UDP and TCP 3479)
-//	        ...          for every kind X of nat.Kinds()
+//	[sn2]---[internet]--[router kind X]--[leaf X-a]   each serving TURN, UDP and TCP
+//	        |          \-[router kind X]--[leaf X-b]  3478 (also plain STUN), and
+//	        ...          for every kind X of nat.Kinds()  RFC 5780 STUN on 3479/3480
 //
 // Two leaves per kind (14 leaves), each sharing one 8 MiB file of random
 // bytes under a name with a unique word. For every unordered pair of kinds,
