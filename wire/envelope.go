@@ -1,7 +1,7 @@
 // Package wire is Canopy's protocol: one message envelope that travels unchanged
-// over every carrier (today the TLS control links; it is built to ride WebRTC
-// data channels and gossip unchanged too), the payload types it carries, and
-// bounded decoders for all of them.
+// over every carrier (TLS control links and WebRTC data channels; gossip so far
+// carries only the supernodes' metadata record), the payload types it carries,
+// and bounded decoders for all of them.
 //
 // An envelope on the wire (version 1) is a fixed 21-byte header and a payload:
 //
