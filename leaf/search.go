@@ -25,7 +25,7 @@ type Result struct {
 
 // DefaultSearchLimit is how many distinct files a search collects before it
 // stops early. Gnutella's dynamic query stopped near 150 results (50 for a
-// leaf's own query); a person reads far fewer (FIELD-NUMBERS.md).
+// leaf's own query); a person reads far fewer (docs/field-numbers.md).
 const DefaultSearchLimit = 100
 
 // Search sends a keyword query through every attached supernode and collects
