@@ -23,7 +23,7 @@ import (
 // natRecheck is how often the NAT behaviour is discovered again while the
 // discovery servers stay the same: a home router that reboots or changes
 // its address is noticed within this (gtk-gnutella re-checks its firewall
-// every 20 min; FIELD-NUMBERS.md).
+// every 20 min; docs/field-numbers.md).
 const natRecheck = 20 * time.Minute
 
 // natServices are the STUN and TURN services a supernode runs for its
@@ -50,7 +50,7 @@ func (n *Node) startNATServices() *natServices {
 		n.log.Warn("no STUN/TURN services: the advertised control host is not an IP address", zap.String("host", host))
 		return svc
 	}
-	if n.cfg.TURN != "-" {
+	if n.cfg.TURN != Off {
 		svc.creds = nat.NewRelayCreds(nat.RelayCredsConfig{})
 		rc := nat.DefaultRelayConfig()
 		rc.ListenUDP, rc.ListenTCP = []string{n.cfg.TURN}, n.cfg.TURN
@@ -80,7 +80,7 @@ func (n *Node) startNATServices() *natServices {
 			svc.discovery = bound.String()
 		}
 	}
-	if n.cfg.STUN != "-" {
+	if n.cfg.STUN != Off {
 		primary, err := netip.ParseAddrPort(n.cfg.STUN)
 		if err != nil {
 			port := portOf(n.cfg.STUN)
