@@ -11,7 +11,7 @@
 // # The rules
 //
 // A leaf promotes itself when all of these hold (the lineage of each rule is
-// in the Params field docs and ../shared/FIELD-NUMBERS.md):
+// in the Params field docs and docs/field-numbers.md):
 //
 //   - the user consents (--supernode auto or always);
 //   - it is confirmed reachable from outside (dial-backs passed): only
