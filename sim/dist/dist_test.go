@@ -74,7 +74,7 @@ func TestWeibull(t *testing.T) {
 		})
 	}
 	// The closed forms themselves, against the figures quoted in
-	// FIELD-NUMBERS.md (median ≈ 16 min, mean ≈ 163 min).
+	// docs/field-numbers.md (median ≈ 16 min, mean ≈ 163 min).
 	w := Weibull{K: 0.38, Lambda: 42.4}
 	within(t, "debian closed-form mean", w.Mean(), 163, 1)
 	within(t, "debian closed-form median", w.Median(), 16.2, 0.2)
