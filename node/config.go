@@ -38,16 +38,16 @@ const (
 	// and the other API clients try first.
 	DefaultAPI = api.DefaultAddr
 	// DefaultTURN is where the supernode role runs its TURN relay unless
-	// told otherwise: all interfaces, on TURN's registered port
-	// (nat.DefaultRelayPort, RFC 8489 §18.6), which is what leaves behind
-	// strict firewalls can most often reach.
+	// told otherwise: all interfaces, on the standard STUN/TURN port
+	// (nat.DefaultRelayPort, RFC 8489 §18.6), the one clients try without
+	// being told.
 	DefaultTURN = "0.0.0.0:3478"
 	// DefaultSTUN is Off: an RFC 5780 STUN service needs a second public
 	// address, which few machines have, so it must be asked for.
 	DefaultSTUN = Off
 	// DefaultRoleInterval is how often the role loop evaluates the promotion
 	// policy: often enough to react to a ring that needs a supernode within
-	// a minute, rarely enough that measuring the node costs nothing.
+	// a minute, rarely enough that measuring the node costs little.
 	DefaultRoleInterval = 30 * time.Second
 	// DefaultHandoverTimeout bounds a demotion's handover of its leaves:
 	// long enough for every leaf to attach elsewhere on a slow link, short
