@@ -8,6 +8,11 @@ import "time"
 // DefaultAddr is where a node serves its local API unless told otherwise.
 const DefaultAddr = "127.0.0.1:7375"
 
+// DefaultSearchTimeout is how long a search collects hits when the request
+// names no timeout: a query crosses the ring in well under a second, and a
+// person waits a few seconds at most.
+const DefaultSearchTimeout = 3 * time.Second
+
 // Status describes a running node.
 type Status struct {
 	ID      string `json:"id"`
@@ -98,7 +103,8 @@ type RingMember struct {
 // SearchRequest asks the network for files.
 type SearchRequest struct {
 	Words string `json:"words"`
-	// Timeout is how long to collect hits, in milliseconds (default 3000).
+	// TimeoutMS is how long to collect hits, in milliseconds (0:
+	// DefaultSearchTimeout).
 	TimeoutMS int `json:"timeout_ms,omitempty"`
 	Limit     int `json:"limit,omitempty"`
 }

@@ -7,7 +7,7 @@
 // # The rule
 //
 // A leaf keeps links to K supernodes (LimeWire kept 3 ultrapeers per leaf,
-// gtk-gnutella 4; ../shared/FIELD-NUMBERS.md). Choose tops it up: it returns at
+// gtk-gnutella 4; docs/field-numbers.md). Choose tops it up: it returns at
 // most K minus the number already attached, never a candidate already attached,
 // never one without a free slot, and never one whose load is at or above
 // MaxLoad (a supernode that full would refuse the leaf or be overloaded by it).

@@ -28,7 +28,7 @@ type Options struct {
 	// Dir holds the nodes' data and shared files. Empty: a temporary directory
 	// removed by Network.Close.
 	Dir string
-	// API is the local API address of the first leaf ("-": none).
+	// API is the local API address of the first leaf (node.Off: none).
 	API string
 	// Out receives the step-by-step narration. May be nil.
 	Out io.Writer
@@ -70,11 +70,11 @@ func NodeOptions(dir, name string, log *zap.Logger) node.Config {
 		// probe timeouts suspect live supernodes now and then, and a
 		// supernode routes only to ring members.
 		GossipProfile: "lan",
-		API:           "-",
+		API:           node.Off,
 		// No TURN relay: on loopback it would refuse every peer (a relay
 		// serves public addresses only), and every supernode of a network
 		// on one machine would want the same port.
-		TURN:   "-",
+		TURN:   node.Off,
 		ICE:    ice.Config{LoopbackOnly: true},
 		Logger: log.Named(name),
 	}

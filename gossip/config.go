@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -32,6 +33,12 @@ const (
 	// timeout <= 0, because memberlist would otherwise wait forever for a
 	// broadcast that may never go out.
 	DefaultTimeout = 2 * time.Second
+	// DefaultBindAddr is all IPv4 interfaces, memberlist's own default: a
+	// supernode's ring peers may reach it on any of them.
+	DefaultBindAddr = "0.0.0.0"
+	// DefaultProfile is ProfileLAN, the timing for supernodes on the
+	// Internet.
+	DefaultProfile = ProfileLAN
 )
 
 // ringLabel is memberlist's cluster label. memberlist drops packets and
@@ -47,7 +54,7 @@ type Config struct {
 	NodeID identity.NodeID
 
 	// BindAddr is the IP address gossip listens on, over UDP and TCP.
-	// Empty means "0.0.0.0", all IPv4 interfaces.
+	// Empty means DefaultBindAddr, all IPv4 interfaces.
 	BindAddr string
 	// BindPort is the gossip port. Zero picks a free port; LocalAddr reports
 	// the one chosen.
@@ -83,48 +90,70 @@ type Config struct {
 	// "gossip" and "gossip.memberlist". Nil means no logs.
 	Logger *zap.Logger
 
-	// Profile selects memberlist's timing. Empty means ProfileLAN.
+	// Profile selects memberlist's timing. Empty means DefaultProfile.
 	Profile Profile
 }
 
 // DefaultConfig returns a Config with every optional field at its default.
-// NodeID and Meta must still be set.
+// NodeID and Meta, which have no default, must still be set.
 func DefaultConfig() Config {
 	return Config{
-		BindAddr:   "0.0.0.0",
+		BindAddr:   DefaultBindAddr,
 		EventQueue: DefaultEventQueue,
-		Profile:    ProfileLAN,
+		Profile:    DefaultProfile,
 	}
 }
 
-// memberlistConfig checks c and translates it into a memberlist.Config
-// without delegates or logger.
-func (c Config) memberlistConfig() (*memberlist.Config, error) {
+// withDefaults returns c with its zero fields set to their defaults and a
+// nil Logger replaced by one that discards.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.BindAddr == "" {
+		c.BindAddr = d.BindAddr
+	}
+	if c.EventQueue == 0 {
+		c.EventQueue = d.EventQueue
+	}
+	if c.Profile == "" {
+		c.Profile = d.Profile
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+// Validate reports every field of c (after withDefaults) that the ring
+// cannot run with, joined, each wrapping ErrConfig.
+func (c Config) Validate() error {
+	var errs []error
 	if c.NodeID.IsZero() {
-		return nil, fmt.Errorf("%w: NodeID is required", ErrBadConfig)
+		errs = append(errs, fmt.Errorf("%w: NodeID is required", ErrConfig))
 	}
 	if c.Meta == nil {
-		return nil, fmt.Errorf("%w: Meta is required", ErrBadConfig)
+		errs = append(errs, fmt.Errorf("%w: Meta is required", ErrConfig))
 	}
 	if c.BindPort < 0 || c.BindPort > 65535 || c.AdvertisePort < 0 || c.AdvertisePort > 65535 {
-		return nil, fmt.Errorf("%w: port out of range", ErrBadConfig)
+		errs = append(errs, fmt.Errorf("%w: port out of range", ErrConfig))
 	}
 	if c.EventQueue < 0 {
-		return nil, fmt.Errorf("%w: negative EventQueue", ErrBadConfig)
+		errs = append(errs, fmt.Errorf("%w: negative EventQueue", ErrConfig))
 	}
-	var mc *memberlist.Config
-	switch c.Profile {
-	case "", ProfileLAN:
-		mc = memberlist.DefaultLANConfig()
-	case ProfileLocal:
+	if c.Profile != ProfileLAN && c.Profile != ProfileLocal {
+		errs = append(errs, fmt.Errorf("%w: unknown profile %q", ErrConfig, c.Profile))
+	}
+	return errors.Join(errs...)
+}
+
+// memberlistConfig translates c, after withDefaults and Validate, into a
+// memberlist.Config without delegates or logger.
+func (c Config) memberlistConfig() *memberlist.Config {
+	mc := memberlist.DefaultLANConfig()
+	if c.Profile == ProfileLocal {
 		mc = memberlist.DefaultLocalConfig()
-	default:
-		return nil, fmt.Errorf("%w: unknown profile %q", ErrBadConfig, c.Profile)
 	}
 	mc.Name = c.NodeID.String()
-	if c.BindAddr != "" {
-		mc.BindAddr = c.BindAddr
-	}
+	mc.BindAddr = c.BindAddr
 	mc.BindPort = c.BindPort
 	mc.AdvertiseAddr = c.AdvertiseAddr
 	// memberlist's defaults advertise port 7946 whatever the bind port; it
@@ -134,5 +163,5 @@ func (c Config) memberlistConfig() (*memberlist.Config, error) {
 		mc.AdvertisePort = c.BindPort
 	}
 	mc.Label = ringLabel
-	return mc, nil
+	return mc
 }

@@ -11,8 +11,9 @@ var (
 	// fit in memberlist's node metadata (MaxMetaSize bytes).
 	ErrMetaTooLarge = errors.New("gossip: node metadata too large")
 
-	// ErrBadConfig is returned by Start for a Config it cannot run with.
-	ErrBadConfig = errors.New("gossip: invalid config")
+	// ErrConfig reports a Config the ring cannot run with. Every error of
+	// Config.Validate, and so of Start for a bad Config, wraps it.
+	ErrConfig = errors.New("gossip: invalid config")
 
 	// ErrNameMismatch is returned by the alive filter for a member whose
 	// memberlist name is not the node ID in its metadata.

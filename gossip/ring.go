@@ -39,16 +39,11 @@ type Ring struct {
 // Start creates this node's gossip listener and publishes its metadata. The
 // node is alone in its own ring until Join connects it to others.
 func Start(cfg Config) (*Ring, error) {
-	mc, err := cfg.memberlistConfig()
-	if err != nil {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
-	}
-	if cfg.EventQueue == 0 {
-		cfg.EventQueue = DefaultEventQueue
-	}
+	mc := cfg.memberlistConfig()
 	r := &Ring{
 		cfg:   cfg,
 		self:  mc.Name,

@@ -341,11 +341,11 @@ func TestStartRejectsBadConfig(t *testing.T) {
 		mutate func(*Config)
 		want   error
 	}{
-		{"zero node ID", func(c *Config) { c.NodeID = identity.NodeID{} }, ErrBadConfig},
-		{"no meta", func(c *Config) { c.Meta = nil }, ErrBadConfig},
-		{"unknown profile", func(c *Config) { c.Profile = "wan" }, ErrBadConfig},
-		{"bad port", func(c *Config) { c.BindPort = 70000 }, ErrBadConfig},
-		{"negative queue", func(c *Config) { c.EventQueue = -1 }, ErrBadConfig},
+		{"zero node ID", func(c *Config) { c.NodeID = identity.NodeID{} }, ErrConfig},
+		{"no meta", func(c *Config) { c.Meta = nil }, ErrConfig},
+		{"unknown profile", func(c *Config) { c.Profile = "wan" }, ErrConfig},
+		{"bad port", func(c *Config) { c.BindPort = 70000 }, ErrConfig},
+		{"negative queue", func(c *Config) { c.EventQueue = -1 }, ErrConfig},
 		{"invalid meta", func(c *Config) { c.Meta = func() Meta { return Meta{Control: "nowhere"} } }, ErrBadMeta},
 	}
 	for _, tt := range tests {

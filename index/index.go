@@ -29,46 +29,67 @@ type File struct {
 	Size int64
 }
 
+// Defaults for the Limits fields left zero or negative. DefaultLimits
+// returns Limits with all of them set.
+const (
+	// DefaultMaxOwners is the most owners the index holds: the design plans
+	// 100 to 1,000 leaves per supernode.
+	DefaultMaxOwners = 1000
+	// DefaultMaxFilesPerOwner is the most files one owner may share: well
+	// above a large personal music or book collection, while one leaf still
+	// cannot take more than a small part of the index.
+	DefaultMaxFilesPerOwner = 50_000
+	// DefaultMaxFiles is the most files the index holds in all. MaxOwners
+	// times MaxFilesPerOwner would be 50 million entries, far more memory
+	// than a home computer acting as supernode should give; this is the
+	// real memory bound: about 2,000 files per leaf on average, a few
+	// hundred megabytes (BenchmarkSearch reports the bytes per file).
+	DefaultMaxFiles = 2_000_000
+	// DefaultMaxNameBytes is the longest file name accepted, in bytes:
+	// common file systems allow 255 bytes per path element (up to 1020 in
+	// UTF-8), and leaves may send a relative path.
+	DefaultMaxNameBytes = 1024
+	// DefaultMaxScan is the most candidate entries one search examines: a
+	// pass over a twentieth of a full index, which keeps a query of very
+	// common words cheap.
+	DefaultMaxScan = 100_000
+)
+
 // Limits bounds what the leaves of a supernode can make its index hold and
 // what one search can cost. A field that is zero or negative takes the value
 // DefaultLimits gives it.
 type Limits struct {
 	// MaxOwners is the most owners (leaves with at least one file) the index
-	// holds. Default 1000: the design plans 100 to 1,000 leaves per supernode.
+	// holds. Zero or negative: DefaultMaxOwners.
 	MaxOwners int
 
-	// MaxFilesPerOwner is the most files one owner may share. Default 50,000:
-	// well above a large personal music or book collection, while one leaf
-	// still cannot take more than a small part of the index.
+	// MaxFilesPerOwner is the most files one owner may share. Zero or
+	// negative: DefaultMaxFilesPerOwner.
 	MaxFilesPerOwner int
 
-	// MaxFiles is the most files the index holds in all. MaxOwners times
-	// MaxFilesPerOwner would be 50 million entries, far more memory than a
-	// home computer acting as supernode should give; this is the real memory
-	// bound. Default 2,000,000: about 2,000 files per leaf on average, a few
-	// hundred megabytes (BenchmarkSearch reports the bytes per file).
+	// MaxFiles is the most files the index holds in all. Zero or negative:
+	// DefaultMaxFiles.
 	MaxFiles int
 
-	// MaxNameBytes is the longest file name accepted, in bytes. Default 1024:
-	// common file systems allow 255 bytes per path element (up to 1020 in
-	// UTF-8), and leaves may send a relative path.
+	// MaxNameBytes is the longest file name accepted, in bytes. Zero or
+	// negative: DefaultMaxNameBytes.
 	MaxNameBytes int
 
 	// MaxScan is the most candidate entries one search examines. A query made
 	// only of very common words ("mp3") would otherwise cost a pass over most
-	// of the index; past this bound the search ranks what it has seen.
-	// Default 100,000.
+	// of the index; past this bound the search ranks what it has seen. Zero
+	// or negative: DefaultMaxScan.
 	MaxScan int
 }
 
-// DefaultLimits returns the limits described on each field of Limits.
+// DefaultLimits returns Limits with every default set.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxOwners:        1000,
-		MaxFilesPerOwner: 50_000,
-		MaxFiles:         2_000_000,
-		MaxNameBytes:     1024,
-		MaxScan:          100_000,
+		MaxOwners:        DefaultMaxOwners,
+		MaxFilesPerOwner: DefaultMaxFilesPerOwner,
+		MaxFiles:         DefaultMaxFiles,
+		MaxNameBytes:     DefaultMaxNameBytes,
+		MaxScan:          DefaultMaxScan,
 	}
 }
 

@@ -5,6 +5,8 @@
 package leaf
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -17,11 +19,31 @@ import (
 	"github.com/canopy-p2p/canopy/wire"
 )
 
-// DefaultAttach is Config.Attach's default: LimeWire's leaves kept 3
-// ultrapeers (gtk-gnutella's 4), enough to survive two supernode failures
-// without losing search while each extra link costs a supernode slot and an
-// index upload.
-const DefaultAttach = 3
+// Defaults for the Config fields left zero. DefaultConfig returns a Config
+// with all of them set.
+const (
+	// DefaultAttach is how many supernodes a leaf keeps links to: 3, as
+	// LimeWire's leaves did (gtk-gnutella used 4; docs/field-numbers.md).
+	// With 3 a leaf survives two supernode failures without losing search.
+	DefaultAttach = 3
+	// DefaultIdleTimeout closes a supernode link on which nothing arrived
+	// for this long: a supernode pings at a third of it, so three pings in
+	// a row must go missing.
+	DefaultIdleTimeout = 60 * time.Second
+	// DefaultRetryBackoff is the first wait before re-dialling a supernode
+	// that failed: short enough to ride out a restart, long enough not to
+	// hammer a supernode that refuses.
+	DefaultRetryBackoff = time.Second
+	// DefaultMaxBackoff caps the doubling of RetryBackoff, so that a
+	// supernode back after a long outage is found again within a minute.
+	DefaultMaxBackoff = time.Minute
+	// DefaultHandoverGrace is how long a leaf keeps a supernode that hands it
+	// over while it attaches elsewhere: a few round trips of the attach.
+	DefaultHandoverGrace = 5 * time.Second
+	// DefaultSoftware is reported to supernodes when the program embedding
+	// the leaf names no version.
+	DefaultSoftware = "canopy"
+)
 
 // DefaultMaxCandidates is Config.MaxCandidates' default, shared with the
 // simulator through package choice (which it can import, unlike this one).
@@ -35,8 +57,8 @@ type Config struct {
 	Library *library.Library
 	// Seeds are control addresses (host:port) of supernodes to start from.
 	Seeds []string
-	// Attach is how many supernodes the leaf keeps links to. Default
-	// DefaultAttach.
+	// Attach is how many supernodes the leaf keeps links to. Zero or
+	// negative: DefaultAttach.
 	Attach int
 	// MaxCandidates bounds the supernodes the leaf keeps as candidates to
 	// attach to (seeds, which are never dropped, count; successors do not);
@@ -48,10 +70,12 @@ type Config struct {
 	// Source are filled by the leaf.
 	Transfer transfer.Config
 	// IdleTimeout closes a supernode link on which nothing arrived for this
-	// long; pings go out at a third of it. Default 60 s.
+	// long; pings go out at a third of it. Zero or negative:
+	// DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// RetryBackoff is the first wait before re-dialling a supernode that failed;
-	// it doubles up to MaxBackoff. Defaults 1 s and 1 min.
+	// it doubles up to MaxBackoff. Zero or negative: DefaultRetryBackoff and
+	// DefaultMaxBackoff.
 	RetryBackoff, MaxBackoff time.Duration
 	// Control is the node's own control address, for the supernodes'
 	// reachability dial-backs (RequestDialBack). Empty: no dial-backs.
@@ -60,52 +84,84 @@ type Config struct {
 	// (its user's consent is auto or always), so that they may name it as a
 	// successor for the emergency election.
 	Candidate bool
-	// Choice is the supernode choice rule. Default choice.DefaultParams with
-	// K = Attach.
+	// Choice is the supernode choice rule. Zero: choice.DefaultParams. Its K
+	// is always set to Attach.
 	Choice choice.Params
 	// HandoverGrace is how long a leaf keeps the link to a supernode that is
 	// handing it over while it holds at least one other link but fewer than
-	// Attach. Default 5 s.
+	// Attach. Zero or negative: DefaultHandoverGrace.
 	HandoverGrace time.Duration
 	// OnDialBack, when set, receives the supernodes' dial-back results.
 	// Called from a link's reader goroutine; must not block.
 	OnDialBack func(from identity.NodeID, res wire.DialBackResult)
-	// Software is reported to supernodes.
+	// Software is reported to supernodes. Empty: DefaultSoftware.
 	Software string
 	// OnSupernodes, when set, is called with the supernodes the leaf learned of
 	// (to persist a host cache). Called from the leaf's goroutines; must not block.
 	OnSupernodes func([]Peer)
-	// Logger may be nil.
+	// Logger may be nil: no logging.
 	Logger *zap.Logger
 }
 
-func (c *Config) fill() {
+// DefaultConfig returns a Config with every default set. Creds, which has
+// no default, must still be set; Seeds, Library, Control and the callbacks
+// are optional.
+func DefaultConfig() Config {
+	ch := choice.DefaultParams()
+	ch.K = DefaultAttach
+	return Config{
+		Attach:        DefaultAttach,
+		MaxCandidates: DefaultMaxCandidates,
+		IdleTimeout:   DefaultIdleTimeout,
+		RetryBackoff:  DefaultRetryBackoff,
+		MaxBackoff:    DefaultMaxBackoff,
+		Choice:        ch,
+		HandoverGrace: DefaultHandoverGrace,
+		Software:      DefaultSoftware,
+	}
+}
+
+// withDefaults returns c with its zero fields set to their defaults,
+// Choice.K set to Attach, and a nil Logger replaced by one that discards.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
 	if c.Attach <= 0 {
-		c.Attach = DefaultAttach
+		c.Attach = d.Attach
 	}
 	if c.MaxCandidates <= 0 {
-		c.MaxCandidates = DefaultMaxCandidates
+		c.MaxCandidates = d.MaxCandidates
 	}
 	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 60 * time.Second
+		c.IdleTimeout = d.IdleTimeout
 	}
 	if c.RetryBackoff <= 0 {
-		c.RetryBackoff = time.Second
+		c.RetryBackoff = d.RetryBackoff
 	}
 	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = time.Minute
+		c.MaxBackoff = d.MaxBackoff
 	}
 	if c.Choice == (choice.Params{}) {
-		c.Choice = choice.DefaultParams()
+		c.Choice = d.Choice
 	}
 	c.Choice.K = c.Attach
 	if c.HandoverGrace <= 0 {
-		c.HandoverGrace = 5 * time.Second
+		c.HandoverGrace = d.HandoverGrace
 	}
 	if c.Software == "" {
-		c.Software = "canopy"
+		c.Software = d.Software
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
+	return c
+}
+
+// Validate reports every field of c (after withDefaults) that the leaf
+// cannot run with, joined, each wrapping ErrConfig.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Creds == nil {
+		errs = append(errs, fmt.Errorf("%w: Creds must be set", ErrConfig))
+	}
+	return errors.Join(errs...)
 }

@@ -86,9 +86,9 @@ type candidate struct {
 
 // Start starts the leaf: it begins attaching to supernodes at once.
 func Start(cfg Config) (*Leaf, error) {
-	cfg.fill()
-	if cfg.Creds == nil {
-		return nil, errors.New("leaf: Creds must be set")
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	l := &Leaf{
 		cfg:     cfg,

@@ -16,7 +16,7 @@ var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func testPolicy() policy {
 	cfg := Config{}
-	cfg.fill()
+	cfg = cfg.withDefaults()
 	return policyOf(&cfg)
 }
 
@@ -334,7 +334,7 @@ func TestEvict(t *testing.T) {
 // newTestLeaf is a leaf with no goroutines, for the bookkeeping that runs
 // under Leaf.mu: nothing here dials.
 func newTestLeaf(cfg Config) *Leaf {
-	cfg.fill()
+	cfg = cfg.withDefaults()
 	l := &Leaf{
 		cfg: cfg, log: zap.NewNop(), id: identity.NodeID{0xee},
 		cands:   make(map[string]*candidate),
@@ -354,7 +354,7 @@ func peer(i int) Peer {
 
 func TestCandidateCap(t *testing.T) {
 	var def Config
-	def.fill()
+	def = def.withDefaults()
 	if def.MaxCandidates != 16 || def.Attach != 3 || def.Choice.K != 3 {
 		t.Fatalf("defaults: MaxCandidates %d, Attach %d, Choice.K %d", def.MaxCandidates, def.Attach, def.Choice.K)
 	}

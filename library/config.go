@@ -1,6 +1,7 @@
 package library
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -46,32 +47,59 @@ type Config struct {
 	Logger *zap.Logger
 }
 
-// normalize fills defaults and checks the config, returning a copy.
-func (c Config) normalize() (Config, error) {
+// DefaultConfig returns a Config with every default set. DBPath, which has
+// no default, must still be set; Dirs may stay empty.
+func DefaultConfig() Config {
+	return Config{
+		PieceSize:      content.DefaultPieceSize,
+		ChangeLogLimit: DefaultChangeLogLimit,
+	}
+}
+
+// withDefaults returns c with its zero fields set to their defaults and a
+// nil Logger replaced by one that discards.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.PieceSize == 0 {
+		c.PieceSize = d.PieceSize
+	}
+	if c.ChangeLogLimit == 0 {
+		c.ChangeLogLimit = d.ChangeLogLimit
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+// Validate reports every field of c (after withDefaults) that the library
+// cannot run with, joined, each wrapping ErrConfig.
+func (c Config) Validate() error {
+	var errs []error
 	if c.DBPath == "" {
-		return c, fmt.Errorf("%w: DBPath is empty", ErrConfig)
+		errs = append(errs, fmt.Errorf("%w: DBPath is empty", ErrConfig))
 	}
 	// The SQLite driver cuts a file name at '?' to find its parameters.
 	if strings.Contains(c.DBPath, "?") {
-		return c, fmt.Errorf("%w: DBPath %q contains '?'", ErrConfig, c.DBPath)
+		errs = append(errs, fmt.Errorf("%w: DBPath %q contains '?'", ErrConfig, c.DBPath))
 	}
+	if !content.ValidPieceSize(c.PieceSize) {
+		errs = append(errs, fmt.Errorf("%w: piece size %d", ErrConfig, c.PieceSize))
+	}
+	if c.ChangeLogLimit < 0 {
+		errs = append(errs, fmt.Errorf("%w: negative ChangeLogLimit", ErrConfig))
+	}
+	return errors.Join(errs...)
+}
+
+// absolute returns c with DBPath and Dirs made absolute, so that the
+// library does not depend on the working directory after Open.
+func (c Config) absolute() (Config, error) {
 	db, err := filepath.Abs(c.DBPath)
 	if err != nil {
 		return c, fmt.Errorf("%w: DBPath: %v", ErrConfig, err)
 	}
 	c.DBPath = db
-	if c.PieceSize == 0 {
-		c.PieceSize = content.DefaultPieceSize
-	}
-	if !content.ValidPieceSize(c.PieceSize) {
-		return c, fmt.Errorf("%w: piece size %d", ErrConfig, c.PieceSize)
-	}
-	if c.ChangeLogLimit == 0 {
-		c.ChangeLogLimit = DefaultChangeLogLimit
-	}
-	if c.ChangeLogLimit < 0 {
-		return c, fmt.Errorf("%w: negative ChangeLogLimit", ErrConfig)
-	}
 	dirs := make([]string, 0, len(c.Dirs))
 	for _, d := range c.Dirs {
 		abs, err := filepath.Abs(d)
@@ -81,9 +109,6 @@ func (c Config) normalize() (Config, error) {
 		dirs = append(dirs, abs)
 	}
 	c.Dirs = dirs
-	if c.Logger == nil {
-		c.Logger = zap.NewNop()
-	}
 	return c, nil
 }
 

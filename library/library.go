@@ -66,7 +66,11 @@ type Stats struct {
 // Open opens (creating if needed) the library database and returns the
 // library. It does not scan: call Scan for that.
 func Open(cfg Config) (*Library, error) {
-	cfg, err := cfg.normalize()
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg, err := cfg.absolute()
 	if err != nil {
 		return nil, err
 	}

@@ -117,7 +117,7 @@ func (n *Node) handleNATCheck(w http.ResponseWriter, r *http.Request) {
 func (n *Node) Search(ctx context.Context, req api.SearchRequest) (api.SearchResponse, error) {
 	timeout := time.Duration(req.TimeoutMS) * time.Millisecond
 	if timeout <= 0 {
-		timeout = 3 * time.Second
+		timeout = api.DefaultSearchTimeout
 	}
 	timeout = min(timeout, maxSearchTimeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/canopy-p2p/canopy/api"
+	"github.com/canopy-p2p/canopy/leaf"
 	"github.com/canopy-p2p/canopy/nat/ice"
 	"github.com/canopy-p2p/canopy/nat/reach"
 	"github.com/canopy-p2p/canopy/nat/relay"
@@ -28,9 +29,50 @@ const Version = "0.1.0"
 // Software is the name and version sent in hellos and gossip.
 const Software = "canopy/" + Version
 
-// DefaultListen is the default control listener: all interfaces, so that a
-// supernode is reachable and a leaf can be reached for reachability checks.
-const DefaultListen = "0.0.0.0:7373"
+// Defaults for the Config fields left zero. DefaultConfig returns a Config
+// with all of them set.
+const (
+	// DefaultListen is the default control listener: all interfaces, so that
+	// a supernode is reachable and a leaf can be reached for reachability
+	// checks.
+	DefaultListen = "0.0.0.0:7373"
+	// DefaultAPI is the default local API address, the one `canopy status`
+	// and the other API clients try first.
+	DefaultAPI = api.DefaultAddr
+	// DefaultTURN is where the supernode role runs its TURN relay unless
+	// told otherwise: all interfaces, on the standard STUN/TURN port
+	// (nat.DefaultRelayPort, RFC 8489 §18.6), the one clients try without
+	// being told.
+	DefaultTURN = "0.0.0.0:3478"
+	// DefaultSTUN is Off: an RFC 5780 STUN service needs a second public
+	// address, which few machines have, so it must be asked for.
+	DefaultSTUN = Off
+	// DefaultRoleInterval is how often the role loop evaluates the promotion
+	// policy: often enough to react to a ring that needs a supernode within
+	// a minute, rarely enough that measuring the node costs little.
+	DefaultRoleInterval = 30 * time.Second
+	// DefaultHandoverTimeout bounds a demotion's handover of its leaves:
+	// long enough for every leaf to attach elsewhere on a slow link, short
+	// enough that a user who quits does not wait long.
+	DefaultHandoverTimeout = 30 * time.Second
+	// DefaultRescanInterval is how often shared directories are rescanned: a
+	// new file becomes searchable within minutes, and a scan of an unchanged
+	// library only stats its files.
+	DefaultRescanInterval = 5 * time.Minute
+)
+
+// Off is the value of an address field (API, TURN, STUN) that turns its
+// service off. The CLI flags take it too.
+const Off = "off"
+
+// offAlias is the spelling of Off before there was one: "-". It is still
+// accepted, so that existing scripts and configs keep working, and
+// withDefaults turns it into Off.
+const offAlias = "-"
+
+// NoRoleLoop, as Config.RoleInterval, runs no role loop: the role chosen at
+// start stays. Any negative interval means the same.
+const NoRoleLoop time.Duration = -1
 
 // The roles a node plays, as Role reports them.
 const (
@@ -40,12 +82,12 @@ const (
 
 // Config configures a node.
 type Config struct {
-	// DataDir holds the key, the library database and the host cache. Default:
+	// DataDir holds the key, the library database and the host cache. Empty:
 	// DefaultDataDir().
 	DataDir string
-	// Shares are the directories the node shares.
+	// Shares are the directories the node shares. May be empty.
 	Shares []string
-	// Listen is the control listener's host:port. Default DefaultListen.
+	// Listen is the control listener's host:port. Empty: DefaultListen.
 	Listen string
 	// Advertise is the control address other nodes dial. Default: Listen, with
 	// an unspecified host replaced by this machine's first non-loopback address.
@@ -55,8 +97,8 @@ type Config struct {
 	Gossip string
 	// GossipProfile is "lan" (default) or "local" (fast timers for tests).
 	GossipProfile string
-	// API is the local API's address; it must be a loopback address. Default
-	// api.DefaultAddr. "-" disables the API.
+	// API is the local API's address; it must be a loopback address. Empty:
+	// DefaultAPI. Off disables the API.
 	API string
 	// Join are control addresses of supernodes to join through.
 	Join []string
@@ -70,18 +112,18 @@ type Config struct {
 	// emergency election).
 	UpBandwidth, DownBandwidth float64
 	// RoleInterval is how often the role loop evaluates the promotion
-	// policy. Default 30 s; negative: no role loop (the role chosen at start
-	// stays).
+	// policy. Zero: DefaultRoleInterval; NoRoleLoop (or any negative value):
+	// no role loop (the role chosen at start stays).
 	RoleInterval time.Duration
-	// HandoverTimeout bounds a demotion's handover of its leaves. Default 30 s.
+	// HandoverTimeout bounds a demotion's handover of its leaves. Zero or
+	// negative: DefaultHandoverTimeout.
 	HandoverTimeout time.Duration
 	// GuidanceInterval and DialBackInterval tune the supernode role (0: its
 	// defaults; see supernode.Config).
 	GuidanceInterval, DialBackInterval time.Duration
 	// TURN is where the supernode role runs its TURN relay, UDP and TCP
 	// (it also answers STUN binding requests, for server-reflexive
-	// candidates and NAT discovery). "-" turns it off. Default
-	// 0.0.0.0:3478, TURN's registered port.
+	// candidates and NAT discovery). Off turns it off. Empty: DefaultTURN.
 	TURN string
 	// RelayQuotas bound what the TURN relay does for leaves (zero fields:
 	// relay.DefaultQuotas, except that with a declared UpBandwidth the
@@ -90,8 +132,8 @@ type Config struct {
 	// STUN is where the supernode role runs an RFC 5780 STUN service for
 	// NAT behaviour discovery; it needs STUNAlternate, a second public
 	// address and port (the service listens on both IPs and both ports).
-	// Default "-": off, and leaves discover mapping (but not filtering)
-	// through two supernodes' relays.
+	// Empty: DefaultSTUN, which is Off, and leaves discover mapping (but
+	// not filtering) through two supernodes' relays.
 	STUN          string
 	STUNAlternate netip.AddrPort
 	// PortMap asks the home router to forward the control port (NAT-PMP,
@@ -101,11 +143,12 @@ type Config struct {
 	// Reach tunes the reachability verdict built from the supernodes'
 	// dial-backs (zero fields: reach.DefaultConfig).
 	Reach reach.Config
-	// Attach is how many supernodes the leaf side keeps (default 3).
+	// Attach is how many supernodes the leaf side keeps. Zero or negative:
+	// leaf.DefaultAttach.
 	Attach int
 	// MaxLeaves is the supernode's leaf slots (0: the supernode default).
 	MaxLeaves int
-	// ICE configures WebRTC for transfers.
+	// ICE configures WebRTC for transfers (zero fields: ice's defaults).
 	ICE ice.Config
 	// Policy, when set, is the promotion policy, and PolicyFile is ignored.
 	// For programs that embed a node (tests, emulations, the demo).
@@ -113,9 +156,10 @@ type Config struct {
 	// PolicyFile is a promotion policy file (as `canopy sim sweep` writes);
 	// empty: promotion.DefaultParams.
 	PolicyFile string
-	// RescanInterval is how often shared directories are rescanned. Default 5 min.
+	// RescanInterval is how often shared directories are rescanned. Zero or
+	// negative: DefaultRescanInterval.
 	RescanInterval time.Duration
-	// Logger may be nil.
+	// Logger may be nil: no logging.
 	Logger *zap.Logger
 }
 
@@ -131,50 +175,88 @@ func DefaultDataDir() string {
 	return ".canopy"
 }
 
-func (c *Config) fill() error {
+// DefaultConfig returns a Config with every default set. The fields whose
+// zero value hands the choice to another package (Gossip, Advertise,
+// GossipProfile, MaxLeaves, GuidanceInterval, DialBackInterval,
+// RelayQuotas, Reach, ICE) stay zero: their defaults are that package's.
+// PortMap is false, as in the zero Config; the canopy binary turns it on.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:         DefaultDataDir(),
+		Listen:          DefaultListen,
+		API:             DefaultAPI,
+		Consent:         promotion.ConsentAuto,
+		TURN:            DefaultTURN,
+		STUN:            DefaultSTUN,
+		RoleInterval:    DefaultRoleInterval,
+		HandoverTimeout: DefaultHandoverTimeout,
+		Attach:          leaf.DefaultAttach,
+		RescanInterval:  DefaultRescanInterval,
+	}
+}
+
+// withDefaults returns c with its zero fields set to their defaults, the
+// old "-" spelling of Off replaced by Off, and a nil Logger replaced by one
+// that discards.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
 	if c.DataDir == "" {
-		c.DataDir = DefaultDataDir()
+		c.DataDir = d.DataDir
 	}
 	if c.Listen == "" {
-		c.Listen = DefaultListen
+		c.Listen = d.Listen
 	}
 	if c.API == "" {
-		c.API = api.DefaultAddr
-	}
-	if _, err := c.Consent.MarshalText(); err != nil {
-		return fmt.Errorf("node: %w", err)
+		c.API = d.API
 	}
 	if c.TURN == "" {
-		c.TURN = "0.0.0.0:" + strconv.Itoa(relay.DefaultPort)
+		c.TURN = d.TURN
 	}
 	if c.STUN == "" {
-		c.STUN = "-"
+		c.STUN = d.STUN
 	}
-	if c.STUN != "-" && !c.STUNAlternate.IsValid() {
-		return errors.New("node: an RFC 5780 STUN service (STUN) needs a second address (STUNAlternate)")
+	for _, a := range []*string{&c.API, &c.TURN, &c.STUN} {
+		if *a == offAlias {
+			*a = Off
+		}
 	}
 	if c.RoleInterval == 0 {
-		c.RoleInterval = 30 * time.Second
+		c.RoleInterval = d.RoleInterval
 	}
 	if c.HandoverTimeout <= 0 {
-		c.HandoverTimeout = 30 * time.Second
+		c.HandoverTimeout = d.HandoverTimeout
+	}
+	if c.Attach <= 0 {
+		c.Attach = d.Attach
 	}
 	if c.RescanInterval <= 0 {
-		c.RescanInterval = 5 * time.Minute
+		c.RescanInterval = d.RescanInterval
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
-	if c.API != "-" {
+	return c
+}
+
+// Validate reports every field of c (after withDefaults) that the node
+// cannot run with, joined, each wrapping ErrConfig.
+func (c Config) Validate() error {
+	var errs []error
+	if _, err := c.Consent.MarshalText(); err != nil {
+		errs = append(errs, fmt.Errorf("%w: Consent: %w", ErrConfig, err))
+	}
+	if c.STUN != Off && !c.STUNAlternate.IsValid() {
+		errs = append(errs, fmt.Errorf("%w: STUNAlternate: an RFC 5780 STUN service (STUN) needs a second address", ErrConfig))
+	}
+	if c.API != Off {
 		host, _, err := net.SplitHostPort(c.API)
 		if err != nil {
-			return fmt.Errorf("node: API address: %w", err)
-		}
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return errors.New("node: the local API must listen on a loopback address")
+			errs = append(errs, fmt.Errorf("%w: API address: %w", ErrConfig, err))
+		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			errs = append(errs, fmt.Errorf("%w: API: the local API must listen on a loopback address", ErrConfig))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // gossipAddr derives the memberlist bind address from the bound control address.

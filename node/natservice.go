@@ -52,7 +52,7 @@ func (n *Node) startNATServices() *natServices {
 		n.log.Warn("no STUN/TURN services: the advertised control host is not an IP address", zap.String("host", host))
 		return svc
 	}
-	if n.cfg.TURN != "-" {
+	if n.cfg.TURN != Off {
 		svc.creds = relay.NewCreds(relay.CredsConfig{})
 		rc := relay.DefaultConfig()
 		rc.ListenUDP, rc.ListenTCP = []string{n.cfg.TURN}, n.cfg.TURN
@@ -82,7 +82,7 @@ func (n *Node) startNATServices() *natServices {
 			svc.discovery = bound.String()
 		}
 	}
-	if n.cfg.STUN != "-" {
+	if n.cfg.STUN != Off {
 		primary, err := netip.ParseAddrPort(n.cfg.STUN)
 		if err != nil {
 			port := portOf(n.cfg.STUN)

@@ -71,7 +71,8 @@ type Node struct {
 // listens for control links, decides its first role, attaches its leaf side
 // and serves the local API.
 func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
-	if err := cfg.fill(); err != nil {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -180,7 +181,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.wg.Add(1)
 		go n.roleLoop()
 	}
-	if cfg.API != "-" {
+	if cfg.API != Off {
 		if err = n.serveAPI(); err != nil {
 			return nil, err
 		}

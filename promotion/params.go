@@ -8,7 +8,7 @@ import (
 )
 
 // Params are the promotion policy's thresholds. Every field has a default in
-// DefaultParams; the sources are in ../shared/FIELD-NUMBERS.md. The TOML keys
+// DefaultParams; the sources are in docs/field-numbers.md. The TOML keys
 // are those of the params file (see File).
 type Params struct {
 	// MinUptime is the current session a leaf needs before it may promote.
@@ -146,7 +146,7 @@ type Params struct {
 	// skip MinDwell and the back-off: the emergency election and consent
 	// "always". Default 2 min. It stops a node whose reachability verdict
 	// flaps from switching faster than the ring settles (memberlist removes a
-	// dead member everywhere in ≈ 11 s on a LAN; FIELD-NUMBERS.md).
+	// dead member everywhere in ≈ 11 s on a LAN; docs/field-numbers.md).
 	EmergencyDwell time.Duration `toml:"emergency_dwell"`
 
 	// EmergencyStagger is how long each successor ahead of a candidate gets

@@ -11,20 +11,35 @@ import (
 	"github.com/canopy-p2p/canopy/identity"
 )
 
+// Defaults of the routing rule, as DefaultParams returns them.
+const (
+	// DefaultMaxFanout is 32: Gnutella ultrapeers kept about 32 ultrapeer
+	// neighbours (LimeWire) and gtk-gnutella 42–50 (docs/field-numbers.md).
+	DefaultMaxFanout = 32
+	// DefaultMaxTTL is 4 hops, twice the budget of a new query
+	// (wire.DefaultTTL): a peer may search somewhat deeper than this node's
+	// leaves do, but a crafted query cannot circulate.
+	DefaultMaxTTL uint8 = 4
+)
+
+// NoFanoutCap, as Params.MaxFanout, forwards a query to every ring peer.
+// Any value of zero or less means the same.
+const NoFanoutCap = -1
+
 // Params are the routing rule's tunables.
 type Params struct {
-	// MaxFanout caps how many ring peers one supernode forwards a query to.
-	// Gnutella ultrapeers kept about 32 ultrapeer neighbours (LimeWire) and
-	// gtk-gnutella 42–50 (FIELD-NUMBERS.md); a supernode with a larger ring
-	// view picks this many, least loaded first.
+	// MaxFanout caps how many ring peers one supernode forwards a query to;
+	// a supernode with a larger ring view picks this many, least loaded
+	// first. NoFanoutCap (or any value ≤ 0): no cap. Default
+	// DefaultMaxFanout.
 	MaxFanout int
 	// MaxTTL is the largest TTL accepted from a peer; larger values are clamped
-	// so that a crafted query cannot circulate.
+	// so that a crafted query cannot circulate. Default DefaultMaxTTL.
 	MaxTTL uint8
 }
 
 // DefaultParams returns the rule used by the node.
-func DefaultParams() Params { return Params{MaxFanout: 32, MaxTTL: 4} }
+func DefaultParams() Params { return Params{MaxFanout: DefaultMaxFanout, MaxTTL: DefaultMaxTTL} }
 
 // Query is what the rule needs to know about a query in hand.
 type Query struct {

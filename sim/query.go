@@ -14,7 +14,7 @@ const (
 )
 
 // gossipRefresh is how old the peer loads a supernode routes by may get:
-// memberlist spreads metadata updates within seconds (FIELD-NUMBERS.md), and
+// memberlist spreads metadata updates within seconds (docs/field-numbers.md), and
 // supernodes publish them when their leaf count changes.
 const gossipRefresh = des.Minute
 

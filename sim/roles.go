@@ -8,7 +8,7 @@ import (
 )
 
 // ringView is what gossip tells a node about the ring. The simulator gives
-// the current totals: memberlist converges in seconds (FIELD-NUMBERS.md),
+// the current totals: memberlist converges in seconds (docs/field-numbers.md),
 // far below the evaluation period, so the delay is not modelled.
 //
 // Leaves counts the leaf links the ring is asked for — K per online leaf —

@@ -55,7 +55,7 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.Strin
 
 // Scenario is everything a run depends on. Every field has a default (see
 // DefaultScenario) taken from published measurements where one exists
-// (../shared/FIELD-NUMBERS.md); a scenario file only names what it changes.
+// (docs/field-numbers.md); a scenario file only names what it changes.
 type Scenario struct {
 	Version int    `toml:"version"`
 	Name    string `toml:"name"`
@@ -92,11 +92,11 @@ type Scenario struct {
 type Churn struct {
 	// Session is the length of an online session. Default: Weibull k = 0.34,
 	// λ = 612 min, the Gnutella trace of the TU Delft P2P Trace Archive
-	// (FIELD-NUMBERS.md; unverified units). BitTorrent swarms churn faster
+	// (docs/field-numbers.md; unverified units). BitTorrent swarms churn faster
 	// (k = 0.38, λ = 42.4 min, Stutzbach & Rejaie 2006).
 	Session dist.Spec `toml:"session"`
 	// Offline is the time between two sessions of a node. Default:
-	// exponential with a mean of 48 h. No figure in FIELD-NUMBERS.md covers
+	// exponential with a mean of 48 h. No figure in docs/field-numbers.md covers
 	// it; with the default sessions (mean ≈ 59 h) it puts ~55% of the
 	// population online at any time. Measured P2P host availability is
 	// usually lower, so treat this as a knob, not a finding.
@@ -248,7 +248,7 @@ func DefaultScenario() Scenario {
 			CrashShare:    0.5,
 		},
 		// The Gia capacity mix (1×…10000×: 20%, 45%, 30%, 4.9%, 0.1%, from
-		// Saroiu 2002, FIELD-NUMBERS.md) with 1× read as a 32 KB/s uplink.
+		// Saroiu 2002, docs/field-numbers.md) with 1× read as a 32 KB/s uplink.
 		Capacity: []Class{
 			{Share: 0.20, Up: 32e3, Down: 256e3, Headroom: 0.3},
 			{Share: 0.45, Up: 320e3, Down: 2.5e6, Headroom: 0.5},
@@ -289,23 +289,24 @@ func LoadScenario(path string) (Scenario, error) {
 	}
 	md, err := toml.Decode(string(b), &s)
 	if err != nil {
-		return s, fmt.Errorf("scenario %s: %w", path, err)
+		return s, fmt.Errorf("%w: scenario %s: %w", ErrScenario, path, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		return s, fmt.Errorf("scenario %s: unknown keys %v", path, und)
+		return s, fmt.Errorf("%w: scenario %s: unknown keys %v", ErrScenario, path, und)
 	}
 	if s.Version != ScenarioVersion {
-		return s, fmt.Errorf("scenario %s: version %d, this canopy reads version %d", path, s.Version, ScenarioVersion)
+		return s, fmt.Errorf("%w: scenario %s: version %d, this canopy reads version %d", ErrScenario, path, s.Version, ScenarioVersion)
 	}
 	return s, nil
 }
 
-// Validate checks a scenario for values that would make the run meaningless.
+// Validate checks a scenario for values that would make the run
+// meaningless. It reports every one, joined, each wrapping ErrScenario.
 func (s *Scenario) Validate() error {
 	var errs []error
 	check := func(ok bool, format string, a ...any) {
 		if !ok {
-			errs = append(errs, fmt.Errorf(format, a...))
+			errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrScenario}, a...)...))
 		}
 	}
 	check(s.Nodes > 0 && s.Nodes < 1<<31, "nodes must be between 1 and 2^31")
@@ -336,16 +337,16 @@ func (s *Scenario) Validate() error {
 	check(s.Files.Layout == "" || s.Files.Layout == "zipf" || s.Files.Layout == "one-each", "files.layout must be \"zipf\" or \"one-each\"")
 	for i, e := range s.Events {
 		if err := e.validate(s.Hours); err != nil {
-			errs = append(errs, fmt.Errorf("events[%d]: %w", i, err))
+			errs = append(errs, fmt.Errorf("%w: events[%d]: %w", ErrScenario, i, err))
 		}
 	}
 	for name, sp := range map[string]dist.Spec{"churn.session": s.Churn.Session, "churn.offline": s.Churn.Offline, "network.hop_latency": s.Network.HopLatency} {
 		if err := sp.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			errs = append(errs, fmt.Errorf("%w: %s: %w", ErrScenario, name, err))
 		}
 	}
 	if err := s.Policy.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("policy: %w", err))
+		errs = append(errs, fmt.Errorf("%w: policy: %w", ErrScenario, err))
 	}
 	return errors.Join(errs...)
 }

@@ -4,17 +4,68 @@
 package supernode
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"github.com/canopy-p2p/canopy/gossip"
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/index"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/promotion"
 	"github.com/canopy-p2p/canopy/routing"
 	"github.com/canopy-p2p/canopy/wire"
+)
+
+// Defaults for the Config fields left zero. DefaultConfig returns a Config
+// with all of them set.
+const (
+	// DefaultGossipAddr binds memberlist on all interfaces, on any free
+	// port: the node normally passes the one next to its control port.
+	DefaultGossipAddr = "0.0.0.0:0"
+	// DefaultGossipProfile is memberlist's LAN timing, which suits
+	// supernodes on the Internet (gossip.ProfileLAN).
+	DefaultGossipProfile = string(gossip.ProfileLAN)
+	// DefaultMaxLeaves is the number of leaf slots: 200. LimeWire kept 30–45
+	// leaves per ultrapeer and gtk-gnutella up to 300
+	// (docs/field-numbers.md); Canopy leaves cost little more than their
+	// index entries.
+	DefaultMaxLeaves = 200
+	// DefaultQueryRate and DefaultQueryBurst limit the queries one leaf may
+	// send: a person searches far less than 5 times a second, and the burst
+	// covers a program that refines a search a few times at once.
+	DefaultQueryRate  rate.Limit = 5
+	DefaultQueryBurst            = 20
+	// DefaultSignalRate and DefaultSignalBurst limit the signals one leaf
+	// may send: a transfer takes two or three, and the burst covers a
+	// download that contacts several sources at once.
+	DefaultSignalRate  rate.Limit = 20
+	DefaultSignalBurst            = 60
+	// DefaultSeenTTL is how long a query ID is remembered: longer than the
+	// longest search deadline the local API allows.
+	DefaultSeenTTL = 2 * time.Minute
+	// DefaultIdleTimeout closes a link on which nothing arrived for this
+	// long; links ping at a third of it, so three pings must go missing.
+	DefaultIdleTimeout = 60 * time.Second
+	// DefaultGuidanceInterval is the longest time between two guidance
+	// messages: leaves learn of a change in the ring's need within it even
+	// when the guidance did not change.
+	DefaultGuidanceInterval = 30 * time.Second
+	// DefaultDialBackTimeout bounds one reachability dial-back: a TCP and
+	// TLS handshake across the Internet takes well under it.
+	DefaultDialBackTimeout = 5 * time.Second
+	// DefaultDialBackInterval is the rate at which one leaf may ask for
+	// dial-backs, so that a leaf cannot make supernodes scan for it.
+	DefaultDialBackInterval = time.Minute
+	// DefaultICERefresh is how often a leaf gets fresh ICE servers and TURN
+	// credentials: well inside the credentials' lifetime.
+	DefaultICERefresh = 20 * time.Minute
+	// DefaultSoftware is reported to peers when the program embedding the
+	// supernode names no version.
+	DefaultSoftware = "canopy"
 )
 
 // Config configures a supernode.
@@ -25,78 +76,92 @@ type Config struct {
 	// the node owns and feeds accepted links to Supernode.AcceptLeaf/AcceptPeer.
 	Control string
 	// GossipAddr is the host:port memberlist binds (port 0: any free port).
+	// Empty: DefaultGossipAddr.
 	GossipAddr string
-	// GossipProfile is "lan" (default) or "local" (fast timers for loopback tests).
+	// GossipProfile is "lan" or "local" (fast timers for loopback tests).
+	// Empty: DefaultGossipProfile.
 	GossipProfile string
-	// MaxLeaves is the number of leaf slots. Default 200: LimeWire kept 30–45
-	// leaves per ultrapeer and gtk-gnutella up to 300 (FIELD-NUMBERS.md); Canopy
-	// leaves cost little more than their index entries.
+	// MaxLeaves is the number of leaf slots. Zero or negative:
+	// DefaultMaxLeaves.
 	MaxLeaves int
-	// Index bounds the partial index (files per leaf, leaves).
+	// Index bounds the partial index (files per leaf, leaves). Zero:
+	// index.DefaultLimits.
 	Index index.Limits
-	// Routing is the query routing rule's parameters.
+	// Routing is the query routing rule's parameters. Zero:
+	// routing.DefaultParams.
 	Routing routing.Params
-	// QueryRate and QueryBurst limit the queries one leaf may send.
+	// QueryRate and QueryBurst limit the queries one leaf may send. A rate
+	// of zero or less: DefaultQueryRate and DefaultQueryBurst.
 	QueryRate  rate.Limit
 	QueryBurst int
 	// SignalRate and SignalBurst limit the signals one leaf may send. A
 	// transfer takes two or three; the burst covers a download that contacts
-	// several sources at once.
+	// several sources at once. A rate of zero or less: DefaultSignalRate and
+	// DefaultSignalBurst.
 	SignalRate  rate.Limit
 	SignalBurst int
 	// SeenTTL is how long a query ID is remembered, for de-duplication and to
 	// route its hits back. It must exceed the longest search deadline.
+	// Zero or negative: DefaultSeenTTL.
 	SeenTTL time.Duration
 	// IdleTimeout closes a link on which nothing arrived for this long (links
-	// send pings at a third of it).
+	// send pings at a third of it). Zero or negative: DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// Policy is the promotion policy whose Needed rule the guidance sent to
-	// leaves applies. Default promotion.DefaultParams.
+	// leaves applies. Zero: promotion.DefaultParams.
 	Policy promotion.Params
 	// GuidanceInterval is the longest time between two guidance messages to
-	// the leaves (they also go out whenever the guidance changes). Default 30 s.
+	// the leaves (they also go out whenever the guidance changes). Zero or
+	// negative: DefaultGuidanceInterval.
 	GuidanceInterval time.Duration
-	// DialBackTimeout bounds one reachability dial-back. Default 5 s.
+	// DialBackTimeout bounds one reachability dial-back. Zero or negative:
+	// DefaultDialBackTimeout.
 	DialBackTimeout time.Duration
 	// DialBackInterval is the rate at which one leaf may ask for dial-backs
-	// (burst 3). Default 1 min.
+	// (burst 3). Zero or negative: DefaultDialBackInterval.
 	DialBackInterval time.Duration
 	// ICEServers, when set, returns the STUN/TURN services this supernode
 	// runs and fresh TURN credentials for one leaf; they are sent to every
-	// leaf when it attaches and every ICERefresh after (default 20 min, well
-	// inside the credentials' lifetime).
+	// leaf when it attaches and every ICERefresh after (zero or negative:
+	// DefaultICERefresh). Nil: the supernode hands out no ICE servers.
 	ICEServers func(leaf identity.NodeID, now time.Time) wire.ICEServers
 	ICERefresh time.Duration
-	// Software is reported to peers, e.g. "canopy/0.1.0".
+	// Software is reported to peers, e.g. "canopy/0.1.0". Empty:
+	// DefaultSoftware.
 	Software string
 	// Logger may be nil (no logging).
 	Logger *zap.Logger
 }
 
-// DefaultConfig returns the defaults; Creds and Control must still be set.
+// DefaultConfig returns a Config with every default set. Creds and
+// Control, which have no default, must still be set; ICEServers is
+// optional.
 func DefaultConfig() Config {
 	return Config{
-		GossipAddr:    "0.0.0.0:0",
-		GossipProfile: "lan",
-		MaxLeaves:     200,
+		GossipAddr:    DefaultGossipAddr,
+		GossipProfile: DefaultGossipProfile,
+		MaxLeaves:     DefaultMaxLeaves,
 		Index:         index.DefaultLimits(),
 		Routing:       routing.DefaultParams(),
-		QueryRate:     5,
-		QueryBurst:    20,
-		SignalRate:    20,
-		SignalBurst:   60,
-		SeenTTL:       2 * time.Minute,
-		IdleTimeout:   60 * time.Second,
+		QueryRate:     DefaultQueryRate,
+		QueryBurst:    DefaultQueryBurst,
+		SignalRate:    DefaultSignalRate,
+		SignalBurst:   DefaultSignalBurst,
+		SeenTTL:       DefaultSeenTTL,
+		IdleTimeout:   DefaultIdleTimeout,
 		Policy:        promotion.DefaultParams(),
 
-		GuidanceInterval: 30 * time.Second,
-		DialBackTimeout:  5 * time.Second,
-		DialBackInterval: time.Minute,
-		Software:         "canopy",
+		GuidanceInterval: DefaultGuidanceInterval,
+		DialBackTimeout:  DefaultDialBackTimeout,
+		DialBackInterval: DefaultDialBackInterval,
+		ICERefresh:       DefaultICERefresh,
+		Software:         DefaultSoftware,
 	}
 }
 
-func (c *Config) fill() {
+// withDefaults returns c with its zero fields set to their defaults and a
+// nil Logger replaced by one that discards.
+func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.GossipAddr == "" {
 		c.GossipAddr = d.GossipAddr
@@ -135,7 +200,7 @@ func (c *Config) fill() {
 		c.DialBackTimeout = d.DialBackTimeout
 	}
 	if c.ICERefresh <= 0 {
-		c.ICERefresh = 20 * time.Minute
+		c.ICERefresh = d.ICERefresh
 	}
 	if c.DialBackInterval <= 0 {
 		c.DialBackInterval = d.DialBackInterval
@@ -146,4 +211,18 @@ func (c *Config) fill() {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
+	return c
+}
+
+// Validate reports every field of c (after withDefaults) that the
+// supernode cannot run with, joined, each wrapping ErrConfig.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Creds == nil {
+		errs = append(errs, fmt.Errorf("%w: Creds must be set", ErrConfig))
+	}
+	if c.Control == "" {
+		errs = append(errs, fmt.Errorf("%w: Control must be set", ErrConfig))
+	}
+	return errors.Join(errs...)
 }

@@ -101,9 +101,9 @@ type leafSlot struct {
 // Start starts the supernode's ring membership. Links come in through
 // AcceptLeaf and AcceptPeer from the node's listener.
 func Start(cfg Config) (*Supernode, error) {
-	cfg.fill()
-	if cfg.Creds == nil || cfg.Control == "" {
-		return nil, errors.New("supernode: Creds and Control must be set")
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	s := &Supernode{
 		cfg:   cfg,

@@ -2,6 +2,8 @@ package transfer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/canopy-p2p/canopy/content"
@@ -41,6 +43,10 @@ const (
 	DefaultConnectTimeout = 20 * time.Second
 )
 
+// NoUploads, as Config.MaxUploads, serves no uploads: every offer is
+// refused with "busy". Any negative value means the same.
+const NoUploads = -1
+
 // Config configures an Engine.
 type Config struct {
 	// Identity signs this node's signals. Must not be nil.
@@ -74,7 +80,8 @@ type Config struct {
 	// every offer is refused.
 	Source PieceSource
 	// MaxUploads bounds concurrent upload sessions; offers beyond it are
-	// refused with "busy". Zero means DefaultMaxUploads; negative means none.
+	// refused with "busy". Zero means DefaultMaxUploads; NoUploads (or any
+	// negative value) means none.
 	MaxUploads int
 	// MaxSourcesPerDownload bounds the sources one download connects to at
 	// a time; further sources are kept as spares for those that drop. Zero
@@ -90,24 +97,54 @@ type Config struct {
 	Logger *zap.Logger
 }
 
-// withDefaults returns c with zero fields set to their defaults.
+// DefaultConfig returns a Config with every default set. Identity, API
+// and Signal, which have no default, must still be set; WebRTC,
+// ICEServers and Source are optional.
+func DefaultConfig() Config {
+	return Config{
+		MaxUploads:            DefaultMaxUploads,
+		MaxSourcesPerDownload: DefaultMaxSourcesPerDownload,
+		Window:                DefaultWindow,
+		ConnectTimeout:        DefaultConnectTimeout,
+	}
+}
+
+// withDefaults returns c with its zero fields set to their defaults and a
+// nil Logger replaced by one that discards.
 func (c Config) withDefaults() Config {
+	d := DefaultConfig()
 	if c.MaxUploads == 0 {
-		c.MaxUploads = DefaultMaxUploads
+		c.MaxUploads = d.MaxUploads
 	}
 	if c.MaxSourcesPerDownload <= 0 {
-		c.MaxSourcesPerDownload = DefaultMaxSourcesPerDownload
+		c.MaxSourcesPerDownload = d.MaxSourcesPerDownload
 	}
 	if c.Window <= 0 {
-		c.Window = DefaultWindow
+		c.Window = d.Window
 	}
 	if c.ConnectTimeout <= 0 {
-		c.ConnectTimeout = DefaultConnectTimeout
+		c.ConnectTimeout = d.ConnectTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
 	return c
+}
+
+// Validate reports every field of c (after withDefaults) that the engine
+// cannot run with, joined, each wrapping ErrConfig.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Identity == nil {
+		errs = append(errs, fmt.Errorf("%w: Identity must be set", ErrConfig))
+	}
+	if c.API == nil {
+		errs = append(errs, fmt.Errorf("%w: API must be set", ErrConfig))
+	}
+	if c.Signal == nil {
+		errs = append(errs, fmt.Errorf("%w: Signal must be set", ErrConfig))
+	}
+	return errors.Join(errs...)
 }
 
 // Request describes one download.

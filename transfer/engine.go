@@ -72,10 +72,10 @@ type session struct {
 
 // New starts an engine. Close it when done.
 func New(cfg Config) (*Engine, error) {
-	if cfg.Identity == nil || cfg.API == nil || cfg.Signal == nil {
-		return nil, errors.New("transfer: Config needs Identity, API and Signal")
-	}
 	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
 		cfg:      cfg,

@@ -5,6 +5,11 @@ import "errors"
 var (
 	// ErrClosed is returned by Download after the engine was closed.
 	ErrClosed = errors.New("transfer: engine closed")
+
+	// ErrConfig reports a Config the engine cannot run with. Every error of
+	// Config.Validate, and so of New for a bad Config, wraps it.
+	ErrConfig = errors.New("transfer: bad config")
+
 	// ErrBadRequest reports a download request that cannot be started: a
 	// zero content ID, no output directory, or a bad file name.
 	ErrBadRequest = errors.New("transfer: bad request")

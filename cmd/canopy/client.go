@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/canopy-p2p/canopy/api"
+	"github.com/canopy-p2p/canopy/leaf"
 )
 
 func printJSON(v any) error {
@@ -96,8 +97,8 @@ func runSearch(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("search", flag.ContinueOnError)
 	addr := fs.String("api", api.DefaultAddr, "local API address of the node")
 	asJSON := fs.Bool("json", false, "print JSON")
-	timeout := fs.Duration("timeout", 3*time.Second, "how long to collect hits")
-	limit := fs.Int("limit", 0, "stop after this many files (default 100)")
+	timeout := fs.Duration("timeout", api.DefaultSearchTimeout, "how long to collect hits")
+	limit := fs.Int("limit", 0, fmt.Sprintf("stop after this many files (default %d)", leaf.DefaultSearchLimit))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

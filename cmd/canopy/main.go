@@ -21,8 +21,9 @@ import (
 
 	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/demo"
+	"github.com/canopy-p2p/canopy/leaf"
+	"github.com/canopy-p2p/canopy/nat/relay"
 	"github.com/canopy-p2p/canopy/node"
-	"github.com/canopy-p2p/canopy/promotion"
 )
 
 const usage = `canopy — peer-to-peer file sharing for people at home
@@ -104,24 +105,27 @@ func newLogger(level string) (*zap.Logger, error) {
 
 func runUp(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	// Every default comes from the node package; cfg keeps only what the
+	// flags set, so the node fills the rest itself.
 	var cfg node.Config
+	def := node.DefaultConfig()
 	var shares, joins listFlag
-	fs.StringVar(&cfg.DataDir, "data", node.DefaultDataDir(), "data directory (key, library database, host cache)")
+	fs.StringVar(&cfg.DataDir, "data", def.DataDir, "data directory (key, library database, host cache)")
 	fs.Var(&shares, "share", "directory to share (repeatable)")
-	fs.StringVar(&cfg.Listen, "listen", node.DefaultListen, "control listener host:port")
+	fs.StringVar(&cfg.Listen, "listen", def.Listen, "control listener host:port")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "control address others should dial (default: derived from --listen)")
 	fs.StringVar(&cfg.Gossip, "gossip", "", "supernode gossip (memberlist) address, UDP and TCP (default: --listen's port + 1)")
-	fs.StringVar(&cfg.API, "api", api.DefaultAddr, "local API address (loopback only; - to disable)")
+	fs.StringVar(&cfg.API, "api", def.API, "local API address (loopback only; "+node.Off+" to disable)")
 	fs.Var(&joins, "join", "control address of a supernode to join through (repeatable)")
-	fs.TextVar(&cfg.Consent, "supernode", promotion.ConsentAuto, "may this node become a supernode: auto (when it qualifies and the network needs one), never, or always (from the start: for public nodes you operate)")
+	fs.TextVar(&cfg.Consent, "supernode", def.Consent, "may this node become a supernode: auto (when it qualifies and the network needs one), never, or always (from the start: for public nodes you operate)")
 	upload := fs.String("upload", "", "your connection's upload capacity, e.g. 20mbit or 2MB/s (for the supernode bandwidth check; undeclared: the node promotes only in an emergency)")
 	download := fs.String("download", "", "your connection's download capacity, e.g. 100mbit")
-	fs.IntVar(&cfg.Attach, "attach", 3, "supernodes a leaf keeps links to")
+	fs.IntVar(&cfg.Attach, "attach", leaf.DefaultAttach, "supernodes a leaf keeps links to")
 	fs.StringVar(&cfg.PolicyFile, "policy", "", "promotion policy `FILE`, as canopy sim sweep writes it")
-	fs.StringVar(&cfg.TURN, "turn", "0.0.0.0:3478", "as a supernode, run the TURN relay (and STUN binding service) for leaves here, UDP and TCP (- for none)")
-	fs.StringVar(&cfg.STUN, "stun", "-", "as a supernode, run an RFC 5780 STUN service here for NAT behaviour discovery (needs --stun-alt)")
+	fs.StringVar(&cfg.TURN, "turn", def.TURN, "as a supernode, run the TURN relay (and STUN binding service) for leaves here, UDP and TCP ("+node.Off+" for none)")
+	fs.StringVar(&cfg.STUN, "stun", def.STUN, "as a supernode, run an RFC 5780 STUN service here for NAT behaviour discovery (needs --stun-alt; "+node.Off+" for none)")
 	stunAlt := fs.String("stun-alt", "", "the supernode's second public address and port, IP:PORT, for the RFC 5780 STUN service")
-	relayRate := fs.String("relay-rate", "", "as a supernode, the relay bandwidth one leaf may use, e.g. 2mbit (default 256 kB/s; total: half of --upload)")
+	relayRate := fs.String("relay-rate", "", fmt.Sprintf("as a supernode, the relay bandwidth one leaf may use, e.g. 2mbit (default %d KiB/s; total: half of --upload)", relay.DefaultMaxBytesPerSecondPerLeaf>>10))
 	fs.BoolVar(&cfg.PortMap, "portmap", true, "ask the home router (NAT-PMP, UPnP-IGD) to forward the control port")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

@@ -1,0 +1,50 @@
+package leaf
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/link"
+)
+
+// DefaultConfig has no Creds, which have no default, so it validates once
+// they are set.
+func TestDefaultConfigValidates(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.Validate(); !errors.Is(err, ErrConfig) {
+		t.Errorf("DefaultConfig without Creds: Validate() = %v, want an ErrConfig", err)
+	}
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Creds, err = link.NewCredentials(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("DefaultConfig with Creds: Validate() = %v", err)
+	}
+}
+
+// The zero Config means the defaults: withDefaults of it is DefaultConfig,
+// except for the Logger, which withDefaults sets to one that discards.
+func TestZeroConfigWithDefaultsIsDefaultConfig(t *testing.T) {
+	got := Config{}.withDefaults()
+	if got.Logger == nil {
+		t.Error("withDefaults left the Logger nil")
+	}
+	got.Logger = nil
+	if want := DefaultConfig(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Config{}.withDefaults() = %+v, want DefaultConfig() = %+v", got, want)
+	}
+}
+
+// Choice.K follows Attach, whatever Choice says.
+func TestChoiceKIsAttach(t *testing.T) {
+	c := Config{Attach: 5}.withDefaults()
+	if c.Choice.K != 5 {
+		t.Errorf("Choice.K = %d, want Attach 5", c.Choice.K)
+	}
+}

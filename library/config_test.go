@@ -1,0 +1,32 @@
+package library
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+// DefaultConfig lacks only DBPath, which has no default.
+func TestDefaultConfigValidates(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.Validate(); !errors.Is(err, ErrConfig) {
+		t.Errorf("DefaultConfig without DBPath: Validate() = %v, want an ErrConfig", err)
+	}
+	c.DBPath = "library.db"
+	if err := c.Validate(); err != nil {
+		t.Errorf("DefaultConfig with DBPath: Validate() = %v", err)
+	}
+}
+
+// The zero Config means the defaults: withDefaults of it is DefaultConfig,
+// except for the Logger, which withDefaults sets to one that discards.
+func TestZeroConfigWithDefaultsIsDefaultConfig(t *testing.T) {
+	got := Config{}.withDefaults()
+	if got.Logger == nil {
+		t.Error("withDefaults left the Logger nil")
+	}
+	got.Logger = nil
+	if want := DefaultConfig(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Config{}.withDefaults() = %+v, want DefaultConfig() = %+v", got, want)
+	}
+}

@@ -1,0 +1,46 @@
+package supernode
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/link"
+)
+
+// DefaultConfig lacks only Creds and Control, which have no default.
+func TestDefaultConfigValidates(t *testing.T) {
+	c := DefaultConfig()
+	err := c.Validate()
+	if !errors.Is(err, ErrConfig) {
+		t.Errorf("DefaultConfig without Creds and Control: Validate() = %v, want an ErrConfig", err)
+	}
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Creds, err = link.NewCredentials(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); !errors.Is(err, ErrConfig) {
+		t.Errorf("DefaultConfig without Control: Validate() = %v, want an ErrConfig", err)
+	}
+	c.Control = "127.0.0.1:7373"
+	if err := c.Validate(); err != nil {
+		t.Errorf("DefaultConfig with Creds and Control: Validate() = %v", err)
+	}
+}
+
+// The zero Config means the defaults: withDefaults of it is DefaultConfig,
+// except for the Logger, which withDefaults sets to one that discards.
+func TestZeroConfigWithDefaultsIsDefaultConfig(t *testing.T) {
+	got := Config{}.withDefaults()
+	if got.Logger == nil {
+		t.Error("withDefaults left the Logger nil")
+	}
+	got.Logger = nil
+	if want := DefaultConfig(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Config{}.withDefaults() = %+v, want DefaultConfig() = %+v", got, want)
+	}
+}
