@@ -84,10 +84,17 @@ type Params struct {
 // every candidate must fail a dial first — to a few rounds of dials.
 const DefaultMaxCandidates = 16
 
+// DefaultK is how many supernodes a leaf attaches to: 3, as LimeWire's leaves
+// did (gtk-gnutella used 4; docs/field-numbers.md). With 3 a leaf survives two
+// supernode failures without losing search, while each extra link costs a
+// supernode slot and an index upload. It is the node's leaf.DefaultAttach and
+// the simulator's network.choice.k.
+const DefaultK = 3
+
 // DefaultParams returns the rule the node uses; the field docs give sources.
 func DefaultParams() Params {
 	return Params{
-		K:          3,
+		K:          DefaultK,
 		MaxLoad:    0.95,
 		LoadWeight: 1,
 		RTTWeight:  2.5,

@@ -22,10 +22,10 @@ import (
 // Defaults for the Config fields left zero. DefaultConfig returns a Config
 // with all of them set.
 const (
-	// DefaultAttach is how many supernodes a leaf keeps links to: 3, as
-	// LimeWire's leaves did (gtk-gnutella used 4; docs/field-numbers.md).
-	// With 3 a leaf survives two supernode failures without losing search.
-	DefaultAttach = 3
+	// DefaultAttach is how many supernodes a leaf keeps links to; the
+	// value, and why, is the choice rule's (choice.DefaultK), which the
+	// simulator reads too.
+	DefaultAttach = choice.DefaultK
 	// DefaultIdleTimeout closes a supernode link on which nothing arrived
 	// for this long: a supernode pings at a third of it, so three pings in
 	// a row must go missing.
