@@ -21,10 +21,13 @@ type Params struct {
 	// MaxTTL is the largest TTL accepted from a peer; larger values are clamped
 	// so that a crafted query cannot circulate.
 	MaxTTL uint8
+	// Reach is how many supernodes the origin's budget for a leaf's query
+	// aims to reach (see OriginTTL); zero means DefaultReach.
+	Reach int
 }
 
 // DefaultParams returns the rule used by the node.
-func DefaultParams() Params { return Params{MaxFanout: 32, MaxTTL: 4} }
+func DefaultParams() Params { return Params{MaxFanout: 32, MaxTTL: 4, Reach: DefaultReach} }
 
 // Query is what the rule needs to know about a query in hand.
 type Query struct {
