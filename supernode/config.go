@@ -28,14 +28,15 @@ type Config struct {
 	GossipAddr string
 	// GossipProfile is "lan" (default) or "local" (fast timers for loopback tests).
 	GossipProfile string
-	// MaxLeaves is the number of leaf slots. Default 200: LimeWire kept 30–45
-	// leaves per ultrapeer and gtk-gnutella up to 300 (FIELD-NUMBERS.md); Canopy
-	// leaves cost little more than their index entries.
+	// MaxLeaves is the number of leaf slots (DefaultMaxLeaves).
 	MaxLeaves int
 	// Index bounds the partial index (files per leaf, leaves).
 	Index index.Limits
 	// Routing is the query routing rule's parameters.
 	Routing routing.Params
+	// View bounds the ring members the supernode keeps control links to
+	// (routing.DefaultViewParams; zero fields mean their defaults).
+	View routing.ViewParams
 	// QueryRate and QueryBurst limit the queries one leaf may send.
 	QueryRate  rate.Limit
 	QueryBurst int
@@ -73,14 +74,22 @@ type Config struct {
 	Logger *zap.Logger
 }
 
+// DefaultMaxLeaves is the default number of leaf slots: LimeWire kept 30–45
+// leaves per ultrapeer and gtk-gnutella up to 300; Canopy leaves cost little
+// more than their index entries. The simulator's leaf slots default to the
+// same value, through promotion.DefaultLeafSlots, as it cannot import this
+// package.
+const DefaultMaxLeaves = promotion.DefaultLeafSlots
+
 // DefaultConfig returns the defaults; Creds and Control must still be set.
 func DefaultConfig() Config {
 	return Config{
 		GossipAddr:    "0.0.0.0:0",
 		GossipProfile: "lan",
-		MaxLeaves:     200,
+		MaxLeaves:     DefaultMaxLeaves,
 		Index:         index.DefaultLimits(),
 		Routing:       routing.DefaultParams(),
+		View:          routing.DefaultViewParams(),
 		QueryRate:     5,
 		QueryBurst:    20,
 		SignalRate:    20,
@@ -113,6 +122,7 @@ func (c *Config) fill() {
 	if c.Routing == (routing.Params{}) {
 		c.Routing = d.Routing
 	}
+	c.View = c.View.Norm()
 	if c.QueryRate <= 0 {
 		c.QueryRate, c.QueryBurst = d.QueryRate, d.QueryBurst
 	}
