@@ -85,6 +85,7 @@ type supernode struct {
 	// loads are older than gossipRefresh, as a real supernode's view of
 	// memberlist metadata is only as fresh as the last gossip.
 	view      []routing.Peer
+	targets   []uint32 // the routing core's targets for view
 	viewBuilt des.Time // -1: rebuild at next use
 	since     des.Time
 	lastLeaf  des.Time // last time it had at least one leaf

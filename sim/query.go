@@ -3,6 +3,7 @@ package sim
 import (
 	"github.com/canopy-p2p/canopy/routing"
 	"github.com/canopy-p2p/canopy/sim/des"
+	"github.com/canopy-p2p/canopy/wire"
 )
 
 // Modelled message sizes, for supernode upstream load: a query envelope with
@@ -144,7 +145,12 @@ func (m *model) query(id uint32) {
 }
 
 // forward asks the routing core where supernode sn sends a query that
-// arrived with ttl, given the peers it is linked to.
+// arrived with ttl, given the peers it is linked to. The core's answer
+// depends only on the view and, through the TTL, on whether the query goes
+// on at all (the model never sends a query back to its sender's peer set by
+// From), so it is asked once per view and its targets are kept: sorting
+// the view for the fan-out cap at every hop would cost more than the rest
+// of the search.
 func (m *model) forward(sn uint32, ttl uint8) []uint32 {
 	d := &m.snData[m.nodes[sn].snPos]
 	now := m.sim.Now()
@@ -161,13 +167,16 @@ func (m *model) forward(sn uint32, ttl uint8) []uint32 {
 				})
 			}
 		}
+		dec := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: wire.MaxTTL}, d.view)
+		d.targets = d.targets[:0]
+		for _, t := range dec.Targets {
+			d.targets = append(d.targets, fromNodeID(t))
+		}
 	}
-	dec := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: ttl}, d.view)
-	out := make([]uint32, len(dec.Targets))
-	for i, t := range dec.Targets {
-		out[i] = fromNodeID(t)
+	if dec := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: ttl}, nil); dec.TTL == 0 && len(dec.Targets) == 0 {
+		return nil // the TTL is spent here
 	}
-	return out
+	return d.targets
 }
 
 // download models the transfer that follows a successful search: direct when
