@@ -53,8 +53,8 @@ type ViewParams struct {
 	// (DefaultViewRotate).
 	Rotate int
 	// MaxInbound caps the links other members dialled that a supernode
-	// holds (DefaultMaxInbound); a supernode's degree is at most
-	// PeerView + MaxInbound.
+	// holds (zero: twice PeerView, DefaultMaxInbound for the default view);
+	// a supernode's degree is at most PeerView + MaxInbound.
 	MaxInbound int
 }
 
@@ -76,7 +76,7 @@ func (p ViewParams) Norm() ViewParams {
 		p.Rotate = d.Rotate
 	}
 	if p.MaxInbound <= 0 {
-		p.MaxInbound = d.MaxInbound
+		p.MaxInbound = 2 * p.PeerView // DefaultMaxInbound for the default view
 	}
 	return p
 }
