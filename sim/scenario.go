@@ -7,12 +7,13 @@
 //
 //   - run, imported from the node: promotion.Decide and promotion.Needed (role
 //     changes and leaf guidance), choice.Choose (which supernodes a leaf
-//     attaches to), routing.Forward (where a supernode sends a query).
+//     attaches to), routing.View (which ring members a supernode links to),
+//     routing.OriginTTL and routing.Forward (where a supernode sends a query).
 //   - modelled from measurements, documented where they are defined: session
 //     and offline times, capacities, the NAT mix and which NAT pairs connect
 //     directly, the delay before a leaf notices a dead supernode (link idle
 //     timeout, memberlist failure detection), link latencies, file
-//     popularity, and each supernode's bounded view of its ring peers.
+//     popularity.
 //
 // A run is a pure function of its Scenario (seed included): the same scenario
 // produces byte-identical outputs.
