@@ -105,7 +105,7 @@ func (s *Supernode) servePeer(c *link.Conn) {
 	defer s.wg.Done()
 	defer func() {
 		s.mu.Lock()
-		if set := s.peers[c.Peer()]; set != nil { // set[c] stays until its reader ends
+		if set := s.peers[c.Peer()]; set != nil {
 			delete(set, c)
 			if len(set) == 0 {
 				delete(s.peers, c.Peer())
