@@ -29,8 +29,32 @@ type peerLink struct {
 type viewState struct {
 	epoch     uint64
 	refreshed time.Time
-	// failed is when a dial to a member last failed or was refused.
-	failed map[identity.NodeID]time.Time
+	// failed are the members whose last dial failed or was refused.
+	failed map[identity.NodeID]dialFailure
+}
+
+// dialFailure is when a member's dials last failed and how many failed in a
+// row.
+type dialFailure struct {
+	at time.Time
+	n  int
+}
+
+// backoff is how long the member is left out of the view after n failures
+// in a row: a second at first, as when the supernode retried every tick (a
+// member gossip announced may not take peer links for a moment), doubling up
+// to dialRetry for a member that keeps failing.
+func (f dialFailure) backoff() time.Duration {
+	return min(time.Second<<min(f.n-1, 16), dialRetry)
+}
+
+// failedLocked records a failed or refused dial to id. s.mu must be held.
+func (s *Supernode) failedLocked(id identity.NodeID) {
+	if s.view.failed == nil {
+		s.view.failed = make(map[identity.NodeID]dialFailure)
+	}
+	f := s.view.failed[id]
+	s.view.failed[id] = dialFailure{at: time.Now(), n: f.n + 1}
 }
 
 const (
@@ -38,9 +62,9 @@ const (
 	// hits of queries already sent over it: hits come back within a few hop
 	// latencies, and no API search collects for longer than a minute.
 	viewDrain = time.Minute
-	// dialRetry is how long a member whose dial failed or was refused is
-	// left out of the view before it is tried again; the rule picks another
-	// meanwhile.
+	// dialRetry is the longest a member whose dials keep failing or being
+	// refused is left out of the view before it is tried again; the rule
+	// picks another meanwhile.
 	dialRetry = 30 * time.Second
 )
 
@@ -148,10 +172,7 @@ func (s *Supernode) peerMessage(c *link.Conn, e wire.Envelope) error {
 		if pl := s.peers[c.Peer()][c]; pl != nil && pl.outbound {
 			// A peer that closes a link this supernode dialled refused it
 			// or is leaving: the view rule picks another for a while.
-			if s.view.failed == nil {
-				s.view.failed = make(map[identity.NodeID]time.Time)
-			}
-			s.view.failed[c.Peer()] = time.Now()
+			s.failedLocked(c.Peer())
 		}
 		s.mu.Unlock()
 		c.Close("peer said bye: " + b.Reason)
@@ -304,10 +325,10 @@ func (s *Supernode) linkRing() {
 		// neither dials it twice nor picks another in its place.
 		st.Links = append(st.Links, routing.ViewLink{ID: id, Outbound: true, Since: now})
 	}
-	for id, at := range s.view.failed {
-		if now.Sub(at) >= dialRetry {
-			delete(s.view.failed, id)
-		} else {
+	for id, f := range s.view.failed {
+		if now.Sub(f.at) >= dialRetry {
+			delete(s.view.failed, id) // a fresh start after a long quiet
+		} else if now.Sub(f.at) < f.backoff() {
 			st.Avoid = append(st.Avoid, id)
 		}
 	}
@@ -346,11 +367,10 @@ func (s *Supernode) dialPeer(m identity.NodeID, addr string) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.dialing, m)
-		if !ok {
-			if s.view.failed == nil {
-				s.view.failed = make(map[identity.NodeID]time.Time)
-			}
-			s.view.failed[m] = time.Now()
+		if ok {
+			delete(s.view.failed, m)
+		} else {
+			s.failedLocked(m)
 		}
 		s.mu.Unlock()
 	}()
