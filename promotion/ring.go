@@ -1,5 +1,11 @@
 package promotion
 
+// DefaultLeafSlots is the number of leaf slots a supernode opens by default
+// (supernode.DefaultMaxLeaves), and so the FreeSlots a new supernode adds to
+// a RingView. It lives here, in a package without I/O, so that the simulator
+// reads the node's value without importing the supernode.
+const DefaultLeafSlots = 200
+
 // RingView is what a node knows of the supernode ring, from gossip metadata
 // (a supernode) or from its supernodes' guidance (a leaf).
 type RingView struct {

@@ -36,10 +36,15 @@ type Params struct {
 	// MaxTTL is the largest TTL accepted from a peer; larger values are clamped
 	// so that a crafted query cannot circulate. Default DefaultMaxTTL.
 	MaxTTL uint8
+	// Reach is how many supernodes the origin's budget for a leaf's query
+	// aims to reach (see OriginTTL); zero means DefaultReach.
+	Reach int
 }
 
 // DefaultParams returns the rule used by the node.
-func DefaultParams() Params { return Params{MaxFanout: DefaultMaxFanout, MaxTTL: DefaultMaxTTL} }
+func DefaultParams() Params {
+	return Params{MaxFanout: DefaultMaxFanout, MaxTTL: DefaultMaxTTL, Reach: DefaultReach}
+}
 
 // Query is what the rule needs to know about a query in hand.
 type Query struct {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/canopy-p2p/canopy/choice"
 	"github.com/canopy-p2p/canopy/identity"
@@ -31,6 +32,7 @@ const (
 	evScript    // scripted event Node (an index in Scenario.Events)
 	evScriptMid // half-way to scripted event Node
 	evView      // the leaves' view of the ring is refreshed
+	evPeerView  // a supernode's peer view is refreshed (Network.PeerViewRefresh)
 )
 
 const (
@@ -69,16 +71,23 @@ type attachments [maxK]uint32
 // supernode is what a node holds while it is a supernode.
 type supernode struct {
 	leaves []uint32
-	peers  []uint32 // its bounded view of the ring
-	// view is peers as the routing core sees them, with the loads their
+	// peers are the supernodes it dialled (its view, routing.View) and in
+	// those that dialled it: a link carries queries both ways, so the
+	// routing core sees both.
+	peers, in []uint32
+	// viewEpoch and refreshed are the view rule's state; viewDue is when
+	// its next refresh event is due (an event due at another time is of an
+	// earlier tenure).
+	viewEpoch uint64
+	refreshed time.Time
+	viewDue   des.Time
+	// view is peers and in as the routing core sees them, with the loads their
 	// gossip metadata published. It is rebuilt when peers change or its
 	// loads are older than gossipRefresh, as a real supernode's view of
 	// memberlist metadata is only as fresh as the last gossip.
 	view      []routing.Peer
+	targets   []uint32 // the routing core's targets for view
 	viewBuilt des.Time // -1: rebuild at next use
-	// viewEpoch is len(model.left) when peers was last checked for members
-	// that left the ring.
-	viewEpoch uint64
 	since     des.Time
 	lastLeaf  des.Time // last time it had at least one leaf
 	upBytes   float64  // upstream bytes sent (queries, hits, relaying)
@@ -118,10 +127,8 @@ type model struct {
 
 	// reached is the set of supernodes the current query reached.
 	reached reachSet
-	// left lists the supernodes that left the ring, in order; a peer view
-	// remembers how much of it it has seen (its epoch), so that it is checked
-	// only against the supernodes that left since.
-	left []uint32
+	// viewLinks is scratch space for the view rule's input.
+	viewLinks []routing.ViewLink
 
 	// leafView is the ring as the leaves last heard of it, when the
 	// scenario models the guidance's refresh (Network.ViewRefresh).
@@ -323,6 +330,9 @@ func (m *model) handle(s *des.Sim, ev des.Event) {
 		return
 	case evView:
 		m.refreshLeafView()
+		return
+	case evPeerView:
+		m.peerViewDue(ev.Node)
 		return
 	}
 	n := &m.nodes[ev.Node]

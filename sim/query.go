@@ -52,7 +52,7 @@ func (m *model) query(id uint32) {
 		reached.add(sn, 1)
 		msgs++
 	}
-	ttl := uint8(wire.DefaultTTL)
+	ttl := routing.OriginTTL(m.sc.Network.Routing, m.viewParams(), len(m.sns))
 	for depth := uint8(1); len(frontier) > 0; depth++ {
 		if d := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: ttl}, nil); d.TTL == 0 && len(d.Targets) == 0 {
 			// The TTL is spent: every supernode at this depth answers
@@ -145,59 +145,38 @@ func (m *model) query(id uint32) {
 }
 
 // forward asks the routing core where supernode sn sends a query that
-// arrived with ttl, given its bounded view of the ring.
+// arrived with ttl, given the peers it is linked to. The core's answer
+// depends only on the view and, through the TTL, on whether the query goes
+// on at all (the model never sends a query back to its sender's peer set by
+// From), so it is asked once per view and its targets are kept: sorting
+// the view for the fan-out cap at every hop would cost more than the rest
+// of the search.
 func (m *model) forward(sn uint32, ttl uint8) []uint32 {
 	d := &m.snData[m.nodes[sn].snPos]
-	if d.viewEpoch != m.epoch() {
-		if len(d.peers) < m.sc.Network.PeerView/2 || m.lostPeer(d.peers, d.viewEpoch) {
-			m.refreshView(sn)
-		}
-		d.viewEpoch = m.epoch()
-	}
 	now := m.sim.Now()
 	if d.viewBuilt < 0 || now-d.viewBuilt > gossipRefresh {
 		d.viewBuilt = now
 		d.view = d.view[:0]
-		for _, p := range d.peers {
-			pd := &m.snData[m.nodes[p].snPos]
-			d.view = append(d.view, routing.Peer{
-				ID:     nodeID(p),
-				Load:   uint8(min(100, len(pd.leaves)*100/m.sc.Network.LeafSlots)),
-				Linked: true,
-			})
+		for _, set := range [2][]uint32{d.peers, d.in} {
+			for _, p := range set {
+				pd := &m.snData[m.nodes[p].snPos]
+				d.view = append(d.view, routing.Peer{
+					ID:     nodeID(p),
+					Load:   uint8(min(100, len(pd.leaves)*100/m.sc.Network.LeafSlots)),
+					Linked: true,
+				})
+			}
+		}
+		dec := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: wire.MaxTTL}, d.view)
+		d.targets = d.targets[:0]
+		for _, t := range dec.Targets {
+			d.targets = append(d.targets, fromNodeID(t))
 		}
 	}
-	dec := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: ttl}, d.view)
-	out := make([]uint32, len(dec.Targets))
-	for i, t := range dec.Targets {
-		out[i] = fromNodeID(t)
+	if dec := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: ttl}, nil); dec.TTL == 0 && len(dec.Targets) == 0 {
+		return nil // the TTL is spent here
 	}
-	return out
-}
-
-// lostPeer reports whether a view checked at epoch since holds a supernode
-// that has left the ring since. Checking the few departures against the view
-// (which is in cache) is cheaper than looking every peer up.
-func (m *model) lostPeer(peers []uint32, since uint64) bool {
-	gone := m.left[since:]
-	if len(gone) > len(peers)/2 {
-		return m.anyGone(peers)
-	}
-	for _, g := range gone {
-		if contains(peers, g) {
-			return true
-		}
-	}
-	return false
-}
-
-func (m *model) anyGone(peers []uint32) bool {
-	for _, p := range peers {
-		if m.nodes[p].role != roleSupernode {
-			return true
-		}
-	}
-	return false
+	return d.targets
 }
 
 // download models the transfer that follows a successful search: direct when

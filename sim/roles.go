@@ -3,7 +3,9 @@ package sim
 import (
 	"time"
 
+	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/promotion"
+	"github.com/canopy-p2p/canopy/routing"
 	"github.com/canopy-p2p/canopy/sim/des"
 )
 
@@ -122,48 +124,20 @@ func (m *model) promote(id uint32) {
 	n.switches++
 	n.snPos = uint32(len(m.sns))
 	m.sns = append(m.sns, id)
-	m.snData = append(m.snData, supernode{since: now, lastLeaf: now, viewBuilt: -1, viewEpoch: m.epoch()})
+	m.snData = append(m.snData, supernode{since: now, lastLeaf: now, viewBuilt: -1})
 	m.st.Promotions++
 	m.interval.promotions++
-	m.refreshView(id)
-	// Announce: a few ring members learn of the newcomer at once (gossip
-	// reaches all within seconds; views are bounded, so only some keep it).
-	d := &m.snData[n.snPos]
-	for _, p := range d.peers {
-		pd := &m.snData[m.nodes[p].snPos]
-		if len(pd.peers) < m.sc.Network.PeerView {
-			pd.peers = append(pd.peers, id)
-		} else {
-			pd.peers[m.rng.IntN(len(pd.peers))] = id
-		}
-		pd.viewBuilt = -1
-	}
+	// The newcomer dials its view; the others link to it as their own rule
+	// picks it. While the ring fits in a view, every member's view is the
+	// whole ring, so every member links it now.
+	m.linkView(id)
+	m.relinkSmallRing()
+	m.fillShortViews()
+	m.schedulePeerView(id)
 	if m.sc.Network.SupernodeLeafSide {
 		m.attach(id)
 	}
 	m.observe()
-}
-
-// refreshView fills a supernode's peer view with random ring members and
-// drops members that are no longer supernodes (memberlist reports them dead
-// within seconds; not modelled below the evaluation period).
-func (m *model) refreshView(id uint32) {
-	d := &m.snData[m.nodes[id].snPos]
-	live := d.peers[:0]
-	for _, p := range d.peers {
-		if m.nodes[p].role == roleSupernode && p != id {
-			live = append(live, p)
-		}
-	}
-	d.peers = live
-	d.viewBuilt = -1
-	want := min(m.sc.Network.PeerView, len(m.sns)-1)
-	for tries := 0; len(d.peers) < want && tries < 4*want; tries++ {
-		p := m.sns[m.rng.IntN(len(m.sns))]
-		if p != id && !contains(d.peers, p) {
-			d.peers = append(d.peers, p)
-		}
-	}
 }
 
 // demote hands a supernode's leaves to other supernodes, leaves the ring,
@@ -213,6 +187,19 @@ func (m *model) dropSupernode(id uint32, delay des.Time) {
 			m.sim.After(delay, evAttach, leaf, ln.gen)
 		}
 	}
+	// Its links go at once, on both sides (a goodbye, or the idle timeout
+	// of a crash; the difference is not modelled for ring links).
+	for _, p := range d.peers {
+		pd := &m.snData[m.nodes[p].snPos]
+		pd.in = remove(pd.in, id)
+		pd.viewBuilt = -1
+	}
+	lost := d.in
+	for _, q := range lost {
+		qd := &m.snData[m.nodes[q].snPos]
+		qd.peers = remove(qd.peers, id)
+		qd.viewBuilt = -1
+	}
 	last := uint32(len(m.sns) - 1)
 	if pos != last {
 		moved := m.sns[last]
@@ -221,11 +208,16 @@ func (m *model) dropSupernode(id uint32, delay des.Time) {
 		m.nodes[moved].snPos = pos
 	}
 	m.sns = m.sns[:last]
-	m.left = append(m.left, id)
 	m.snData[last] = supernode{}
 	m.snData = m.snData[:last]
 	n.role = roleLeaf
 	n.snPos = none
+	// Those that had dialled it fill their views again.
+	for _, q := range lost {
+		m.linkView(q)
+	}
+	m.relinkSmallRing()
+	m.fillShortViews()
 	if len(m.sns) == 0 {
 		m.ringEmptied(delay)
 	}
@@ -240,5 +232,137 @@ func avgUptime(n *node) time.Duration {
 	return (n.upTotal / des.Time(n.sessions-1)).Duration()
 }
 
-// epoch is how many supernodes have left the ring so far.
-func (m *model) epoch() uint64 { return uint64(len(m.left)) }
+// viewParams are the peer-view bounds the scenario gives the node's rule.
+func (m *model) viewParams() routing.ViewParams {
+	nw := &m.sc.Network
+	return routing.ViewParams{PeerView: nw.PeerView, Refresh: nw.PeerViewRefresh.Duration, Rotate: nw.PeerViewRotate, MaxInbound: nw.PeerInbound}
+}
+
+// simRing is the supernode table as the view rule reads the ring.
+type simRing struct{ m *model }
+
+func (r simRing) Len() int                     { return len(r.m.sns) }
+func (r simRing) Member(i int) identity.NodeID { return nodeID(r.m.sns[i]) }
+func (r simRing) Has(id identity.NodeID) bool {
+	n := fromNodeID(id)
+	return int(n) < len(r.m.nodes) && r.m.nodes[n].role == roleSupernode
+}
+
+// wall is the simulated time as the view rule takes it.
+func (m *model) wall() time.Time { return time.Unix(0, 0).Add(m.sim.Now().Duration()) }
+
+// linkView runs the node's peer-view rule for supernode id and applies it:
+// links it drops close on both sides, and the members it picks accept the
+// link unless their inbound links are full (routing.AcceptInbound), in which
+// case the rule is asked again with them avoided, as the node does after a
+// refusal.
+func (m *model) linkView(id uint32) {
+	d := &m.snData[m.nodes[id].snPos]
+	p := m.viewParams()
+	var avoid []identity.NodeID
+	for round := 0; round < 4; round++ {
+		links := m.viewLinks[:0]
+		for _, q := range d.peers {
+			links = append(links, routing.ViewLink{ID: nodeID(q), Outbound: true})
+		}
+		for _, q := range d.in {
+			links = append(links, routing.ViewLink{ID: nodeID(q)})
+		}
+		m.viewLinks = links
+		dec := routing.View(p, nodeID(id), simRing{m}, routing.ViewState{Links: links, Epoch: d.viewEpoch, Refreshed: d.refreshed, Avoid: avoid}, m.wall())
+		d.viewEpoch, d.refreshed = dec.Epoch, dec.Refreshed
+		for _, c := range dec.Drop {
+			q := fromNodeID(c.ID)
+			if c.Outbound {
+				m.unlinkPeer(id, q)
+			} else {
+				m.unlinkPeer(q, id)
+			}
+		}
+		refused := false
+		for _, c := range dec.Open {
+			q := fromNodeID(c.ID)
+			qd := &m.snData[m.nodes[q].snPos]
+			if ok, _ := routing.AcceptInbound(p, len(qd.in)); !ok {
+				avoid, refused = append(avoid, c.ID), true
+				continue
+			}
+			d.peers = append(d.peers, q)
+			qd.in = append(qd.in, id)
+			qd.viewBuilt = -1
+		}
+		d.viewBuilt = -1
+		if !refused {
+			return
+		}
+	}
+}
+
+// unlinkPeer closes the link supernode from dialled to supernode to.
+func (m *model) unlinkPeer(from, to uint32) {
+	fd, td := &m.snData[m.nodes[from].snPos], &m.snData[m.nodes[to].snPos]
+	fd.peers, td.in = remove(fd.peers, to), remove(td.in, from)
+	fd.viewBuilt, td.viewBuilt = -1, -1
+}
+
+// relinkSmallRing runs the view rule for every supernode while the ring
+// fits in a view or has just outgrown one: the node runs it every second,
+// and in a ring that small every membership change changes every view.
+func (m *model) relinkSmallRing() {
+	if len(m.sns) > m.sc.Network.PeerView+2 {
+		return
+	}
+	for _, s := range m.sns {
+		m.linkView(s)
+	}
+}
+
+// fillShortViews runs the view rule for the supernodes that dialled fewer
+// members than their view holds (every member free to dial was linked or
+// full): the node retries every second, so a member that joins or a slot
+// that frees is taken at once. It is a scan of the ring, at role changes
+// only; short views are rare once the ring is a few views large.
+func (m *model) fillShortViews() {
+	if len(m.sns) <= m.sc.Network.PeerView+2 {
+		return // relinkSmallRing ran every rule
+	}
+	for i := 0; i < len(m.sns); i++ {
+		if len(m.snData[i].peers) < m.sc.Network.PeerView {
+			m.linkView(m.sns[i])
+		}
+	}
+}
+
+// schedulePeerView schedules supernode id's next view refresh.
+func (m *model) schedulePeerView(id uint32) {
+	d := &m.snData[m.nodes[id].snPos]
+	d.viewDue = m.sim.Now() + des.FromDuration(m.viewParams().WithDefaults().Refresh)
+	m.sim.At(d.viewDue, evPeerView, id, 0)
+}
+
+// peerViewDue refreshes supernode id's view if the event is of its current
+// tenure.
+func (m *model) peerViewDue(id uint32) {
+	n := &m.nodes[id]
+	if !n.online || n.role != roleSupernode || m.snData[n.snPos].viewDue != m.sim.Now() {
+		return
+	}
+	m.linkView(id)
+	if len(m.snData[n.snPos].peers) < m.sc.Network.PeerView {
+		// Nothing but the member it rotated out was free: the node takes
+		// it back a moment later, as soon as it is no longer excluded.
+		m.linkView(id)
+	}
+	m.schedulePeerView(id)
+}
+
+// remove deletes the first v from s, not keeping the order.
+func remove(s []uint32, v uint32) []uint32 {
+	for i, x := range s {
+		if x == v {
+			s[i] = s[len(s)-1]
+			return s[:len(s)-1]
+		}
+	}
+	return s
+}

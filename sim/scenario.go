@@ -7,12 +7,13 @@
 //
 //   - run, imported from the node: promotion.Decide and promotion.Needed (role
 //     changes and leaf guidance), choice.Choose (which supernodes a leaf
-//     attaches to), routing.Forward (where a supernode sends a query).
+//     attaches to), routing.View (which ring members a supernode links to),
+//     routing.OriginTTL and routing.Forward (where a supernode sends a query).
 //   - modelled from measurements, documented where they are defined: session
 //     and offline times, capacities, the NAT mix and which NAT pairs connect
 //     directly, the delay before a leaf notices a dead supernode (link idle
 //     timeout, memberlist failure detection), link latencies, file
-//     popularity, and each supernode's bounded view of its ring peers.
+//     popularity.
 //
 // A run is a pure function of its Scenario (seed included): the same scenario
 // produces byte-identical outputs.
@@ -179,10 +180,16 @@ type Network struct {
 	Routing routing.Params `toml:"routing"`
 	// LeafSlots is how many leaves a supernode accepts.
 	LeafSlots int `toml:"leaf_slots"`
-	// PeerView is how many ring peers a supernode keeps links to and
-	// considers when it forwards: Gnutella ultrapeers kept ~32 ultrapeer
-	// neighbours; a full mesh does not scale past a few thousand members.
-	PeerView int `toml:"peer_view"`
+	// PeerView, PeerViewRefresh, PeerViewRotate and PeerInbound bound the
+	// ring links of a supernode, as routing.ViewParams bounds the node's:
+	// it dials PeerView members picked by the node's rule (routing.View),
+	// replaces PeerViewRotate of them every PeerViewRefresh, and accepts up
+	// to PeerInbound links dialled by others (zero: twice PeerView). Queries
+	// travel over both kinds. Defaults: the node's.
+	PeerView        int      `toml:"peer_view"`
+	PeerViewRefresh Duration `toml:"peer_view_refresh"`
+	PeerViewRotate  int      `toml:"peer_view_rotate"`
+	PeerInbound     int      `toml:"peer_inbound"`
 	// Candidates is how many supernodes a leaf knows to choose from (its host
 	// cache and the lists supernodes send it): the node's leaf.Config
 	// MaxCandidates, default choice.DefaultMaxCandidates.
@@ -263,16 +270,20 @@ func DefaultScenario() Scenario {
 		Files:   Files{Catalog: 200_000, PerNode: 40, FreeRiders: 0.25, ZipfS: 0.9},
 		Queries: Queries{PerHour: 1, DownloadShare: 0.3, FileSize: 8 << 20},
 		Network: Network{
-			Choice:       choice.DefaultParams(),
-			Routing:      routing.DefaultParams(),
-			LeafSlots:    200,
-			PeerView:     32,
-			Candidates:   choice.DefaultMaxCandidates,
-			Evaluate:     Duration{10 * time.Minute},
-			DetectDead:   Duration{60 * time.Second},
-			RetryAttach:  Duration{30 * time.Second},
-			HopLatency:   dist.Spec{Kind: "lognormal", Mu: 3.2, Sigma: 0.5}, // median ≈ 25 ms
-			NeverConsent: 0.1,
+			Choice:     choice.DefaultParams(),
+			Routing:    routing.DefaultParams(),
+			LeafSlots:  promotion.DefaultLeafSlots,
+			PeerView:   routing.DefaultPeerView,
+			Candidates: choice.DefaultMaxCandidates,
+
+			PeerViewRefresh: Duration{routing.DefaultViewRefresh},
+			PeerViewRotate:  routing.DefaultViewRotate,
+			PeerInbound:     routing.DefaultMaxInbound,
+			Evaluate:        Duration{10 * time.Minute},
+			DetectDead:      Duration{60 * time.Second},
+			RetryAttach:     Duration{30 * time.Second},
+			HopLatency:      dist.Spec{Kind: "lognormal", Mu: 3.2, Sigma: 0.5}, // median ≈ 25 ms
+			NeverConsent:    0.1,
 		},
 		Policy: promotion.DefaultParams(),
 	}
@@ -327,6 +338,9 @@ func (s *Scenario) Validate() error {
 	check(s.Queries.PerHour >= 0, "queries.per_hour must not be negative")
 	check(s.Network.LeafSlots > 0, "network.leaf_slots must be positive")
 	check(s.Network.PeerView > 0, "network.peer_view must be positive")
+	check(s.Network.PeerViewRefresh.Duration > 0, "network.peer_view_refresh must be positive")
+	check(s.Network.PeerViewRotate >= 0 && s.Network.PeerViewRotate <= s.Network.PeerView, "network.peer_view_rotate must be in [0, peer_view]")
+	check(s.Network.PeerInbound >= 0, "network.peer_inbound must not be negative")
 	check(s.Network.Candidates > 0, "network.candidates must be positive")
 	check(s.Network.Evaluate.Duration > 0, "network.evaluate must be positive")
 	check(s.Network.Choice.K > 0 && s.Network.Choice.K <= maxK, "network.choice.k must be in [1,%d]", maxK)

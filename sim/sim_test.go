@@ -72,6 +72,46 @@ func TestModelInvariants(t *testing.T) {
 	}
 }
 
+// TestModelInvariantsBoundedView runs the heavy-churn model with a view far
+// smaller than the ring, so that the node's view rule bounds, rotates and
+// repairs every supernode's links.
+func TestModelInvariantsBoundedView(t *testing.T) {
+	sc := small()
+	sc.Churn.Session.Lambda = 60
+	sc.Network.PeerView, sc.Network.PeerInbound = 3, 5
+	m, err := newModel(sc, sc.Policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.series = &seriesRecorder{s: nil, every: 1 << 62}
+	m.sim.Run(6*3600*1e6, m.handle)
+	checkBookkeeping(t, m)
+	// The model fills views left short by other supernodes' rotations at
+	// the next role change (the node within a second); make it now.
+	m.fillShortViews()
+	checkBookkeeping(t, m)
+	rotated := 0
+	for i, d := range m.snData {
+		if d.viewEpoch > 0 {
+			rotated++
+		}
+		if len(d.peers) == 3 {
+			continue
+		}
+		// A short view is legal only if no member is left to dial: every
+		// one it is not linked to has its inbound links full.
+		for _, o := range m.sns {
+			od := &m.snData[m.nodes[o].snPos]
+			if o != m.sns[i] && !contains(d.peers, o) && !contains(d.in, o) && len(od.in) < 5 {
+				t.Fatalf("a supernode of a ring of %d dialled %d members, want 3; %d was free", len(m.sns), len(d.peers), o)
+			}
+		}
+	}
+	if len(m.sns) <= 4 || rotated == 0 || m.st.Successes == 0 {
+		t.Fatalf("ring of %d, %d views rotated, %d searches found", len(m.sns), rotated, m.st.Successes)
+	}
+}
+
 // TestSweepWritesLoadablePolicy runs a tiny sweep and checks that the winner
 // is a policy file the node's loader accepts.
 func TestSweepWritesLoadablePolicy(t *testing.T) {
@@ -270,6 +310,30 @@ func checkBookkeeping(t *testing.T, m *model) {
 		total += len(d.leaves)
 		if len(d.leaves) > sc.Network.LeafSlots {
 			t.Fatal("a supernode holds more leaves than it has slots")
+		}
+	}
+	// Ring links: within the view's bounds, to supernodes only, one per
+	// pair, and recorded on both sides.
+	vp := m.viewParams().WithDefaults()
+	for i, d := range m.snData {
+		id := m.sns[i]
+		if len(d.peers) > vp.PeerView || len(d.in) > vp.MaxInbound {
+			t.Fatalf("supernode %d dialled %d and holds %d inbound links; bounds %d and %d", id, len(d.peers), len(d.in), vp.PeerView, vp.MaxInbound)
+		}
+		seen := map[uint32]bool{}
+		for _, p := range append(append([]uint32(nil), d.peers...), d.in...) {
+			if seen[p] || p == id || m.nodes[p].role != roleSupernode {
+				t.Fatalf("supernode %d: link to %d is a duplicate, itself or not a supernode", id, p)
+			}
+			seen[p] = true
+		}
+		for _, p := range d.peers {
+			if !contains(m.snData[m.nodes[p].snPos].in, id) {
+				t.Fatalf("supernode %d dialled %d, which does not know it", id, p)
+			}
+		}
+		if others := len(m.sns) - 1; others <= vp.PeerView && len(d.peers)+len(d.in) != others {
+			t.Fatalf("ring of %d: supernode %d holds %d links, want the whole ring", len(m.sns), id, len(d.peers)+len(d.in))
 		}
 	}
 	if online != m.st.online || leaves != m.st.leaves || attached != m.st.attached || attached != total || orphans != m.st.orphans {

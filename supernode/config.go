@@ -32,8 +32,9 @@ const (
 	// DefaultMaxLeaves is the number of leaf slots: 200. LimeWire kept 30–45
 	// leaves per ultrapeer and gtk-gnutella up to 300
 	// (docs/field-numbers.md); Canopy leaves cost little more than their
-	// index entries.
-	DefaultMaxLeaves = 200
+	// index entries. The value lives in promotion (DefaultLeafSlots), which
+	// the simulator can import and this package it cannot.
+	DefaultMaxLeaves = promotion.DefaultLeafSlots
 	// DefaultQueryRate and DefaultQueryBurst limit the queries one leaf may
 	// send: a person searches far less than 5 times a second, and the burst
 	// covers a program that refines a search a few times at once.
@@ -90,6 +91,9 @@ type Config struct {
 	// Routing is the query routing rule's parameters. Zero:
 	// routing.DefaultParams.
 	Routing routing.Params
+	// View bounds the ring members the supernode keeps control links to.
+	// Zero fields: routing.DefaultViewParams.
+	View routing.ViewParams
 	// QueryRate and QueryBurst limit the queries one leaf may send. A rate
 	// of zero or less: DefaultQueryRate and DefaultQueryBurst.
 	QueryRate  rate.Limit
@@ -143,6 +147,7 @@ func DefaultConfig() Config {
 		MaxLeaves:     DefaultMaxLeaves,
 		Index:         index.DefaultLimits(),
 		Routing:       routing.DefaultParams(),
+		View:          routing.DefaultViewParams(),
 		QueryRate:     DefaultQueryRate,
 		QueryBurst:    DefaultQueryBurst,
 		SignalRate:    DefaultSignalRate,
@@ -178,6 +183,7 @@ func (c Config) withDefaults() Config {
 	if c.Routing == (routing.Params{}) {
 		c.Routing = d.Routing
 	}
+	c.View = c.View.WithDefaults()
 	if c.QueryRate <= 0 {
 		c.QueryRate, c.QueryBurst = d.QueryRate, d.QueryBurst
 	}

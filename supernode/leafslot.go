@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/canopy-p2p/canopy/index"
+	"github.com/canopy-p2p/canopy/routing"
 	"github.com/canopy-p2p/canopy/wire"
 )
 
@@ -35,7 +36,9 @@ func (s *Supernode) leafMessage(l *leafSlot, e wire.Envelope) error {
 			return nil
 		}
 		s.count(func(st *Stats) { st.QueriesFromLeaves++ })
-		e.TTL, e.Hops = wire.DefaultTTL, 0 // the origin supernode sets the budget
+		// The origin supernode sets the budget: enough hops for the views to
+		// reach the ring, up to the routing rule's reach.
+		e.TTL, e.Hops = routing.OriginTTL(s.cfg.Routing, s.cfg.View, len(s.ring.Members())), 0
 		return s.query(e, route{leaf: l.conn.Peer()})
 	case wire.TypeSignal:
 		var sig wire.Signal

@@ -15,6 +15,7 @@ import (
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/index"
 	"github.com/canopy-p2p/canopy/link"
+	"github.com/canopy-p2p/canopy/routing"
 	"github.com/canopy-p2p/canopy/wire"
 )
 
@@ -47,9 +48,11 @@ type Supernode struct {
 	mu      sync.Mutex               // guards the fields below
 	members map[identity.NodeID]bool // ring members, from gossip events
 	leaves  map[identity.NodeID]*leafSlot
-	peers   map[identity.NodeID]map[*link.Conn]struct{}
+	peers   map[identity.NodeID]map[*link.Conn]*peerLink
 	dialing map[identity.NodeID]bool
-	closed  bool
+	// view is the peer-view rule's state between two runs of linkRing.
+	view   viewState
+	closed bool
 	// demoting is set by Handover: new leaves are refused while the
 	// attached ones move on.
 	demoting bool
@@ -116,7 +119,7 @@ func Start(cfg Config) (*Supernode, error) {
 		lastLeaf: time.Now(),
 		members:  make(map[identity.NodeID]bool),
 		leaves:   make(map[identity.NodeID]*leafSlot),
-		peers:    make(map[identity.NodeID]map[*link.Conn]struct{}),
+		peers:    make(map[identity.NodeID]map[*link.Conn]*peerLink),
 		dialing:  make(map[identity.NodeID]bool),
 
 		ringChanged: make(chan struct{}, 1),
@@ -199,7 +202,7 @@ func (s *Supernode) Join(ctx context.Context, controls []string) (int, error) {
 		if w.Gossip != "" {
 			gossipAddrs = append(gossipAddrs, w.Gossip)
 		}
-		s.addPeer(c)
+		s.addPeer(c, true)
 	}
 	if len(gossipAddrs) == 0 {
 		return 0, errors.Join(append(errs, errors.New("supernode: no seed answered as a supernode"))...)
@@ -311,8 +314,16 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 	return nil
 }
 
-// AcceptPeer takes a link whose peer said hello as a supernode.
+// AcceptPeer takes a link whose peer said hello as a supernode. Links other
+// supernodes dialled are bounded (routing.AcceptInbound), so that a
+// supernode's degree stays within its view plus ViewParams.MaxInbound.
 func (s *Supernode) AcceptPeer(c *link.Conn, h wire.Hello) error {
+	s.mu.Lock()
+	ok, why := routing.AcceptInbound(s.cfg.View, s.inboundLocked())
+	if !ok {
+		s.stats.LinksRefused++
+	}
+	s.mu.Unlock()
 	err := c.SendBody(wire.TypeWelcome, &wire.Welcome{
 		Role: wire.RoleSupernode, Software: s.cfg.Software, Gossip: s.ring.LocalAddr(),
 		Supernodes: s.others(16), Observed: c.RemoteAddr().String(),
@@ -321,8 +332,15 @@ func (s *Supernode) AcceptPeer(c *link.Conn, h wire.Hello) error {
 		c.Close(err.Error())
 		return err
 	}
+	if !ok {
+		// Refused after the welcome, not before: a supernode joining the
+		// ring through this one still learns the gossip address it needs.
+		// The dialler takes the goodbye as a refusal and picks another.
+		c.Close(why)
+		return fmt.Errorf("supernode: peer link refused: %s", why)
+	}
 	s.log.Debug("ring peer linked", zap.String("peer", c.Peer().Short()), zap.String("control", h.Control))
-	s.addPeer(c)
+	s.addPeer(c, false)
 	return nil
 }
 

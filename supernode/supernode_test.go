@@ -26,7 +26,9 @@ func testSupernode(t *testing.T, cfg Config) (*Supernode, string) {
 	}
 	cfg.Creds, cfg.Control = creds, ln.Addr().String()
 	cfg.GossipAddr, cfg.GossipProfile = "127.0.0.1:0", "local"
-	cfg.Logger = zaptest.NewLogger(t)
+	if cfg.Logger == nil {
+		cfg.Logger = zaptest.NewLogger(t)
+	}
 	sn, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
