@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/canopy-p2p/canopy/choice"
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/link"
 )
@@ -46,5 +47,21 @@ func TestChoiceKIsAttach(t *testing.T) {
 	c := Config{Attach: 5}.withDefaults()
 	if c.Choice.K != 5 {
 		t.Errorf("Choice.K = %d, want Attach 5", c.Choice.K)
+	}
+}
+
+// TestDefaultsAreTheSimulators checks that the leaf's bounds read the named
+// constants the simulator's defaults are checked against
+// (sim.TestDefaultsMatchNode), so neither can drift alone.
+func TestDefaultsAreTheSimulators(t *testing.T) {
+	d := DefaultConfig()
+	if d.Attach != choice.DefaultK || d.Choice.K != choice.DefaultK {
+		t.Errorf("attach %d, choice K %d; the simulator's k is %d", d.Attach, d.Choice.K, choice.DefaultK)
+	}
+	if d.MaxCandidates != choice.DefaultMaxCandidates {
+		t.Errorf("candidate cap %d, the simulator's %d", d.MaxCandidates, choice.DefaultMaxCandidates)
+	}
+	if c := (Config{}).withDefaults(); c.MaxCandidates != choice.DefaultMaxCandidates {
+		t.Errorf("a zero MaxCandidates fills to %d", c.MaxCandidates)
 	}
 }

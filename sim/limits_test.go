@@ -24,10 +24,13 @@ func TestDefaultsMatchNode(t *testing.T) {
 		{"peer view rotation (supernode.Config.View.Rotate)", nw.PeerViewRotate, view.Rotate},
 		{"inbound peer links (supernode.Config.View.MaxInbound)", nw.PeerInbound, view.MaxInbound},
 		{"leaf slots (supernode.Config.MaxLeaves)", nw.LeafSlots, promotion.DefaultLeafSlots},
-		// The leaf attaches to choice.DefaultParams().K supernodes (its
-		// Config.Choice default); the cap on the candidates it knows is
-		// bound to the node's by another change.
-		{"supernodes per leaf (leaf.Config.Choice.K)", nw.Choice.K, choice.DefaultParams().K},
+		// The leaf attaches to leaf.DefaultAttach = choice.DefaultK
+		// supernodes and keeps at most leaf.DefaultMaxCandidates =
+		// choice.DefaultMaxCandidates candidates (leaf's own test checks
+		// both aliases).
+		{"supernodes per leaf (leaf.Config.Attach)", nw.Choice.K, choice.DefaultK},
+		{"choice rule (leaf.Config.Choice)", nw.Choice, choice.DefaultParams()},
+		{"candidates per leaf (leaf.Config.MaxCandidates)", nw.Candidates, choice.DefaultMaxCandidates},
 		{"routing rule (supernode.Config.Routing)", nw.Routing, routing.DefaultParams()},
 	}
 	for _, c := range cases {
