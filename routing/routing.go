@@ -5,7 +5,9 @@
 package routing
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/binary"
 	"slices"
 
 	"github.com/canopy-p2p/canopy/identity"
@@ -102,27 +104,46 @@ func Forward(p Params, q Query, peers []Peer) Decision {
 		}
 		return d
 	}
-	cands := make([]Peer, 0, n)
+	// The order is linked first, then least loaded, then by ID. Each
+	// candidate carries that order packed into one integer (the ID's
+	// leading bits stand for the ID), so that most comparisons are one
+	// integer compare; equal keys fall back to the whole ID. The simulator
+	// calls this for every view rebuild of every supernode.
+	cands := make([]rankedPeer, 0, n)
 	for _, pe := range peers {
 		if pe.ID != q.From {
-			cands = append(cands, pe)
+			cands = append(cands, rankedPeer{key: rankKey(pe), id: pe.ID})
 		}
 	}
-	slices.SortFunc(cands, func(a, b Peer) int {
-		if a.Linked != b.Linked {
-			if a.Linked {
-				return -1
-			}
-			return 1
-		}
-		if c := cmp.Compare(a.Load, b.Load); c != 0 {
+	slices.SortFunc(cands, func(a, b rankedPeer) int {
+		if c := cmp.Compare(a.key, b.key); c != 0 {
 			return c
 		}
-		return slices.Compare(a.ID[:], b.ID[:])
+		return bytes.Compare(a.id[:], b.id[:])
 	})
 	d := Decision{TTL: ttl - 1, Reason: "fan-out capped: linked and least-loaded peers first", Targets: make([]identity.NodeID, p.MaxFanout)}
 	for i, c := range cands[:p.MaxFanout] {
-		d.Targets[i] = c.ID
+		d.Targets[i] = c.id
 	}
 	return d
+}
+
+// rankedPeer is a forwarding candidate with its rank packed into key.
+type rankedPeer struct {
+	key uint64
+	id  identity.NodeID
+}
+
+// rankKey packs Forward's order into an integer: the top bit is 0 for a
+// linked peer, the next 8 bits are the load, the low 55 bits the ID's
+// leading bits. Keys compare as the (linked, load, ID) triple does, except
+// that two IDs sharing their first 55 bits compare equal and need the whole
+// ID.
+func rankKey(p Peer) uint64 {
+	var k uint64
+	if !p.Linked {
+		k = 1 << 63
+	}
+	k |= uint64(p.Load) << 55
+	return k | binary.BigEndian.Uint64(p.ID[:8])>>9
 }

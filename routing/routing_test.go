@@ -1,6 +1,9 @@
 package routing
 
 import (
+	"cmp"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/canopy-p2p/canopy/identity"
@@ -43,5 +46,56 @@ func TestForward(t *testing.T) {
 				t.Fatalf("ttl %d, want %d", d.TTL, tc.wantTTL)
 			}
 		})
+	}
+}
+
+// TestForwardOrderMatchesReference checks the packed sort key against the
+// order Forward documents — linked first, then least loaded, then by ID —
+// on random rings, including IDs that share their leading bytes (where the
+// key alone cannot tell them apart).
+func TestForwardOrderMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	p := Params{MaxFanout: 8, MaxTTL: 4}
+	for round := range 500 {
+		n := 1 + rng.IntN(40)
+		peers := make([]Peer, n)
+		for i := range peers {
+			var id identity.NodeID
+			for j := range id {
+				id[j] = byte(rng.IntN(256))
+			}
+			if round%3 == 0 && i > 0 {
+				copy(id[:10], peers[0].ID[:10]) // same first 10 bytes
+			}
+			peers[i] = Peer{ID: id, Load: uint8(rng.IntN(4) * 25), Linked: rng.IntN(3) > 0}
+		}
+		ref := slices.Clone(peers)
+		slices.SortFunc(ref, func(a, b Peer) int {
+			if a.Linked != b.Linked {
+				if a.Linked {
+					return -1
+				}
+				return 1
+			}
+			if c := cmp.Compare(a.Load, b.Load); c != 0 {
+				return c
+			}
+			return slices.Compare(a.ID[:], b.ID[:])
+		})
+		want := make([]identity.NodeID, 0, p.MaxFanout)
+		for _, pe := range ref[:min(n, p.MaxFanout)] {
+			want = append(want, pe.ID)
+		}
+		got := Forward(p, Query{TTL: 3}, peers).Targets
+		if n <= p.MaxFanout {
+			// Every peer gets it, in the order given.
+			want = want[:0]
+			for _, pe := range peers {
+				want = append(want, pe.ID)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d (%d peers): targets %v, want %v", round, n, got, want)
+		}
 	}
 }
