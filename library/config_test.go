@@ -2,7 +2,7 @@ package library
 
 import (
 	"errors"
-	"reflect"
+	"github.com/canopy-p2p/canopy/internal/configtest"
 	"testing"
 )
 
@@ -18,15 +18,7 @@ func TestDefaultConfigValidates(t *testing.T) {
 	}
 }
 
-// The zero Config means the defaults: withDefaults of it is DefaultConfig,
-// except for the Logger, which withDefaults sets to one that discards.
+// The zero Config means the defaults (the Logger aside).
 func TestZeroConfigWithDefaultsIsDefaultConfig(t *testing.T) {
-	got := Config{}.withDefaults()
-	if got.Logger == nil {
-		t.Error("withDefaults left the Logger nil")
-	}
-	got.Logger = nil
-	if want := DefaultConfig(); !reflect.DeepEqual(got, want) {
-		t.Errorf("Config{}.withDefaults() = %+v, want DefaultConfig() = %+v", got, want)
-	}
+	configtest.ZeroMeansDefault(t, Config{}.withDefaults(), DefaultConfig())
 }

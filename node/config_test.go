@@ -3,10 +3,10 @@ package node
 import (
 	"errors"
 	"net/netip"
-	"reflect"
 	"strconv"
 	"testing"
 
+	"github.com/canopy-p2p/canopy/internal/configtest"
 	"github.com/canopy-p2p/canopy/nat/relay"
 	"github.com/canopy-p2p/canopy/promotion"
 )
@@ -17,17 +17,9 @@ func TestDefaultConfigValidates(t *testing.T) {
 	}
 }
 
-// The zero Config means the defaults: withDefaults of it is DefaultConfig,
-// except for the Logger, which withDefaults sets to one that discards.
+// The zero Config means the defaults (the Logger aside).
 func TestZeroConfigWithDefaultsIsDefaultConfig(t *testing.T) {
-	got := Config{}.withDefaults()
-	if got.Logger == nil {
-		t.Error("withDefaults left the Logger nil")
-	}
-	got.Logger = nil
-	if want := DefaultConfig(); !reflect.DeepEqual(got, want) {
-		t.Errorf("Config{}.withDefaults() = %+v, want DefaultConfig() = %+v", got, want)
-	}
+	configtest.ZeroMeansDefault(t, Config{}.withDefaults(), DefaultConfig())
 }
 
 // DefaultTURN is a constant, so it spells the relay's port out; it must

@@ -3,12 +3,12 @@ package transfer
 import (
 	"context"
 	"errors"
-	"reflect"
 	"testing"
 
 	"github.com/pion/webrtc/v4"
 
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/configtest"
 	"github.com/canopy-p2p/canopy/wire"
 )
 
@@ -32,17 +32,9 @@ func TestDefaultConfigValidates(t *testing.T) {
 	}
 }
 
-// The zero Config means the defaults: withDefaults of it is DefaultConfig,
-// except for the Logger, which withDefaults sets to one that discards.
+// The zero Config means the defaults (the Logger aside).
 func TestZeroConfigWithDefaultsIsDefaultConfig(t *testing.T) {
-	got := Config{}.withDefaults()
-	if got.Logger == nil {
-		t.Error("withDefaults left the Logger nil")
-	}
-	got.Logger = nil
-	if want := DefaultConfig(); !reflect.DeepEqual(got, want) {
-		t.Errorf("Config{}.withDefaults() = %+v, want DefaultConfig() = %+v", got, want)
-	}
+	configtest.ZeroMeansDefault(t, Config{}.withDefaults(), DefaultConfig())
 	if got := (Config{MaxUploads: NoUploads}).withDefaults().MaxUploads; got != NoUploads {
 		t.Errorf("MaxUploads NoUploads became %d", got)
 	}
