@@ -110,28 +110,29 @@ func Forward(p Params, q Query, peers []Peer) Decision {
 	// integer compare; equal keys fall back to the whole ID. The simulator
 	// calls this for every view rebuild of every supernode.
 	cands := make([]rankedPeer, 0, n)
-	for _, pe := range peers {
+	for i, pe := range peers {
 		if pe.ID != q.From {
-			cands = append(cands, rankedPeer{key: rankKey(pe), id: pe.ID})
+			cands = append(cands, rankedPeer{key: rankKey(pe), i: int32(i)})
 		}
 	}
 	slices.SortFunc(cands, func(a, b rankedPeer) int {
 		if c := cmp.Compare(a.key, b.key); c != 0 {
 			return c
 		}
-		return bytes.Compare(a.id[:], b.id[:])
+		return bytes.Compare(peers[a.i].ID[:], peers[b.i].ID[:])
 	})
 	d := Decision{TTL: ttl - 1, Reason: "fan-out capped: linked and least-loaded peers first", Targets: make([]identity.NodeID, p.MaxFanout)}
 	for i, c := range cands[:p.MaxFanout] {
-		d.Targets[i] = c.id
+		d.Targets[i] = peers[c.i].ID
 	}
 	return d
 }
 
-// rankedPeer is a forwarding candidate with its rank packed into key.
+// rankedPeer is a forwarding candidate, peers[i], with its rank packed into
+// key; it stays small so that the sort moves little.
 type rankedPeer struct {
 	key uint64
-	id  identity.NodeID
+	i   int32
 }
 
 // rankKey packs Forward's order into an integer: the top bit is 0 for a
