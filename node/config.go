@@ -256,6 +256,13 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%w: API: the local API must listen on a loopback address", ErrConfig))
 		}
 	}
+	// A reachability tracker whose thresholds exceed its window could never
+	// reach a verdict: refuse it at start rather than never promote. (A bad
+	// ICE port range is not refused: NewAPI degrades it to any port, with a
+	// warning, as it always has.)
+	if err := c.Reach.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%w: Reach: %w", ErrConfig, err))
+	}
 	return errors.Join(errs...)
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/canopy-p2p/canopy/internal/configtest"
+	"github.com/canopy-p2p/canopy/nat/reach"
 	"github.com/canopy-p2p/canopy/nat/relay"
 	"github.com/canopy-p2p/canopy/promotion"
 )
@@ -50,16 +51,20 @@ func TestNoRoleLoopKept(t *testing.T) {
 
 func TestValidateWrapsErrConfig(t *testing.T) {
 	for name, mod := range map[string]func(*Config){
-		"bad consent":       func(c *Config) { c.Consent = promotion.Consent(99) },
-		"stun without alt":  func(c *Config) { c.STUN = "0.0.0.0:3479" },
-		"api not host:port": func(c *Config) { c.API = "localhost" },
-		"api not loopback":  func(c *Config) { c.API = "0.0.0.0:7375" },
+		"bad consent":          func(c *Config) { c.Consent = promotion.Consent(99) },
+		"stun without alt":     func(c *Config) { c.STUN = "0.0.0.0:3479" },
+		"api not host:port":    func(c *Config) { c.API = "localhost" },
+		"api not loopback":     func(c *Config) { c.API = "0.0.0.0:7375" },
+		"reach never confirms": func(c *Config) { c.Reach.Window, c.Reach.MinConfidence = 3, 4 },
 	} {
 		c := DefaultConfig()
 		mod(&c)
 		err := c.withDefaults().Validate()
 		if !errors.Is(err, ErrConfig) {
 			t.Errorf("%s: Validate() = %v, want an ErrConfig", name, err)
+		}
+		if name == "reach never confirms" && !errors.Is(err, reach.ErrConfig) {
+			t.Errorf("%s: Validate() = %v, want it to wrap reach.ErrConfig too", name, err)
 		}
 	}
 	c := DefaultConfig()
