@@ -127,6 +127,9 @@ type model struct {
 
 	// reached is the set of supernodes the current query reached.
 	reached reachSet
+	// viewScratch is scratch space for a supernode's routing view while it
+	// is compared with the one the routing core last answered for.
+	viewScratch []routing.Peer
 	// viewLinks is scratch space for the view rule's input.
 	viewLinks []routing.ViewLink
 

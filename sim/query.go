@@ -4,6 +4,7 @@ import (
 	"github.com/canopy-p2p/canopy/routing"
 	"github.com/canopy-p2p/canopy/sim/des"
 	"github.com/canopy-p2p/canopy/wire"
+	"slices"
 )
 
 // Modelled message sizes, for supernode upstream load: a query envelope with
@@ -156,21 +157,29 @@ func (m *model) forward(sn uint32, ttl uint8) []uint32 {
 	now := m.sim.Now()
 	if d.viewBuilt < 0 || now-d.viewBuilt > gossipRefresh {
 		d.viewBuilt = now
-		d.view = d.view[:0]
+		view := m.viewScratch[:0]
 		for _, set := range [2][]uint32{d.peers, d.in} {
 			for _, p := range set {
 				pd := &m.snData[m.nodes[p].snPos]
-				d.view = append(d.view, routing.Peer{
+				view = append(view, routing.Peer{
 					ID:     nodeID(p),
 					Load:   uint8(min(100, len(pd.leaves)*100/m.sc.Network.LeafSlots)),
 					Linked: true,
 				})
 			}
 		}
-		dec := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: wire.MaxTTL}, d.view)
-		d.targets = d.targets[:0]
-		for _, t := range dec.Targets {
-			d.targets = append(d.targets, fromNodeID(t))
+		// The routing core's answer depends only on the view: when no link
+		// and no load changed since the last rebuild, its targets stand.
+		// (Comparing the views costs far less than the core's sort.)
+		if !slices.Equal(view, d.view) {
+			dec := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: wire.MaxTTL}, view)
+			d.targets = d.targets[:0]
+			for _, t := range dec.Targets {
+				d.targets = append(d.targets, fromNodeID(t))
+			}
+			d.view, m.viewScratch = view, d.view
+		} else {
+			m.viewScratch = view
 		}
 	}
 	if dec := routing.Forward(m.sc.Network.Routing, routing.Query{TTL: ttl}, nil); dec.TTL == 0 && len(dec.Targets) == 0 {
