@@ -115,12 +115,17 @@ func Forward(p Params, q Query, peers []Peer) Decision {
 			cands = append(cands, rankedPeer{key: rankKey(pe), i: int32(i)})
 		}
 	}
-	slices.SortFunc(cands, func(a, b rankedPeer) int {
+	less := func(a, b rankedPeer) int {
 		if c := cmp.Compare(a.key, b.key); c != 0 {
 			return c
 		}
 		return bytes.Compare(peers[a.i].ID[:], peers[b.i].ID[:])
-	})
+	}
+	// Only the first MaxFanout in order are wanted: move them to the front
+	// (a selection, linear on average), then sort just those. The order is
+	// total (IDs differ), so the result is the full sort's prefix.
+	selectFirst(cands, p.MaxFanout, less)
+	slices.SortFunc(cands[:p.MaxFanout], less)
 	d := Decision{TTL: ttl - 1, Reason: "fan-out capped: linked and least-loaded peers first", Targets: make([]identity.NodeID, p.MaxFanout)}
 	for i, c := range cands[:p.MaxFanout] {
 		d.Targets[i] = peers[c.i].ID
@@ -147,4 +152,48 @@ func rankKey(p Peer) uint64 {
 	}
 	k |= uint64(p.Load) << 55
 	return k | binary.BigEndian.Uint64(p.ID[:8])>>9
+}
+
+// selectFirst reorders s so that its k smallest elements by cmp come first,
+// in no particular order (Hoare's quickselect with a median-of-three pivot;
+// deterministic for a given input). It needs 0 < k < len(s).
+func selectFirst[T any](s []T, k int, cmp func(a, b T) int) {
+	lo, hi := 0, len(s)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		// Median of three into s[mid].
+		if cmp(s[mid], s[lo]) < 0 {
+			s[mid], s[lo] = s[lo], s[mid]
+		}
+		if cmp(s[hi], s[lo]) < 0 {
+			s[hi], s[lo] = s[lo], s[hi]
+		}
+		if cmp(s[hi], s[mid]) < 0 {
+			s[hi], s[mid] = s[mid], s[hi]
+		}
+		pivot := s[mid]
+		i, j := lo, hi
+		for i <= j {
+			for cmp(s[i], pivot) < 0 {
+				i++
+			}
+			for cmp(s[j], pivot) > 0 {
+				j--
+			}
+			if i <= j {
+				s[i], s[j] = s[j], s[i]
+				i++
+				j--
+			}
+		}
+		// Now s[lo..j] <= pivot <= s[i..hi]; keep the side holding index k-1.
+		switch {
+		case k-1 <= j:
+			hi = j
+		case k-1 >= i:
+			lo = i
+		default:
+			return
+		}
+	}
 }

@@ -99,3 +99,27 @@ func TestForwardOrderMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestSelectFirst checks the selection against a sort, for every k, on
+// random slices with many equal values.
+func TestSelectFirst(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 300 {
+		n := 2 + rng.IntN(70)
+		s := make([]int, n)
+		for i := range s {
+			s[i] = rng.IntN(1 + round%20)
+		}
+		sorted := slices.Clone(s)
+		slices.Sort(sorted)
+		for k := 1; k < n; k++ {
+			got := slices.Clone(s)
+			selectFirst(got, k, cmp.Compare[int])
+			first := slices.Clone(got[:k])
+			slices.Sort(first)
+			if !slices.Equal(first, sorted[:k]) {
+				t.Fatalf("n=%d k=%d: first %v, want %v (input %v)", n, k, first, sorted[:k], s)
+			}
+		}
+	}
+}

@@ -351,17 +351,29 @@ func OriginTTL(p Params, v ViewParams, members int) uint8 {
 
 // rankByHash orders ids by a hash of (seed, id), highest first.
 func rankByHash(ids []identity.NodeID, seed uint64) []identity.NodeID {
-	s := slices.Clone(ids)
-	slices.SortFunc(s, func(a, b identity.NodeID) int {
-		ha, hb := mix(seed^key(a)), mix(seed^key(b))
-		if ha != hb {
-			if ha > hb {
+	// Each ID's hash is computed once, not at every comparison: the
+	// simulator ranks every supernode's links at every refresh.
+	type hashed struct {
+		h  uint64
+		id identity.NodeID
+	}
+	hs := make([]hashed, len(ids))
+	for i, id := range ids {
+		hs[i] = hashed{h: mix(seed ^ key(id)), id: id}
+	}
+	slices.SortFunc(hs, func(a, b hashed) int {
+		if a.h != b.h {
+			if a.h > b.h {
 				return -1
 			}
 			return 1
 		}
-		return bytes.Compare(a[:], b[:])
+		return bytes.Compare(a.id[:], b.id[:])
 	})
+	s := make([]identity.NodeID, len(hs))
+	for i := range hs {
+		s[i] = hs[i].id
+	}
 	return s
 }
 
