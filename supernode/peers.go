@@ -22,6 +22,12 @@ type peerLink struct {
 	// queries and closes after viewDrain, once the hits of the queries
 	// already sent over it are back.
 	draining bool
+	// signal marks a link dialled on demand to relay signals to a member
+	// outside the view (see signalLink): it does not count in the view and
+	// carries no queries from this side, and it closes after
+	// signalLinkIdle without a signal.
+	signal   bool
+	lastUsed time.Time
 }
 
 // viewState is the peer-view rule's state between two runs of linkRing,
@@ -72,6 +78,14 @@ const (
 // sides dialled at once, the pair keeps the link the smaller ID dialled and
 // closes the other, which both sides decide alike.
 func (s *Supernode) addPeer(c *link.Conn, outbound bool) {
+	s.addLink(c, &peerLink{outbound: outbound, since: time.Now()})
+}
+
+// addLink registers pl for the link c and starts its reader. Signalling
+// links are left out of the duplicate rule: a view link and a signalling
+// link to one member may coexist until the latter idles out.
+func (s *Supernode) addLink(c *link.Conn, pl *peerLink) {
+	outbound := pl.outbound
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -86,19 +100,19 @@ func (s *Supernode) addPeer(c *link.Conn, outbound bool) {
 	}
 	smallerDialled := func(out bool) bool { return out == (bytes.Compare(s.id[:], peer[:]) < 0) }
 	var dup []*link.Conn
-	for old, pl := range set {
-		if pl.draining {
+	for old, opl := range set {
+		if opl.draining || opl.signal || pl.signal {
 			continue
 		}
-		if smallerDialled(pl.outbound) && !smallerDialled(outbound) {
+		if smallerDialled(opl.outbound) && !smallerDialled(outbound) {
 			dup = append(dup, c) // the old link is the one to keep
 		} else {
-			pl.draining = true
+			opl.draining = true
 			dup = append(dup, old)
 		}
 		break
 	}
-	set[c] = &peerLink{outbound: outbound, since: time.Now()}
+	set[c] = pl
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go s.servePeer(c)
@@ -169,7 +183,7 @@ func (s *Supernode) peerMessage(c *link.Conn, e wire.Envelope) error {
 		var b wire.Bye
 		_ = e.Decode(&b)
 		s.mu.Lock()
-		if pl := s.peers[c.Peer()][c]; pl != nil && pl.outbound {
+		if pl := s.peers[c.Peer()][c]; pl != nil && pl.outbound && !pl.signal {
 			// A peer that closes a link this supernode dialled refused it
 			// or is leaving: the view rule picks another for a while.
 			s.failedLocked(c.Peer())
@@ -230,11 +244,11 @@ func (s *Supernode) routingPeers() []routing.Peer {
 	return out
 }
 
-// liveLocked reports whether a link to id is up and not retiring. s.mu must
-// be held.
+// liveLocked reports whether a view link to id is up and not retiring.
+// s.mu must be held.
 func (s *Supernode) liveLocked(id identity.NodeID) bool {
 	for _, pl := range s.peers[id] {
-		if !pl.draining {
+		if !pl.draining && !pl.signal {
 			return true
 		}
 	}
@@ -277,6 +291,7 @@ func (s *Supernode) maintain() {
 			lastICE = now
 			s.refreshICEServers(now)
 		}
+		s.closeIdleSignalLinks(time.Now())
 		if time.Since(lastPing) >= s.cfg.IdleTimeout/3 {
 			lastPing = time.Now()
 			s.pingAll()
@@ -307,16 +322,20 @@ func (s *Supernode) linkRing() {
 	st := routing.ViewState{Epoch: s.view.epoch, Refreshed: s.view.refreshed}
 	conns := make(map[identity.NodeID]*link.Conn)
 	for id, set := range s.peers {
-		live := false
+		live, draining := false, false
 		for c, pl := range set {
+			if pl.signal {
+				continue // outside the view
+			}
 			if pl.draining {
+				draining = true
 				continue
 			}
 			st.Links = append(st.Links, routing.ViewLink{ID: id, Outbound: pl.outbound, Since: pl.since})
 			conns[id], live = c, true
 			break
 		}
-		if !live {
+		if !live && draining {
 			st.Avoid = append(st.Avoid, id)
 		}
 	}

@@ -50,6 +50,9 @@ type Supernode struct {
 	leaves  map[identity.NodeID]*leafSlot
 	peers   map[identity.NodeID]map[*link.Conn]*peerLink
 	dialing map[identity.NodeID]bool
+	// sigDialing holds the signals waiting for a signalling link being
+	// dialled, by ring member (see signalLink).
+	sigDialing map[identity.NodeID][]wire.Signal
 	// view is the peer-view rule's state between two runs of linkRing.
 	view   viewState
 	closed bool
@@ -121,6 +124,8 @@ func Start(cfg Config) (*Supernode, error) {
 		leaves:   make(map[identity.NodeID]*leafSlot),
 		peers:    make(map[identity.NodeID]map[*link.Conn]*peerLink),
 		dialing:  make(map[identity.NodeID]bool),
+
+		sigDialing: make(map[identity.NodeID][]wire.Signal),
 
 		ringChanged: make(chan struct{}, 1),
 	}

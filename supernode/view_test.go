@@ -9,6 +9,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/testwait"
+	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/routing"
 	"github.com/canopy-p2p/canopy/wire"
 )
@@ -20,7 +22,7 @@ func (s *Supernode) links() (out, in int, peers []identity.NodeID) {
 	defer s.mu.Unlock()
 	for id, set := range s.peers {
 		for _, pl := range set {
-			if pl.draining {
+			if pl.draining || pl.signal {
 				continue
 			}
 			if pl.outbound {
@@ -136,7 +138,7 @@ func TestBoundedViewReachesRing(t *testing.T) {
 	if e, err := recv(owner, 5*time.Second); err != nil || e.Type != wire.TypeIndexAck {
 		t.Fatalf("no index ack: %v %s", err, e.Type)
 	}
-	searcher := testLeaf(t, addrs[from])
+	searcher, searcherID := testLeafID(t, addrs[from])
 	q, _ := wire.New(wire.TypeQuery, &wire.Query{Words: "farthest shore"})
 	if err := searcher.Send(q); err != nil {
 		t.Fatal(err)
@@ -148,6 +150,64 @@ func TestBoundedViewReachesRing(t *testing.T) {
 	var qh wire.QueryHit
 	if err := e.Decode(&qh); err != nil || len(qh.Hits) != 1 || qh.From != sns[to].ID() || qh.Hits[0].Sources[0].Node != ownerID {
 		t.Fatalf("hit: %v %+v", err, qh)
+	}
+
+	// A download starts with signals between the two leaves, relayed by
+	// their supernodes, which hold no link to each other: the searcher's
+	// supernode must still get the offer to the owner's, and the owner's
+	// the answer back.
+	offer := wire.Signal{To: ownerID, Via: sns[to].ID(), Kind: wire.SignalOffer, Data: "v=0 offer"}
+	if err := searcher.SendBody(wire.TypeSignal, &offer); err != nil {
+		t.Fatal(err)
+	}
+	got := recvSignal(t, owner, 5*time.Second)
+	if got.From != searcherID || got.Kind != wire.SignalOffer || len(got.FromVia) == 0 || got.FromVia[0] != sns[from].ID() {
+		t.Fatalf("offer relayed as %+v", got)
+	}
+	answer := wire.Signal{To: searcherID, Via: got.FromVia[0], Kind: wire.SignalAnswer, Data: "v=0 answer"}
+	if err := owner.SendBody(wire.TypeSignal, &answer); err != nil {
+		t.Fatal(err)
+	}
+	if got := recvSignal(t, searcher, 5*time.Second); got.From != ownerID || got.Kind != wire.SignalAnswer {
+		t.Fatalf("answer relayed as %+v", got)
+	}
+	// The link that carried them is a signalling link, outside the views:
+	// the bounds hold, and it closes once idle.
+	for i, sn := range sns {
+		if out, in, _ := sn.links(); out > bound.PeerView || in > bound.MaxInbound {
+			t.Fatalf("after signalling, supernode %d holds %d dialled and %d inbound view links; bounds %d and %d", i, out, in, bound.PeerView, bound.MaxInbound)
+		}
+	}
+	origin := sns[from]
+	signalLinks := func() int {
+		origin.mu.Lock()
+		defer origin.mu.Unlock()
+		return origin.signalLinksLocked()
+	}
+	if n := signalLinks(); n != 1 {
+		t.Fatalf("the searcher's supernode holds %d signalling links, want 1", n)
+	}
+	origin.closeIdleSignalLinks(time.Now().Add(signalLinkIdle))
+	testwait.Until(t, 5*time.Second, func() bool { return signalLinks() == 0 }, "the idle signalling link was not closed")
+}
+
+// recvSignal returns the next Signal on c, skipping other messages.
+func recvSignal(t *testing.T, c *link.Conn, d time.Duration) wire.Signal {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		e, err := recv(c, time.Until(deadline))
+		if err != nil {
+			t.Fatalf("no signal within %v: %v", d, err)
+		}
+		if e.Type != wire.TypeSignal {
+			continue
+		}
+		var sig wire.Signal
+		if err := e.Decode(&sig); err != nil {
+			t.Fatal(err)
+		}
+		return sig
 	}
 }
 
