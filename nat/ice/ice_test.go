@@ -5,10 +5,12 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
-	"go.uber.org/goleak"
+
+	"github.com/canopy-p2p/canopy/internal/leaktest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain fails the package's tests if they leave goroutines behind.
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 func TestValidate(t *testing.T) {
 	for _, c := range []struct {

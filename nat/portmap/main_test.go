@@ -3,9 +3,11 @@ package portmap
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/canopy-p2p/canopy/internal/leaktest"
 )
 
-// TestMain fails the package's tests if they leave goroutines behind, as it
-// did when this code was part of package nat.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain fails the package's tests if they leave goroutines behind. The
+// grace period matters since the split out of package nat: a package whose
+// last test just closed pion clients now exits while their goroutines are
+// still winding down, where before other tests ran meanwhile.
+func TestMain(m *testing.M) { leaktest.Main(m) }
