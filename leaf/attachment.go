@@ -33,10 +33,12 @@ type attachment struct {
 	// ice is the supernode's STUN/TURN services and our credentials.
 	ice wire.ICEServers
 
-	// successors and leavingSince are guarded by Leaf.mu: the supernode's
-	// emergency successors, and when it started handing the leaf over.
+	// successors, leavingSince and closing are guarded by Leaf.mu: the
+	// supernode's emergency successors, when it started handing the leaf
+	// over, and whether the leaf has begun closing the link.
 	successors   []wire.PeerInfo
 	leavingSince time.Time
+	closing      bool
 }
 
 func (a *attachment) kickUpload() {
