@@ -337,22 +337,6 @@ func (l *Leaf) fillAttachments() {
 	}
 }
 
-// cutOffLocked reports whether the leaf holds no link to another node: none
-// at all, or only the one to its own supernode role. A supernode attached to
-// itself alone is as cut off as an orphaned leaf — after an emergency
-// election it may be a ring of one that only its leaf side can join to the
-// others — so it retries successors as soon as an orphan does. l.mu must be
-// held.
-func (l *Leaf) cutOffLocked() bool {
-	switch len(l.atts) {
-	case 0:
-		return true
-	case 1:
-		return l.atts[l.id] != nil
-	}
-	return false
-}
-
 // attach dials one supernode and, if it welcomes us, serves the attachment.
 func (l *Leaf) attach(addr string, want identity.NodeID) {
 	defer l.wg.Done()
@@ -365,7 +349,7 @@ func (l *Leaf) attach(addr string, want identity.NodeID) {
 			c.failures++
 			c.lastErr = err.Error()
 			c.lastFail = time.Now()
-			c.next = c.lastFail.Add(retryBackoff(policyOf(&l.cfg), c.failures, c.successor, l.cutOffLocked()))
+			c.next = c.lastFail.Add(retryBackoff(policyOf(&l.cfg), c.failures, c.successor, len(l.atts) == 0))
 		}
 		l.mu.Unlock()
 		l.log.Debug("attach failed", zap.String("supernode", addr), zap.Error(err))

@@ -475,25 +475,3 @@ func TestLosingOneOfSeveralLinks(t *testing.T) {
 		t.Errorf("a loss that leaves a link acted as an orphaning: orphanings %d", l.orphanings)
 	}
 }
-
-// A leaf whose only link is to its own supernode role is cut off, as one
-// with no link is; a link to another supernode ends that.
-func TestCutOff(t *testing.T) {
-	l := newTestLeaf(Config{})
-	if !l.cutOffLocked() {
-		t.Error("no links: not cut off")
-	}
-	l.atts[l.id] = &attachment{}
-	if !l.cutOffLocked() {
-		t.Error("only the link to itself: not cut off")
-	}
-	other := identity.NodeID{0x01}
-	l.atts[other] = &attachment{}
-	if l.cutOffLocked() {
-		t.Error("a link to itself and to another supernode: cut off")
-	}
-	delete(l.atts, l.id)
-	if l.cutOffLocked() {
-		t.Error("a link to another supernode: cut off")
-	}
-}
