@@ -33,12 +33,10 @@ type attachment struct {
 	// ice is the supernode's STUN/TURN services and our credentials.
 	ice wire.ICEServers
 
-	// successors, leavingSince and closing are guarded by Leaf.mu: the
-	// supernode's emergency successors, when it started handing the leaf
-	// over, and whether the leaf has begun closing the link.
+	// successors and leavingSince are guarded by Leaf.mu: the supernode's
+	// emergency successors, and when it started handing the leaf over.
 	successors   []wire.PeerInfo
 	leavingSince time.Time
-	closing      bool
 }
 
 func (a *attachment) kickUpload() {

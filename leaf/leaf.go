@@ -314,19 +314,9 @@ func (l *Leaf) fillAttachments() {
 	s, cands, atts := l.stateLocked()
 	pl := plan(policyOf(&l.cfg), s, now)
 	for _, st := range pl.close {
-		// Closing waits for the link's writer, so it runs on its own; the
-		// plan names the link again each tick until the reader has removed
-		// the attachment, but one close is enough.
-		a := atts[st.index]
-		if a.closing {
-			continue
-		}
-		a.closing = true
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			a.conn.Close("handed over to another supernode")
-		}()
+		// Closing waits for the link's writer; the plan is made again each
+		// tick until the reader has removed the attachment.
+		go atts[st.index].conn.Close("handed over to another supernode")
 	}
 	for _, st := range pl.dial {
 		c := cands[st.index]
