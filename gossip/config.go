@@ -1,7 +1,6 @@
 package gossip
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -109,9 +108,15 @@ func DefaultConfig() Config {
 // nil Logger replaced by one that discards.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	c.BindAddr = cmp.Or(c.BindAddr, d.BindAddr)
-	c.EventQueue = cmp.Or(c.EventQueue, d.EventQueue)
-	c.Profile = cmp.Or(c.Profile, d.Profile)
+	if c.BindAddr == "" {
+		c.BindAddr = d.BindAddr
+	}
+	if c.EventQueue == 0 {
+		c.EventQueue = d.EventQueue
+	}
+	if c.Profile == "" {
+		c.Profile = d.Profile
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}

@@ -5,7 +5,6 @@
 package leaf
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/canopy-p2p/canopy/choice"
 	"github.com/canopy-p2p/canopy/identity"
-	"github.com/canopy-p2p/canopy/internal/defaults"
 	"github.com/canopy-p2p/canopy/library"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/transfer"
@@ -127,17 +125,31 @@ func DefaultConfig() Config {
 // Choice.K set to Attach, and a nil Logger replaced by one that discards.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	c.Attach = defaults.Positive(c.Attach, d.Attach)
-	c.MaxCandidates = defaults.Positive(c.MaxCandidates, d.MaxCandidates)
-	c.IdleTimeout = defaults.Positive(c.IdleTimeout, d.IdleTimeout)
-	c.RetryBackoff = defaults.Positive(c.RetryBackoff, d.RetryBackoff)
-	c.MaxBackoff = defaults.Positive(c.MaxBackoff, d.MaxBackoff)
+	if c.Attach <= 0 {
+		c.Attach = d.Attach
+	}
+	if c.MaxCandidates <= 0 {
+		c.MaxCandidates = d.MaxCandidates
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.RetryBackoff <= 0 {
+		c.RetryBackoff = d.RetryBackoff
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = d.MaxBackoff
+	}
 	if c.Choice == (choice.Params{}) {
 		c.Choice = d.Choice
 	}
 	c.Choice.K = c.Attach
-	c.HandoverGrace = defaults.Positive(c.HandoverGrace, d.HandoverGrace)
-	c.Software = cmp.Or(c.Software, d.Software)
+	if c.HandoverGrace <= 0 {
+		c.HandoverGrace = d.HandoverGrace
+	}
+	if c.Software == "" {
+		c.Software = d.Software
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}

@@ -1,7 +1,6 @@
 package library
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -61,8 +60,12 @@ func DefaultConfig() Config {
 // nil Logger replaced by one that discards.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	c.PieceSize = cmp.Or(c.PieceSize, d.PieceSize)
-	c.ChangeLogLimit = cmp.Or(c.ChangeLogLimit, d.ChangeLogLimit)
+	if c.PieceSize == 0 {
+		c.PieceSize = d.PieceSize
+	}
+	if c.ChangeLogLimit == 0 {
+		c.ChangeLogLimit = d.ChangeLogLimit
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}

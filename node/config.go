@@ -4,7 +4,6 @@
 package node
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -17,7 +16,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/canopy-p2p/canopy/api"
-	"github.com/canopy-p2p/canopy/internal/defaults"
 	"github.com/canopy-p2p/canopy/leaf"
 	"github.com/canopy-p2p/canopy/nat/ice"
 	"github.com/canopy-p2p/canopy/nat/reach"
@@ -202,20 +200,38 @@ func DefaultConfig() Config {
 // that discards.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	c.DataDir = cmp.Or(c.DataDir, d.DataDir)
-	c.Listen = cmp.Or(c.Listen, d.Listen)
-	c.API = cmp.Or(c.API, d.API)
-	c.TURN = cmp.Or(c.TURN, d.TURN)
-	c.STUN = cmp.Or(c.STUN, d.STUN)
+	if c.DataDir == "" {
+		c.DataDir = d.DataDir
+	}
+	if c.Listen == "" {
+		c.Listen = d.Listen
+	}
+	if c.API == "" {
+		c.API = d.API
+	}
+	if c.TURN == "" {
+		c.TURN = d.TURN
+	}
+	if c.STUN == "" {
+		c.STUN = d.STUN
+	}
 	for _, a := range []*string{&c.API, &c.TURN, &c.STUN} {
 		if *a == offAlias {
 			*a = Off
 		}
 	}
-	c.RoleInterval = cmp.Or(c.RoleInterval, d.RoleInterval)
-	c.HandoverTimeout = defaults.Positive(c.HandoverTimeout, d.HandoverTimeout)
-	c.Attach = defaults.Positive(c.Attach, d.Attach)
-	c.RescanInterval = defaults.Positive(c.RescanInterval, d.RescanInterval)
+	if c.RoleInterval == 0 {
+		c.RoleInterval = d.RoleInterval
+	}
+	if c.HandoverTimeout <= 0 {
+		c.HandoverTimeout = d.HandoverTimeout
+	}
+	if c.Attach <= 0 {
+		c.Attach = d.Attach
+	}
+	if c.RescanInterval <= 0 {
+		c.RescanInterval = d.RescanInterval
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}

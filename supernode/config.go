@@ -4,7 +4,6 @@
 package supernode
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/canopy-p2p/canopy/gossip"
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/index"
-	"github.com/canopy-p2p/canopy/internal/defaults"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/promotion"
 	"github.com/canopy-p2p/canopy/routing"
@@ -170,9 +168,15 @@ func DefaultConfig() Config {
 // nil Logger replaced by one that discards.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	c.GossipAddr = cmp.Or(c.GossipAddr, d.GossipAddr)
-	c.GossipProfile = cmp.Or(c.GossipProfile, d.GossipProfile)
-	c.MaxLeaves = defaults.Positive(c.MaxLeaves, d.MaxLeaves)
+	if c.GossipAddr == "" {
+		c.GossipAddr = d.GossipAddr
+	}
+	if c.GossipProfile == "" {
+		c.GossipProfile = d.GossipProfile
+	}
+	if c.MaxLeaves <= 0 {
+		c.MaxLeaves = d.MaxLeaves
+	}
 	if c.Index == (index.Limits{}) {
 		c.Index = d.Index
 	}
@@ -186,16 +190,30 @@ func (c Config) withDefaults() Config {
 	if c.SignalRate <= 0 {
 		c.SignalRate, c.SignalBurst = d.SignalRate, d.SignalBurst
 	}
-	c.SeenTTL = defaults.Positive(c.SeenTTL, d.SeenTTL)
-	c.IdleTimeout = defaults.Positive(c.IdleTimeout, d.IdleTimeout)
+	if c.SeenTTL <= 0 {
+		c.SeenTTL = d.SeenTTL
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
 	if c.Policy == (promotion.Params{}) {
 		c.Policy = d.Policy
 	}
-	c.GuidanceInterval = defaults.Positive(c.GuidanceInterval, d.GuidanceInterval)
-	c.DialBackTimeout = defaults.Positive(c.DialBackTimeout, d.DialBackTimeout)
-	c.ICERefresh = defaults.Positive(c.ICERefresh, d.ICERefresh)
-	c.DialBackInterval = defaults.Positive(c.DialBackInterval, d.DialBackInterval)
-	c.Software = cmp.Or(c.Software, d.Software)
+	if c.GuidanceInterval <= 0 {
+		c.GuidanceInterval = d.GuidanceInterval
+	}
+	if c.DialBackTimeout <= 0 {
+		c.DialBackTimeout = d.DialBackTimeout
+	}
+	if c.ICERefresh <= 0 {
+		c.ICERefresh = d.ICERefresh
+	}
+	if c.DialBackInterval <= 0 {
+		c.DialBackInterval = d.DialBackInterval
+	}
+	if c.Software == "" {
+		c.Software = d.Software
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}

@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/identity"
-	"github.com/canopy-p2p/canopy/internal/defaults"
 	"github.com/canopy-p2p/canopy/wire"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -115,10 +113,18 @@ func DefaultConfig() Config {
 // nil Logger replaced by one that discards.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	c.MaxUploads = cmp.Or(c.MaxUploads, d.MaxUploads)
-	c.MaxSourcesPerDownload = defaults.Positive(c.MaxSourcesPerDownload, d.MaxSourcesPerDownload)
-	c.Window = defaults.Positive(c.Window, d.Window)
-	c.ConnectTimeout = defaults.Positive(c.ConnectTimeout, d.ConnectTimeout)
+	if c.MaxUploads == 0 {
+		c.MaxUploads = d.MaxUploads
+	}
+	if c.MaxSourcesPerDownload <= 0 {
+		c.MaxSourcesPerDownload = d.MaxSourcesPerDownload
+	}
+	if c.Window <= 0 {
+		c.Window = d.Window
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = d.ConnectTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}

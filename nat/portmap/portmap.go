@@ -26,7 +26,6 @@ package portmap
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -52,8 +51,6 @@ import (
 	"github.com/huin/goupnp/ssdp"
 	natpmp "github.com/jackpal/go-nat-pmp"
 	"go.uber.org/zap"
-
-	"github.com/canopy-p2p/canopy/internal/defaults"
 )
 
 // Port mapping protocols, as reported in State.Protocol.
@@ -140,11 +137,21 @@ func DefaultConfig() Config {
 // withDefaults fills the zero fields of c from DefaultConfig.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	c.Lifetime = defaults.Positive(c.Lifetime, d.Lifetime)
-	c.Timeout = defaults.Positive(c.Timeout, d.Timeout)
-	c.RetryInterval = defaults.Positive(c.RetryInterval, d.RetryInterval)
-	c.PermanentRefresh = defaults.Positive(c.PermanentRefresh, d.PermanentRefresh)
-	c.Description = cmp.Or(c.Description, d.Description)
+	if c.Lifetime <= 0 {
+		c.Lifetime = d.Lifetime
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = d.Timeout
+	}
+	if c.RetryInterval <= 0 {
+		c.RetryInterval = d.RetryInterval
+	}
+	if c.PermanentRefresh <= 0 {
+		c.PermanentRefresh = d.PermanentRefresh
+	}
+	if c.Description == "" {
+		c.Description = d.Description
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}

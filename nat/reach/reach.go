@@ -24,8 +24,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/canopy-p2p/canopy/internal/defaults"
 )
 
 // State is a reachability verdict.
@@ -113,15 +111,27 @@ func DefaultConfig() Config {
 // and raises TargetConfidence to at least MinConfidence.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	c.Window = defaults.Positive(c.Window, d.Window)
-	c.MinConfidence = defaults.Positive(c.MinConfidence, d.MinConfidence)
+	if c.Window <= 0 {
+		c.Window = d.Window
+	}
+	if c.MinConfidence <= 0 {
+		c.MinConfidence = d.MinConfidence
+	}
 	if c.TargetConfidence < c.MinConfidence {
 		c.TargetConfidence = max(d.TargetConfidence, c.MinConfidence)
 	}
-	c.MinObservers = defaults.Positive(c.MinObservers, d.MinObservers)
-	c.ResultTTL = defaults.Positive(c.ResultTTL, d.ResultTTL)
-	c.RecheckInterval = defaults.Positive(c.RecheckInterval, d.RecheckInterval)
-	c.RetryInterval = defaults.Positive(c.RetryInterval, d.RetryInterval)
+	if c.MinObservers <= 0 {
+		c.MinObservers = d.MinObservers
+	}
+	if c.ResultTTL <= 0 {
+		c.ResultTTL = d.ResultTTL
+	}
+	if c.RecheckInterval <= 0 {
+		c.RecheckInterval = d.RecheckInterval
+	}
+	if c.RetryInterval <= 0 {
+		c.RetryInterval = d.RetryInterval
+	}
 	return c
 }
 

@@ -24,7 +24,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/canopy-p2p/canopy/internal/defaults"
 	"github.com/canopy-p2p/canopy/nat"
 	pionstun "github.com/pion/stun/v4"
 	transport "github.com/pion/transport/v5"
@@ -81,8 +80,12 @@ func DefaultDiscoverConfig() DiscoverConfig {
 // cuts Tries to maxTries.
 func (c DiscoverConfig) withDefaults() DiscoverConfig {
 	d := DefaultDiscoverConfig()
-	c.RTO = defaults.Positive(c.RTO, d.RTO)
-	c.Tries = defaults.Positive(c.Tries, d.Tries)
+	if c.RTO <= 0 {
+		c.RTO = d.RTO
+	}
+	if c.Tries <= 0 {
+		c.Tries = d.Tries
+	}
 	if c.Tries > maxTries {
 		c.Tries = maxTries
 	}

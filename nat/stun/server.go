@@ -33,8 +33,6 @@ import (
 	pionstun "github.com/pion/stun/v4"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
-
-	"github.com/canopy-p2p/canopy/internal/defaults"
 )
 
 const (
@@ -155,11 +153,21 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
-	c.SourceRate = defaults.Positive(c.SourceRate, d.SourceRate)
-	c.SourceBurst = defaults.Positive(c.SourceBurst, d.SourceBurst)
-	c.TotalRate = defaults.Positive(c.TotalRate, d.TotalRate)
-	c.TotalBurst = defaults.Positive(c.TotalBurst, d.TotalBurst)
-	c.MaxSources = defaults.Positive(c.MaxSources, d.MaxSources)
+	if c.SourceRate <= 0 {
+		c.SourceRate = d.SourceRate
+	}
+	if c.SourceBurst <= 0 {
+		c.SourceBurst = d.SourceBurst
+	}
+	if c.TotalRate <= 0 {
+		c.TotalRate = d.TotalRate
+	}
+	if c.TotalBurst <= 0 {
+		c.TotalBurst = d.TotalBurst
+	}
+	if c.MaxSources <= 0 {
+		c.MaxSources = d.MaxSources
+	}
 	return c
 }
 
