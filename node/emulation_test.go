@@ -285,7 +285,7 @@ func TestEmulation(t *testing.T) {
 	}
 	elected := waitFor(t, "emergency election", 60*time.Second, func() (bool, string) {
 		n := len(supernodes(nodes))
-		return n > 0, fmt.Sprintf("%d supernodes", n)
+		return n > 0, fmt.Sprintf("%d supernodes; %s", n, decisions(nodes, p))
 	})
 	for _, n := range nodes {
 		if !n.dead && n.Role() == node.RoleLeaf {
@@ -313,6 +313,25 @@ func TestEmulation(t *testing.T) {
 
 	switches := checkDamping(t, nodes, p)
 	t.Logf("role switches over the whole run: %d across %d nodes", switches, len(nodes))
+}
+
+// decisions describes each live node's last role decision and its
+// attachments, to tell why no node steps in from a failure message.
+func decisions(nodes []*emuNode, p promotion.Params) string {
+	var out []string
+	for _, n := range nodes {
+		if n.dead {
+			continue
+		}
+		d, in, at, ok := n.Decision()
+		if !ok {
+			out = append(out, n.name+": no decision yet")
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s (%d attachments, %v ago): %s", n.name, len(n.Leaf().Attachments()),
+			time.Since(at).Round(10*time.Millisecond), d.Summary(p, in)))
+	}
+	return strings.Join(out, "\n")
 }
 
 // rings describes each live supernode's view of the ring, to tell a

@@ -333,9 +333,18 @@ func (n *Node) handshake(raw net.Conn) {
 	}
 	sn := n.Supernode()
 	if sn == nil {
+		// A leaf redirects to the supernodes it is attached to now, never
+		// to every candidate it has heard of: when the ring has died,
+		// orphaned leaves dial each other as successors, and lists of dead
+		// supernodes passed back and forth would keep refilling each
+		// other's candidate sets with supernodes not yet re-dialled, so
+		// none would ever count as orphaned and no emergency election
+		// would start.
 		var alts []wire.PeerInfo
-		for _, p := range n.leaf.Known() {
-			alts = append(alts, wire.PeerInfo{ID: p.ID, Control: p.Control})
+		for _, a := range n.leaf.Attachments() {
+			if a.ID != n.id.ID {
+				alts = append(alts, wire.PeerInfo{ID: a.ID, Control: a.Control})
+			}
 		}
 		_ = c.SendBody(wire.TypeRefuse, &wire.Refuse{Reason: "not a supernode", Supernodes: alts})
 		c.Close("not a supernode")
