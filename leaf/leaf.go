@@ -47,7 +47,8 @@ type Leaf struct {
 	// lostAll is when the leaf last found itself without any attachment
 	// (or started), for Orphaned.
 	lostAll time.Time
-	// lastSuccessors are the successors named by attachments that are gone.
+	// lastSuccessors are the successors named by every attachment lost
+	// since the leaf last attached (see keptSuccessors).
 	lastSuccessors []wire.PeerInfo
 	// orphanings counts the times the leaf lost its last attachment.
 	orphanings int
@@ -355,6 +356,7 @@ func (l *Leaf) attach(addr string, want identity.NodeID) {
 		return
 	}
 	l.atts[a.conn.Peer()] = a
+	l.lastSuccessors = nil // the live links name fresher ones
 	l.wg.Add(2)
 	l.mu.Unlock()
 	l.log.Info("attached", zap.String("supernode", a.conn.Peer().Short()), zap.String("addr", addr))
@@ -431,15 +433,22 @@ func (l *Leaf) serve(a *attachment) {
 	defer l.wg.Done()
 	defer func() {
 		l.mu.Lock()
-		if l.atts[a.conn.Peer()] == a {
-			l.lastSuccessors = l.successorsLocked()
-			delete(l.atts, a.conn.Peer())
-		}
-		l.detachedLocked(a.addr, a.conn.RTT(), time.Now())
+		l.removeLocked(a.conn.Peer(), a, a.conn.RTT(), time.Now())
 		l.mu.Unlock()
 		l.log.Info("detached", zap.String("supernode", a.conn.Peer().Short()), zap.String("reason", a.conn.Reason()))
 	}()
 	a.conn.Serve(l.cfg.IdleTimeout, func(e wire.Envelope) error { return l.message(a, e) })
+}
+
+// removeLocked forgets the attachment a to supernode peer, whose link has
+// gone, keeping the successors it named, and carries out lost for it. l.mu
+// is held.
+func (l *Leaf) removeLocked(peer identity.NodeID, a *attachment, rtt time.Duration, now time.Time) {
+	if l.atts[peer] == a {
+		l.lastSuccessors = keptSuccessors(l.lastSuccessors, l.successorsLocked())
+		delete(l.atts, peer)
+	}
+	l.detachedLocked(a.addr, rtt, now)
 }
 
 // detachedLocked carries out lost for the link to addr that has just gone

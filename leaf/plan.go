@@ -1,9 +1,11 @@
 package leaf
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/canopy-p2p/canopy/choice"
@@ -218,6 +220,29 @@ func orphaned(s attachState, now time.Time) (orphaned bool, since time.Duration)
 		}
 	}
 	return true, now.Sub(s.lostAll)
+}
+
+// keptSuccessors is what a leaf keeps of the successors when a link goes:
+// those it kept from the links lost since it last attached, with those the
+// links up to now name (the one going included), by node ID.
+//
+// Keeping only the last link's list would leave each orphan with the ≤
+// MaxSuccessors leaves of the one supernode it lost last. Supernodes name
+// their own leaves, so when the whole ring dies the orphans of different
+// supernodes would know disjoint successors, elect in disjoint groups and
+// build rings that know nothing of each other (seen in the 30-node
+// emulation: two rings of three, each with leaves attached only to it, that
+// never merged). The union over the collapse is at most attach lists, and it
+// is what every orphan of the same supernodes ranks the same way.
+func keptSuccessors(kept, named []wire.PeerInfo) []wire.PeerInfo {
+	out := slices.Clone(kept)
+	for _, p := range named {
+		if !slices.ContainsFunc(out, func(q wire.PeerInfo) bool { return q.ID == p.ID }) {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b wire.PeerInfo) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	return out
 }
 
 // retryBackoff is how long to wait before re-dialling a candidate whose dial

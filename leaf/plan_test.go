@@ -475,3 +475,41 @@ func TestLosingOneOfSeveralLinks(t *testing.T) {
 		t.Errorf("a loss that leaves a link acted as an orphaning: orphanings %d", l.orphanings)
 	}
 }
+
+// TestSuccessorsOfACollapse: when every link goes, one after the other, the
+// orphan keeps the successors every one of them named, not only the last
+// one's: the orphans of different supernodes then know the same successors
+// and elect into one ring, not into groups that know nothing of each other.
+func TestSuccessorsOfACollapse(t *testing.T) {
+	l := newTestLeaf(Config{})
+	succ := func(b byte) wire.PeerInfo {
+		return wire.PeerInfo{ID: identity.NodeID{b}, Control: fmt.Sprintf("succ%d:7000", b)}
+	}
+	l.AddSupernodes(peer(0), peer(1), peer(2))
+	atts := make([]*attachment, 3)
+	for i := range atts {
+		atts[i] = &attachment{addr: peer(i).Control, successors: []wire.PeerInfo{succ(byte(0x50 + i)), succ(0x60)}}
+		l.atts[peer(i).ID] = atts[i]
+	}
+	for i := range atts {
+		l.removeLocked(peer(i).ID, atts[i], 0, t0.Add(time.Duration(i)*time.Second))
+	}
+	want := []wire.PeerInfo{succ(0x50), succ(0x51), succ(0x52), succ(0x60)}
+	if got := l.Successors(); !slices.Equal(got, want) {
+		t.Errorf("successors after the collapse: %v, want %v", got, want)
+	}
+	for _, p := range want {
+		if c := l.cands[p.Control]; c == nil || !c.successor {
+			t.Errorf("successor %s is not a candidate: %+v", p.Control, c)
+		}
+	}
+	if r := l.EmergencyRank(); r != len(want) {
+		t.Errorf("rank of a leaf that is no successor: %d, want %d", r, len(want))
+	}
+
+	// Attached again, the live link's list is the one that counts.
+	l.atts[peer(3).ID] = &attachment{addr: peer(3).Control, successors: []wire.PeerInfo{succ(0x70)}}
+	if got := l.Successors(); !slices.Equal(got, []wire.PeerInfo{succ(0x70)}) {
+		t.Errorf("successors once attached again: %v", got)
+	}
+}
