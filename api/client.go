@@ -14,17 +14,44 @@ import (
 
 // Client talks to a node's local API.
 type Client struct {
-	base string
-	http *http.Client
+	base  string
+	token string
+	http  *http.Client
 }
 
-// NewClient returns a client for the API at addr (host:port).
-func NewClient(addr string) *Client {
-	return &Client{base: "http://" + addr, http: &http.Client{}}
+// NewClient returns a client for the API at addr (host:port) that sends
+// token (from the node's TokenFileName, see ReadTokenFile) with every
+// request. With an empty token it sends none, and the node answers 401.
+func NewClient(addr, token string) *Client {
+	return &Client{base: "http://" + addr, token: token, http: &http.Client{}}
 }
 
 // ErrNoNode is returned when nothing answers at the API address.
 var ErrNoNode = errors.New("no Canopy node answers at that address (is `canopy up` running?)")
+
+// ErrUnauthorized matches (errors.Is) a StatusError for a 401: the request
+// carried no token or the wrong one.
+var ErrUnauthorized = errors.New("the node refused the API token")
+
+// ErrForbidden matches a StatusError for a 403: the node refused the
+// request's Host, Origin or fetch metadata.
+var ErrForbidden = errors.New("the node refused the request's origin")
+
+// StatusError is a non-2xx answer of the node. Its text is the node's own
+// message (the api.Error body), so that callers can show it as it is.
+type StatusError struct {
+	Code    int
+	Message string
+}
+
+func (e *StatusError) Error() string { return e.Message }
+
+// Is makes errors.Is(err, ErrUnauthorized) and errors.Is(err, ErrForbidden)
+// true for a 401 and a 403.
+func (e *StatusError) Is(target error) bool {
+	return target == ErrUnauthorized && e.Code == http.StatusUnauthorized ||
+		target == ErrForbidden && e.Code == http.StatusForbidden
+}
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) (*http.Response, error) {
 	var body io.Reader
@@ -40,6 +67,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (*htt
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -50,10 +80,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (*htt
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
 		var e Error
-		if json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e) == nil && e.Error != "" {
-			return nil, errors.New(e.Error)
+		if json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e) != nil || e.Error == "" {
+			e.Error = "node answered " + resp.Status
 		}
-		return nil, fmt.Errorf("node answered %s", resp.Status)
+		return nil, &StatusError{Code: resp.StatusCode, Message: e.Error}
 	}
 	if out == nil {
 		return resp, nil

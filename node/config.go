@@ -59,7 +59,16 @@ const (
 	// new file becomes searchable within minutes, and a scan of an unchanged
 	// library only stats its files.
 	DefaultRescanInterval = 5 * time.Minute
+	// DefaultAPIMaxBody bounds a local API request body. The largest
+	// request is a GetRequest: a 64-character content ID and a directory,
+	// which Linux caps at PATH_MAX (4096 bytes); a search is a few words.
+	// 64 KiB is sixteen times that, and what the API has always read.
+	DefaultAPIMaxBody = 64 << 10
 )
+
+// DownloadsDirName is the downloads directory inside the data directory,
+// used when Config.Downloads is empty.
+const DownloadsDirName = "downloads"
 
 // Off is the value of an address field (API, TURN, STUN) that turns its
 // service off. The CLI flags take it too.
@@ -98,8 +107,17 @@ type Config struct {
 	// GossipProfile is "lan" (default) or "local" (fast timers for tests).
 	GossipProfile string
 	// API is the local API's address; it must be a loopback address. Empty:
-	// DefaultAPI. Off disables the API.
+	// DefaultAPI. Off disables the API. Every request must carry the
+	// token the node keeps in DataDir (api.TokenFileName).
 	API string
+	// APIMaxBody bounds a local API request body, in bytes. Zero or
+	// negative: DefaultAPIMaxBody.
+	APIMaxBody int64
+	// Downloads is where downloads requested through the local API go when
+	// the request names no directory, and the one tree in which the API
+	// creates missing directories (see resolveOut). Empty: DataDir's
+	// DownloadsDirName.
+	Downloads string
 	// Join are control addresses of supernodes to join through.
 	Join []string
 	// Consent is the user's --supernode choice: auto (the default: the
@@ -179,6 +197,7 @@ func DefaultDataDir() string {
 // zero value hands the choice to another package (Gossip, Advertise,
 // GossipProfile, MaxLeaves, GuidanceInterval, DialBackInterval,
 // RelayQuotas, Reach, ICE) stay zero: their defaults are that package's.
+// Downloads stays zero too: its default follows DataDir (downloadsDir).
 // PortMap is false, as in the zero Config; the canopy binary turns it on.
 func DefaultConfig() Config {
 	return Config{
@@ -192,6 +211,7 @@ func DefaultConfig() Config {
 		HandoverTimeout: DefaultHandoverTimeout,
 		Attach:          leaf.DefaultAttach,
 		RescanInterval:  DefaultRescanInterval,
+		APIMaxBody:      DefaultAPIMaxBody,
 	}
 }
 
@@ -232,6 +252,9 @@ func (c Config) withDefaults() Config {
 	if c.RescanInterval <= 0 {
 		c.RescanInterval = d.RescanInterval
 	}
+	if c.APIMaxBody <= 0 {
+		c.APIMaxBody = d.APIMaxBody
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -264,6 +287,17 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%w: Reach: %w", ErrConfig, err))
 	}
 	return errors.Join(errs...)
+}
+
+// downloadsDir is Downloads, or DataDir's DownloadsDirName when it is
+// empty, made absolute: resolveOut compares request paths with it, and a
+// relative one would move with the working directory.
+func (c *Config) downloadsDir() (string, error) {
+	d := c.Downloads
+	if d == "" {
+		d = filepath.Join(c.DataDir, DownloadsDirName)
+	}
+	return filepath.Abs(d)
 }
 
 // gossipAddr derives the memberlist bind address from the bound control address.

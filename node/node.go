@@ -39,6 +39,12 @@ type Node struct {
 	hosts   *hostCache
 	hits    *hitCache
 	started time.Time
+
+	// apiGuard checks every API request (apiauth.go); nil when the API is
+	// off. downloads is where API downloads go by default (resolveOut).
+	apiGuard  *apiGuard
+	downloads string
+
 	// policy is the promotion policy in force and policySource says where
 	// it came from.
 	policy       promotion.Params
@@ -85,6 +91,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			n.Close() // releases whatever was started before the failure
 		}
 	}()
+	var apiToken string
+	if cfg.API != Off {
+		if apiToken, err = n.prepareAPI(); err != nil {
+			return nil, err
+		}
+	}
 	n.consent = cfg.Consent
 	n.policy, n.policySource = promotion.DefaultParams(), "built-in defaults"
 	if cfg.Policy != nil {
@@ -182,7 +194,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		go n.roleLoop()
 	}
 	if cfg.API != Off {
-		if err = n.serveAPI(); err != nil {
+		if err = n.serveAPI(apiToken); err != nil {
 			return nil, err
 		}
 	}

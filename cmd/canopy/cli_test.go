@@ -29,10 +29,18 @@ func TestCommandLine(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	run := func(args ...string) (string, error) {
-		out, err := exec.Command(bin, args...).CombinedOutput()
+	// The default data directory is $XDG_DATA_HOME/canopy: every command
+	// runs with XDG_DATA_HOME in the test's directory, and the first node's
+	// data directory is that default, so that the commands find its token
+	// without --data, as a user's do.
+	xdg := filepath.Join(dir, "xdg")
+	runEnv := func(env []string, args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(append(os.Environ(), "XDG_DATA_HOME="+xdg, tokenEnv+"="), env...)
+		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
+	run := func(args ...string) (string, error) { return runEnv(nil, args...) }
 	if out, err := run("version"); err != nil || !strings.HasPrefix(out, "canopy ") {
 		t.Fatalf("version: %v %q", err, out)
 	}
@@ -43,8 +51,9 @@ func TestCommandLine(t *testing.T) {
 	os.WriteFile(filepath.Join(share, "Command Line Test.bin"), want, 0o644)
 
 	ctl1, api1, ctl2, api2 := freePort(t), freePort(t), freePort(t), freePort(t)
-	up := func(name, ctl, apiAddr string, extra ...string) *exec.Cmd {
-		args := append([]string{"up", "--data", filepath.Join(dir, name), "--listen", ctl, "--gossip", freePort(t), "--api", apiAddr, "--log-level", "warn"}, extra...)
+	up := func(data, ctl, apiAddr string, extra ...string) *exec.Cmd {
+		name := filepath.Base(data)
+		args := append([]string{"up", "--data", data, "--listen", ctl, "--gossip", freePort(t), "--api", apiAddr, "--log-level", "warn"}, extra...)
 		cmd := exec.Command(bin, args...)
 		var logs bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -61,13 +70,14 @@ func TestCommandLine(t *testing.T) {
 		waitAPI(t, apiAddr)
 		return cmd
 	}
-	first := up("first", ctl1, api1)
-	second := up("second", ctl2, api2, "--share", share, "--join", ctl1)
+	firstData, secondData := filepath.Join(xdg, "canopy"), filepath.Join(dir, "second")
+	first := up(firstData, ctl1, api1)
+	second := up(secondData, ctl2, api2, "--share", share, "--join", ctl1)
 
 	// status --json names the roles and the attachment.
 	var st api.Status
 	testwait.Until(t, 30*time.Second, func() bool {
-		out, err := run("status", "--api", api2, "--json")
+		out, err := run("status", "--api", api2, "--data", secondData, "--json")
 		if err != nil || json.Unmarshal([]byte(out), &st) != nil {
 			return false
 		}
@@ -94,13 +104,60 @@ func TestCommandLine(t *testing.T) {
 	}
 	id := hits[0]["id"].(string)
 
-	// get: exit 0 with the verified file; non-zero with a message otherwise.
+	// get: exit 0 with the verified file, in --out (made by the command
+	// when missing) or else the node's downloads directory; non-zero with
+	// a message otherwise.
 	outDir := filepath.Join(dir, "downloads")
-	if out, err := run("get", "--api", api1, "--out", outDir, id); err != nil || !strings.Contains(out, "verified") {
-		t.Fatalf("get: %v %s", err, out)
+	for _, tc := range []struct{ args []string }{
+		{[]string{"get", "--api", api1, "--out", outDir, id}},
+		{[]string{"get", "--api", api1, id}},
+	} {
+		if out, err := run(tc.args...); err != nil || !strings.Contains(out, "verified") {
+			t.Fatalf("canopy %v: %v %s", tc.args, err, out)
+		}
 	}
-	if got, err := os.ReadFile(filepath.Join(outDir, "Command Line Test.bin")); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("downloaded file differs: %v", err)
+	for _, d := range []string{outDir, filepath.Join(firstData, "downloads")} {
+		if got, err := os.ReadFile(filepath.Join(d, "Command Line Test.bin")); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("downloaded file in %s differs: %v", d, err)
+		}
+	}
+
+	// The token: from --data, --api-token or $CANOPY_API_TOKEN. Without the
+	// right one, a single line that says where the token lives.
+	tok, err := os.ReadFile(filepath.Join(secondData, api.TokenFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(tok))
+	wrong := strings.Repeat("0", api.TokenLen)
+	damaged := filepath.Join(dir, "damaged")
+	os.MkdirAll(damaged, 0o700)
+	os.WriteFile(filepath.Join(damaged, api.TokenFileName), []byte("garbage\n"), 0o600)
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		msg  string // "" for success
+	}{
+		{nil, []string{"status", "--api", api2, "--api-token", token}, ""},
+		{[]string{tokenEnv + "=" + token}, []string{"status", "--api", api2}, ""},
+		{[]string{tokenEnv + "=" + wrong}, []string{"status", "--api", api2, "--api-token", token}, ""}, // the flag wins
+		{nil, []string{"status", "--api", api2}, filepath.Join(xdg, "canopy", api.TokenFileName)},       // the first node's token
+		{nil, []string{"status", "--api", api2, "--data", filepath.Join(dir, "nothing")}, "none at " + filepath.Join(dir, "nothing", api.TokenFileName)},
+		{nil, []string{"search", "--api", api2, "--api-token", wrong, "x"}, "refused the API token from --api-token"},
+		{[]string{tokenEnv + "=" + wrong}, []string{"natcheck", "--api", api2}, "refused the API token from $" + tokenEnv},
+		{nil, []string{"get", "--api", api2, "--api-token", "short", id}, "--api-token: not a Canopy API token"},
+		{nil, []string{"status", "--api", api2, "--data", damaged}, filepath.Join(damaged, api.TokenFileName) + " is damaged"},
+	} {
+		out, err := runEnv(tc.env, tc.args...)
+		if tc.msg == "" {
+			if err != nil {
+				t.Errorf("canopy %v (env %v): %v %s", tc.args, tc.env, err, out)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(out, tc.msg) || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+			t.Errorf("canopy %v (env %v): %v %q, want one line with %q", tc.args, tc.env, err, out, tc.msg)
+		}
 	}
 	for _, tc := range []struct{ args []string }{
 		{[]string{"get", "--api", api1, "--out", outDir, strings.Repeat("0", 63) + "1"}}, // unknown ID

@@ -17,7 +17,74 @@ import (
 
 	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/leaf"
+	"github.com/canopy-p2p/canopy/node"
 )
+
+// tokenEnv is the environment variable that may hold the API token, for a
+// node whose data directory this user cannot read (another user's node).
+const tokenEnv = "CANOPY_API_TOKEN"
+
+// apiFlags are the flags of every command that talks to a node's local API:
+// where it is, and where its token comes from.
+type apiFlags struct {
+	addr, data, token string
+	// source says where the token came from, for the message of a refusal;
+	// missing is set when the token file does not exist.
+	source  string
+	missing bool
+}
+
+func addAPIFlags(fs *flag.FlagSet) *apiFlags {
+	f := &apiFlags{}
+	fs.StringVar(&f.addr, "api", api.DefaultAddr, "local API address of the node")
+	fs.StringVar(&f.data, "data", node.DefaultDataDir(), "the node's data directory (as for canopy up), which holds its API token, "+api.TokenFileName)
+	fs.StringVar(&f.token, "api-token", "", "the node's API token (default: $"+tokenEnv+", else the token in --data)")
+	return f
+}
+
+// client returns a client that sends the token from --api-token, else
+// $CANOPY_API_TOKEN, else the node's token file. A missing token file is not
+// an error yet: the node may not need one (it will), and a node that is not
+// running deserves that message rather than one about a token. A damaged one
+// is: it names the file.
+func (f *apiFlags) client() (*api.Client, error) {
+	var tok string
+	var err error
+	switch env := os.Getenv(tokenEnv); {
+	case f.token != "":
+		f.source = "--api-token"
+		if tok, err = api.ParseToken([]byte(f.token)); err != nil {
+			return nil, fmt.Errorf("--api-token: %w", err)
+		}
+	case env != "":
+		f.source = "$" + tokenEnv
+		if tok, err = api.ParseToken([]byte(env)); err != nil {
+			return nil, fmt.Errorf("$%s: %w", tokenEnv, err)
+		}
+	default:
+		f.source = api.TokenPath(f.data)
+		tok, err = api.ReadTokenFile(f.data)
+		if errors.Is(err, os.ErrNotExist) {
+			f.missing, err = true, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return api.NewClient(f.addr, tok), nil
+}
+
+// explain turns the node's 401 into one line that says where the token
+// lives; other errors pass unchanged.
+func (f *apiFlags) explain(err error) error {
+	if !errors.Is(err, api.ErrUnauthorized) {
+		return err
+	}
+	if f.missing {
+		return fmt.Errorf("the node at %s needs its API token and there is none at %s: pass --data with the node's data directory, or --api-token TOKEN (or $%s) for another user's node", f.addr, f.source, tokenEnv)
+	}
+	return fmt.Errorf("the node at %s refused the API token from %s: its token is %s in the data directory it runs with; pass --data DIR, or --api-token TOKEN (or $%s)", f.addr, f.source, api.TokenFileName, tokenEnv)
+}
 
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
@@ -27,14 +94,18 @@ func printJSON(v any) error {
 
 func runStatus(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	addr := fs.String("api", api.DefaultAddr, "local API address of the node")
+	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	st, err := api.NewClient(*addr).Status(ctx)
+	c, err := af.client()
 	if err != nil {
 		return err
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return af.explain(err)
 	}
 	if *asJSON {
 		return printJSON(st)
@@ -95,7 +166,7 @@ func runStatus(ctx context.Context, args []string) error {
 
 func runSearch(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("search", flag.ContinueOnError)
-	addr := fs.String("api", api.DefaultAddr, "local API address of the node")
+	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	timeout := fs.Duration("timeout", api.DefaultSearchTimeout, "how long to collect hits")
 	limit := fs.Int("limit", 0, fmt.Sprintf("stop after this many files (default %d)", leaf.DefaultSearchLimit))
@@ -106,9 +177,13 @@ func runSearch(ctx context.Context, args []string) error {
 	if strings.TrimSpace(words) == "" {
 		return errors.New("what should I search for? usage: canopy search WORDS...")
 	}
-	res, err := api.NewClient(*addr).Search(ctx, api.SearchRequest{Words: words, TimeoutMS: int(timeout.Milliseconds()), Limit: *limit})
+	c, err := af.client()
 	if err != nil {
 		return err
+	}
+	res, err := c.Search(ctx, api.SearchRequest{Words: words, TimeoutMS: int(timeout.Milliseconds()), Limit: *limit})
+	if err != nil {
+		return af.explain(err)
 	}
 	if *asJSON {
 		return printJSON(res.Hits)
@@ -133,8 +208,8 @@ func runSearch(ctx context.Context, args []string) error {
 
 func runGet(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
-	addr := fs.String("api", api.DefaultAddr, "local API address of the node")
-	out := fs.String("out", ".", "directory to save the file in")
+	af := addAPIFlags(fs)
+	out := fs.String("out", "", "directory to save the file in, created if missing (default: the node's downloads directory, canopy up --downloads)")
 	asJSON := fs.Bool("json", false, "print the progress events as JSON lines")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -142,7 +217,21 @@ func runGet(ctx context.Context, args []string) error {
 	if fs.NArg() != 1 {
 		return errors.New("usage: canopy get [--out DIR] CONTENT-ID")
 	}
-	dir, err := filepath.Abs(*out)
+	// The node creates a missing directory only inside its downloads
+	// directory, so that a request it did not expect cannot make one
+	// anywhere; a directory named here is the user's own choice, so this
+	// command makes it, as the user.
+	dir := ""
+	if *out != "" {
+		var err error
+		if dir, err = filepath.Abs(*out); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+	}
+	c, err := af.client()
 	if err != nil {
 		return err
 	}
@@ -151,13 +240,13 @@ func runGet(ctx context.Context, args []string) error {
 	lastLine := time.Time{}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
-		done, err := api.NewClient(*addr).Get(ctx, api.GetRequest{ID: fs.Arg(0), Out: dir}, func(ev api.GetEvent) { _ = enc.Encode(ev) })
+		done, err := c.Get(ctx, api.GetRequest{ID: fs.Arg(0), Out: dir}, func(ev api.GetEvent) { _ = enc.Encode(ev) })
 		if err != nil {
-			return err
+			return af.explain(err)
 		}
 		return enc.Encode(done) // Get returns the final event rather than passing it on
 	}
-	done, err := api.NewClient(*addr).Get(ctx, api.GetRequest{ID: fs.Arg(0), Out: dir}, func(ev api.GetEvent) {
+	done, err := c.Get(ctx, api.GetRequest{ID: fs.Arg(0), Out: dir}, func(ev api.GetEvent) {
 		if ev.Total == 0 {
 			return
 		}
@@ -181,7 +270,7 @@ func runGet(ctx context.Context, args []string) error {
 		fmt.Println()
 	}
 	if err != nil {
-		return err
+		return af.explain(err)
 	}
 	rate := 0.0
 	if done.Seconds > 0 {
@@ -199,14 +288,18 @@ func runGet(ctx context.Context, args []string) error {
 
 func runNATCheck(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("natcheck", flag.ContinueOnError)
-	addr := fs.String("api", api.DefaultAddr, "local API address of the node")
+	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	n, err := api.NewClient(*addr).NATCheck(ctx)
+	c, err := af.client()
 	if err != nil {
 		return err
+	}
+	n, err := c.NATCheck(ctx)
+	if err != nil {
+		return af.explain(err)
 	}
 	if *asJSON {
 		return printJSON(n)

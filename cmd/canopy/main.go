@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +35,8 @@ Usage:
   canopy search  [--api A] [--json] [--timeout D] WORDS...
   canopy get     [--api A] [--out DIR] [--json] CONTENT-ID
   canopy natcheck [--api A] [--json] how this node sits behind its NAT, and who can reach it
+                                    (these four send the node's API token: from --data DIR,
+                                    default that of canopy up, or --api-token / $CANOPY_API_TOKEN)
   canopy demo    [--once] [--api A]  start a small network on loopback and show it working
   canopy sim     [--scenario F] [--nodes N] [--hours H] [--seed S] [--out DIR]
                                     simulate a network; "canopy sim sweep" tunes the policy
@@ -115,7 +118,8 @@ func runUp(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Listen, "listen", def.Listen, "control listener host:port")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "control address others should dial (default: derived from --listen)")
 	fs.StringVar(&cfg.Gossip, "gossip", "", "supernode gossip (memberlist) address, UDP and TCP (default: --listen's port + 1)")
-	fs.StringVar(&cfg.API, "api", def.API, "local API address (loopback only; "+node.Off+" to disable)")
+	fs.StringVar(&cfg.API, "api", def.API, "local API address (loopback only; "+node.Off+" to disable); clients need the token the node keeps in --data ("+api.TokenFileName+")")
+	fs.StringVar(&cfg.Downloads, "downloads", "", "where downloads go when canopy get names no --out, and the only place the API creates missing directories (default: --data's "+node.DownloadsDirName+")")
 	fs.Var(&joins, "join", "control address of a supernode to join through (repeatable)")
 	fs.TextVar(&cfg.Consent, "supernode", def.Consent, "may this node become a supernode: auto (when it qualifies and the network needs one), never, or always (from the start: for public nodes you operate)")
 	upload := fs.String("upload", "", "your connection's upload capacity, e.g. 20mbit or 2MB/s (for the supernode bandwidth check; undeclared: the node promotes only in an emergency)")
@@ -188,9 +192,16 @@ func runDemo(ctx context.Context, args []string) error {
 	if *once {
 		return nil
 	}
-	self := os.Args[0]
-	fmt.Printf("\nThe demo network stays up until Ctrl-C. In another terminal try:\n  %s status --api %s\n  %s search --api %s ocean\n  %s get --api %s --out /tmp %s\n",
-		self, *apiAddr, self, *apiAddr, self, *apiAddr, net.SampleID)
+	// The demo's first leaf keeps its API token in its own data directory,
+	// not in the user's: the hints name it with --data.
+	if tf := net.Leaves[0].APITokenFile(); tf != "" {
+		self := os.Args[0]
+		at := fmt.Sprintf("--api %s --data %s", net.Leaves[0].APIAddr(), filepath.Dir(tf))
+		fmt.Printf("\nThe demo network stays up until Ctrl-C. In another terminal try:\n  %s status %s\n  %s search %s ocean\n  %s get %s --out /tmp %s\n",
+			self, at, self, at, self, at, net.SampleID)
+	} else {
+		fmt.Println("\nThe demo network stays up until Ctrl-C.")
+	}
 	<-ctx.Done()
 	fmt.Println("\nstopping the demo network…")
 	return nil

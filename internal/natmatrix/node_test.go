@@ -130,12 +130,13 @@ func (n *node) alive() error {
 	}
 }
 
-// run runs `canopy SUBCOMMAND --api ADDR ARGS...` in the node's namespace
+// run runs `canopy SUBCOMMAND --api ADDR --data DIR ARGS...` in the node's namespace
 // and returns its standard output; the error carries its standard error.
 func (n *node) run(ctx context.Context, timeout time.Duration, sub string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := n.host.Command(ctx, n.bin, append([]string{sub, "--api", apiAddr}, args...)...)
+	// --data: the command reads the node's API token from its data directory.
+	cmd := n.host.Command(ctx, n.bin, append([]string{sub, "--api", apiAddr, "--data", filepath.Join(n.dir, "data")}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
