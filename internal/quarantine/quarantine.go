@@ -27,8 +27,9 @@ import (
 // fill the data directory with copies.
 const DefaultKeep = 3
 
-// marker separates a file's name from the time it was quarantined.
-const marker = ".corrupt-"
+// Marker separates a file's name from the time it was quarantined: a
+// quarantined copy of path begins with path+Marker.
+const Marker = ".corrupt-"
 
 // stampLayout is the time in a quarantined file's name: UTC with
 // nanoseconds, fixed width, so that names sort in time order and two copies
@@ -79,7 +80,7 @@ func Move(path string, now time.Time, keep int, companions ...string) (string, e
 func freeName(path string, now time.Time, companions []string) (string, error) {
 	t := now.UTC()
 	for range maxAttempts {
-		dest := path + marker + t.Format(stampLayout)
+		dest := path + Marker + t.Format(stampLayout)
 		if !taken(dest, companions) {
 			return dest, nil
 		}
@@ -133,7 +134,7 @@ func sets(path string, companions []string) ([]*set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("quarantine: %w", err)
 	}
-	prefix := name + marker
+	prefix := name + Marker
 	byStamp := make(map[string]*set)
 	for _, e := range entries {
 		rest, ok := strings.CutPrefix(e.Name(), prefix)

@@ -145,7 +145,7 @@ func TestMoveKeepsTheNewest(t *testing.T) {
 func TestMoveCompanionsLeftByACrash(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "library.db")
-	orphan := path + marker + t0.UTC().Format(stampLayout) + "-wal"
+	orphan := path + Marker + t0.UTC().Format(stampLayout) + "-wal"
 	write(t, orphan, "wal")
 	write(t, path, "db")
 	dest, err := Move(path, t0.Add(time.Hour), 1, "-wal")
