@@ -68,14 +68,15 @@ func openHostCache(path string, log *zap.Logger) *hostCache {
 		h.last = usable(peers)
 	case errors.Is(err, os.ErrNotExist):
 	case errors.Is(err, errHostCacheDamaged):
+		why := boundReason(errors.New(strings.TrimPrefix(err.Error(), errHostCacheDamaged.Error()+": ")))
 		moved, qerr := quarantine.Move(path, time.Now(), quarantine.DefaultKeep)
 		if moved == "" {
 			// Left in place; the first update replaces it atomically.
 			log.Warn("host cache is damaged and could not be moved aside; starting without it",
-				zap.String("path", path), zap.String("reason", boundReason(err)), zap.NamedError("move_error", qerr))
+				zap.String("path", path), zap.String("reason", why), zap.NamedError("move_error", qerr))
 			return h
 		}
-		fields := []zap.Field{zap.String("path", path), zap.String("reason", boundReason(err)), zap.String("moved_to", moved)}
+		fields := []zap.Field{zap.String("path", path), zap.String("reason", why), zap.String("moved_to", moved)}
 		if qerr != nil {
 			fields = append(fields, zap.NamedError("prune_error", qerr))
 		}
