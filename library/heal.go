@@ -112,15 +112,14 @@ func classify(step string, err error, strict bool) error {
 // *damagedError.
 //
 // What is checked at every open, and why it is cheap enough:
-//   - before SQLite opens the file, that it is empty (a new database) or
-//     begins with SQLite's magic string. SQLite, once it has opened a file,
-//     folds the write-ahead log into it and deletes the log when the
-//     connection closes; a file that is no database at all is moved aside
-//     with its -wal and -shm untouched. (For damage only SQLite finds, the
-//     log is folded in or, if that fails, kept and moved too: nothing of it
-//     is lost either way);
-//   - that SQLite can read the header and the schema (a file that is not a
-//     database, or whose first pages are overwritten, fails here);
+//   - before SQLite opens the file, its header: empty (a new database) or
+//     SQLite's magic string and file format numbers. A file that is no
+//     database at all (its first pages overwritten, or truncated) is so
+//     moved aside with its -wal and -shm untouched; once SQLite has opened
+//     a file, it folds the write-ahead log into it when the connection
+//     closes (or keeps the log when it cannot), so for damage only SQLite
+//     finds, what the log held goes aside with the file either way;
+//   - that SQLite reads the header and the schema;
 //   - PRAGMA quick_check: every page of every b-tree is read and checked for
 //     well-formed structure, but indexes are not cross-checked against their
 //     tables as integrity_check does. It costs one read of the file: 0.2 s
