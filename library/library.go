@@ -3,16 +3,18 @@ package library
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
-	// Registers the pure-Go "sqlite" driver.
-	_ "modernc.org/sqlite"
+	"github.com/canopy-p2p/canopy/internal/quarantine"
 )
 
 // Library is a leaf's set of shared files. See the package comment for its
@@ -22,8 +24,10 @@ type Library struct {
 	log *zap.Logger
 	db  *sql.DB
 
-	// ownFiles are the database and its companions, never shared.
-	ownFiles map[string]bool
+	// ownFiles are the database and its companions, and ownPrefixes the
+	// start of the paths its quarantined copies take: never shared.
+	ownFiles    map[string]bool
+	ownPrefixes []string
 
 	// openFile opens a file for hashing; tests replace it to make a file
 	// unreadable even to root.
@@ -46,6 +50,9 @@ type Library struct {
 	// every commit, so Revision needs no database round trip.
 	revision atomic.Int64
 
+	// recovery is what Open did about a damaged database; zero if nothing.
+	recovery Recovery
+
 	// Counters since Open, for Stats.
 	scans       atomic.Int64
 	hashedFiles atomic.Int64
@@ -65,6 +72,14 @@ type Stats struct {
 
 // Open opens (creating if needed) the library database and returns the
 // library. It does not scan: call Scan for that.
+//
+// A damaged database (not a database at all, failing PRAGMA quick_check, or
+// missing the tables and rows this version keeps) is moved aside as
+// <DBPath>.corrupt-<UTC time>, with its -wal and -shm, keeping the newest
+// quarantine.DefaultKeep copies; Open then starts an empty database, logs
+// that once at WARN, and reports it through Recovered. A database Open cannot
+// read for other reasons (permissions, a lock, a newer schema) is an error
+// and is left as it is.
 func Open(cfg Config) (*Library, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -77,28 +92,28 @@ func Open(cfg Config) (*Library, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.DBPath), 0o700); err != nil {
 		return nil, fmt.Errorf("library: create database directory: %w", err)
 	}
-	// WAL lets readers of the file (say, a diagnostics tool) run while a scan
-	// writes; synchronous=NORMAL is durable to the last checkpoint and
-	// always consistent, which suits a cache of facts that a scan can
-	// rebuild. busy_timeout covers another process holding the lock briefly.
-	dsn := cfg.DBPath + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-	db, err := sql.Open("sqlite", dsn)
+	db, rev, err := openDB(cfg.DBPath)
+	var recovery Recovery
+	if d := (*damagedError)(nil); errors.As(err, &d) {
+		// The database is a cache of what a scan recomputes from the shared
+		// files, so a damaged one costs a rehash, not the node's start.
+		now := time.Now()
+		moved, qerr := quarantine.Move(cfg.DBPath, now, quarantine.DefaultKeep, dbCompanions...)
+		if moved == "" {
+			return nil, fmt.Errorf("library: %s: %s, and it could not be moved aside: %w", cfg.DBPath, d.Error(), qerr)
+		}
+		recovery = Recovery{Reason: d.reason, MovedTo: moved, At: now}
+		fields := []zap.Field{zap.String("path", cfg.DBPath), zap.String("reason", d.reason), zap.String("moved_to", moved)}
+		if qerr != nil {
+			fields = append(fields, zap.NamedError("prune_error", qerr))
+		}
+		if db, rev, err = openDB(cfg.DBPath); err != nil {
+			return nil, fmt.Errorf("library: %s: moved a damaged database aside to %s, but a new one does not open: %w", cfg.DBPath, moved, err)
+		}
+		cfg.Logger.Warn("library database is damaged: moved it aside and started an empty one; the scan refills it from the shared directories", fields...)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("library: open %s: %w", cfg.DBPath, err)
-	}
-	// One connection: SQLite allows one writer anyway, and it rules out
-	// SQLITE_BUSY between our own connections. Code here therefore never
-	// runs a query while it holds an open *sql.Rows.
-	db.SetMaxOpenConns(1)
-	db.SetConnMaxLifetime(0)
-	if err := migrate(context.Background(), db); err != nil {
-		db.Close()
 		return nil, fmt.Errorf("library: %s: %w", cfg.DBPath, err)
-	}
-	var rev int64
-	if err := db.QueryRow(`SELECT value FROM state WHERE key = 'revision'`).Scan(&rev); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("library: %s: read revision: %w", cfg.DBPath, err)
 	}
 	l := &Library{
 		cfg:      cfg,
@@ -106,6 +121,7 @@ func Open(cfg Config) (*Library, error) {
 		db:       db,
 		ownFiles: make(map[string]bool),
 		openFile: os.Open,
+		recovery: recovery,
 	}
 	// Scans see paths with symbolic links resolved, so the database is
 	// listed under both spellings.
@@ -114,9 +130,11 @@ func Open(cfg Config) (*Library, error) {
 		dbPaths = append(dbPaths, filepath.Join(dir, filepath.Base(cfg.DBPath)))
 	}
 	for _, p := range dbPaths {
-		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		l.ownFiles[p] = true
+		for _, suffix := range dbCompanions {
 			l.ownFiles[p+suffix] = true
 		}
+		l.ownPrefixes = append(l.ownPrefixes, p+quarantine.Marker)
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.revision.Store(rev)
@@ -149,6 +167,20 @@ func (l *Library) Stats() Stats {
 		HashedFiles: l.hashedFiles.Load(),
 		HashedBytes: l.hashedBytes.Load(),
 	}
+}
+
+// isOwn reports whether path is the database, a companion of it, or a
+// quarantined copy of either, which a scan must not share.
+func (l *Library) isOwn(path string) bool {
+	if l.ownFiles[path] {
+		return true
+	}
+	for _, p := range l.ownPrefixes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // check returns ErrClosed once Close has begun.

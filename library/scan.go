@@ -196,7 +196,7 @@ func (s *scan) walk(root string) error {
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || strings.HasSuffix(d.Name(), PartialSuffix) || s.l.ownFiles[path] || s.seen[path] {
+		if !d.Type().IsRegular() || strings.HasSuffix(d.Name(), PartialSuffix) || s.l.isOwn(path) || s.seen[path] {
 			return nil
 		}
 		return s.visit(root, path, d)

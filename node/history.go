@@ -7,12 +7,12 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/canopy-p2p/canopy/internal/atomicfile"
+	"github.com/canopy-p2p/canopy/internal/quarantine"
 	"github.com/canopy-p2p/canopy/promotion"
 )
 
@@ -110,14 +110,16 @@ type roleHistory struct {
 // is recorded as ending when that run was last seen alive, which is why the
 // role loop calls Touch periodically. A missing file is a first start. A
 // file that cannot be read, is larger than maxRoleHistorySize or is corrupt
-// must not stop the node: loadHistory then returns an empty history and the
-// error, which is worth logging, and keeps a corrupt or oversized file aside
-// as path+".bad" for inspection. The returned history is never nil, and is
-// saved (with its new session) before loadHistory returns; an error saving
-// it is returned too.
+// must not stop the node (the history only tunes the promotion policy, and
+// rebuilds itself as the node runs): loadHistory then returns an empty
+// history and the error, which the caller logs once, and moves a corrupt or
+// oversized file aside as path.corrupt-<UTC time> for inspection, keeping
+// the newest quarantine.DefaultKeep copies. The returned history is never
+// nil, and is saved (with its new session) before loadHistory returns; an
+// error saving it is returned too.
 func loadHistory(path string, now time.Time) (*roleHistory, error) {
 	h := &roleHistory{path: path}
-	rec, loadErr := readRoleRecord(path)
+	rec, loadErr := readRoleRecord(path, now)
 	if loadErr != nil {
 		rec = roleRecord{}
 	}
@@ -138,8 +140,9 @@ func loadHistory(path string, now time.Time) (*roleHistory, error) {
 }
 
 // readRoleRecord reads and validates the file at path; a missing file is an
-// empty record. A corrupt or oversized file is renamed to path+".bad".
-func readRoleRecord(path string) (roleRecord, error) {
+// empty record. A corrupt or oversized file is moved aside (quarantine.Move
+// at now), and the error says where it went.
+func readRoleRecord(path string, now time.Time) (roleRecord, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return roleRecord{}, nil
@@ -157,17 +160,22 @@ func readRoleRecord(path string) (roleRecord, error) {
 	if len(data) > maxRoleHistorySize {
 		bad = fmt.Errorf("%w: %s exceeds %d bytes", errHistoryTooLarge, path, maxRoleHistorySize)
 	} else if err := json.Unmarshal(data, &rec); err != nil {
-		bad = fmt.Errorf("%w: %s: %w", errHistoryCorrupt, path, err)
+		bad = fmt.Errorf("%w: %s: %s", errHistoryCorrupt, path, boundReason(err))
 	} else if err := rec.validate(); err != nil {
-		bad = fmt.Errorf("%w: %s: %w", errHistoryCorrupt, path, err)
+		bad = fmt.Errorf("%w: %s: %s", errHistoryCorrupt, path, boundReason(err))
 	}
 	if bad == nil {
 		return rec, nil
 	}
-	if err := os.Rename(path, path+".bad"); err != nil {
-		return roleRecord{}, errors.Join(bad, fmt.Errorf("role history: keep bad file aside: %w", err))
+	moved, err := quarantine.Move(path, now, quarantine.DefaultKeep)
+	if moved == "" {
+		return roleRecord{}, fmt.Errorf("%w (it could not be moved aside: %v; starting with an empty history)", bad, err)
 	}
-	return roleRecord{}, fmt.Errorf("%w (kept as %s.bad; starting with an empty history)", bad, filepath.Base(path))
+	note := ""
+	if err != nil {
+		note = "; " + err.Error()
+	}
+	return roleRecord{}, fmt.Errorf("%w (moved aside to %s; starting with an empty history%s)", bad, moved, note)
 }
 
 // appendSession appends s and drops the oldest sessions beyond maxSessions.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canopy-p2p/canopy/internal/quarantine"
 	"github.com/canopy-p2p/canopy/promotion"
 )
 
@@ -303,6 +304,7 @@ func TestHistoryBadFile(t *testing.T) {
 		{"future version", []byte(`{"version":2}`), errHistoryCorrupt},
 		{"unknown role", []byte(`{"version":1,"role":"overlord"}`), errHistoryCorrupt},
 		{"negative demotions", []byte(`{"version":1,"demotions":-1}`), errHistoryCorrupt},
+		{"long unknown role", []byte(`{"version":1,"role":"` + strings.Repeat("x", 60000) + `"}`), errHistoryCorrupt},
 		{"too large", append([]byte(`{"version":1,"role":"leaf"}`), bytes.Repeat([]byte(" "), maxRoleHistorySize)...), errHistoryTooLarge},
 	}
 	for _, c := range cases {
@@ -316,21 +318,29 @@ func TestHistoryBadFile(t *testing.T) {
 			}
 			if c.err == nil {
 				noErr(t, err)
-				if _, err := os.Stat(path + ".bad"); !errors.Is(err, os.ErrNotExist) {
-					t.Errorf("a good file was kept aside: %v", err)
+				if copies, err := quarantine.List(path); err != nil || len(copies) != 0 {
+					t.Errorf("a good file was moved aside: %v %v", copies, err)
 				}
 				return
 			}
-			if !errors.Is(err, c.err) || !strings.Contains(err.Error(), ".bad") {
-				t.Fatalf("err = %v, want %v naming the .bad file", err, c.err)
+			copies, lerr := quarantine.List(path)
+			noErr(t, lerr)
+			if len(copies) != 1 {
+				t.Fatalf("%d copies moved aside, want 1", len(copies))
+			}
+			if !errors.Is(err, c.err) || !strings.Contains(err.Error(), "moved aside to "+copies[0]) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %q, want %v on one line naming where the file went", err, c.err)
+			}
+			if len(err.Error()) > 1024 {
+				t.Fatalf("the error is %d bytes long; it is logged, and must stay short", len(err.Error()))
 			}
 			if h.AvgUptime() != 0 || h.SinceSwitch(t0) != math.MaxInt64 || h.Snapshot().Demotions != 0 {
 				t.Errorf("history not empty: %+v", h.Snapshot())
 			}
-			bad, err := os.ReadFile(path + ".bad")
+			bad, err := os.ReadFile(copies[0])
 			noErr(t, err)
 			if !bytes.Equal(bad, c.content) {
-				t.Error("the .bad file does not hold the original content")
+				t.Error("the copy moved aside does not hold the original content")
 			}
 			// The node carries on with a fresh, loadable file.
 			mustLoad(t, path, t0.Add(time.Hour))
