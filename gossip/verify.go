@@ -150,6 +150,9 @@ func (v *verifier) settle(e *verifyEntry, err error) {
 	close(e.done)
 	v.mu.Unlock()
 	if err != nil {
+		if v.ctx.Err() != nil {
+			return // cut short by close: says nothing about the node
+		}
 		v.refusals.refuse(reasonUnverified, zap.String("member", k.id.String()), zap.String("control", k.control), zap.Error(err))
 		return
 	}
