@@ -19,6 +19,22 @@ var (
 	// memberlist name is not the node ID in its metadata.
 	ErrNameMismatch = errors.New("gossip: node name does not match node ID in metadata")
 
+	// ErrAddrMismatch is returned by the alive filter for a member whose
+	// gossip address is not the one its signed metadata names.
+	ErrAddrMismatch = errors.New("gossip: gossip address does not match signed metadata")
+
+	// ErrStaleMeta is returned by the alive filter for metadata older than
+	// the newest accepted for the same node, or as old but different.
+	ErrStaleMeta = errors.New("gossip: node metadata older than the newest seen")
+
+	// ErrUnverified is returned when Config.Verify did not confirm that a
+	// node is reachable at its control address and holds its key.
+	ErrUnverified = errors.New("gossip: node not verified")
+
+	// ErrBadPacket is returned for a gossip packet or stream that does not
+	// authenticate.
+	ErrBadPacket = errors.New("gossip: unauthenticated gossip")
+
 	// ErrClosed is returned by Ring methods called after Shutdown or Close.
 	ErrClosed = errors.New("gossip: ring is shut down")
 

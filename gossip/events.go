@@ -114,12 +114,11 @@ func (q *eventQueue) close() {
 
 // memberDelegate implements memberlist.EventDelegate. memberlist calls it
 // with its node lock held, in the order the changes happened, so it keeps the
-// member table exactly in step with memberlist, then hands the event to the
-// queue, if there is one, without blocking.
+// member table exactly in step with memberlist; the table reports the changes
+// the ring lists to the queue, without blocking.
 type memberDelegate struct {
 	self  string
 	table *memberTable
-	queue *eventQueue // nil when Config.Events is nil
 	log   *zap.Logger
 }
 
@@ -134,13 +133,7 @@ func (d *memberDelegate) NotifyUpdate(n *memberlist.Node) { d.notify(EventUpdate
 
 func (d *memberDelegate) notify(kind EventKind, n *memberlist.Node) {
 	if kind == EventLeave {
-		m, ok := d.table.get(n.Name)
-		if !ok {
-			return // never admitted, so never reported
-		}
 		d.table.remove(n.Name)
-		d.log.Info("member left", zap.String("member", n.Name), zap.String("addr", m.Addr))
-		d.emit(Event{Kind: kind, Member: m})
 		return
 	}
 	// The alive filter keeps members with bad metadata out of memberlist, so
@@ -151,18 +144,5 @@ func (d *memberDelegate) notify(kind EventKind, n *memberlist.Node) {
 			zap.Stringer("event", kind), zap.String("member", n.Name), zap.Error(err))
 		return
 	}
-	d.table.put(m)
-	if kind == EventJoin {
-		d.log.Info("member joined", zap.String("member", m.Name), zap.String("addr", m.Addr),
-			zap.String("control", m.Meta.Control), zap.Bool("self", m.Self))
-	} else {
-		d.log.Debug("member updated", zap.String("member", m.Name), zap.Any("meta", m.Meta))
-	}
-	d.emit(Event{Kind: kind, Member: m})
-}
-
-func (d *memberDelegate) emit(ev Event) {
-	if d.queue != nil {
-		d.queue.push(ev)
-	}
+	d.table.upsert(m)
 }

@@ -1,39 +1,67 @@
 package gossip
 
 import (
+	"crypto/ed25519"
 	"fmt"
+	"math"
 	"net"
+	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/fxamacker/cbor/v2"
 	"github.com/hashicorp/memberlist"
 )
 
-// MetaVersion is the version of the Meta encoding this package writes.
-const MetaVersion uint8 = 1
+// MetaVersion is the version of the Meta encoding this package writes. Version
+// 2 is the first signed one; DecodeMeta refuses version 1, which anyone could
+// forge.
+const MetaVersion uint8 = 2
 
 // MaxMetaSize is the largest encoded Meta accepted: memberlist's limit on
 // node metadata, which travels in every alive message.
 const MaxMetaSize = memberlist.MetaMaxSize
 
-// Limits on Meta's strings. They keep the worst-case encoding well under
-// MaxMetaSize, so that EncodeMeta cannot fail on size for a valid Meta.
+// Limits on Meta's strings. They keep the worst-case encoding under
+// MaxMetaSize (TestMetaWorstCaseSize measures it), so that EncodeMeta cannot
+// fail on size for a valid Meta.
 const (
 	maxControlLen  = 253 + len("[]:65535") // longest DNS name, or an IPv6 literal, plus a port
 	maxSoftwareLen = 64
 )
 
+// metaContext is the Ed25519ctx context of metadata signatures (see
+// identity.SignContext): no other signature the node key makes can pass for
+// one.
+const metaContext = "canopy gossip meta v2"
+
 // Meta is the record each ring member publishes about itself in its
-// memberlist node metadata.
+// memberlist node metadata. It is signed by the member's key: DecodeMeta
+// refuses a record whose signature does not verify, so every field is what
+// the holder of Key said, as of Issued. Whether the member can actually be
+// reached at Control is a separate question, which the ring answers with
+// Config.Verify before it lists the member.
 type Meta struct {
 	// Version is the Meta encoding version; EncodeMeta writes MetaVersion
-	// when it is zero. Decoding accepts any version from 1 up and ignores
-	// fields it does not know, so later versions can add fields.
+	// when it is zero. Decoding accepts any version from MetaVersion up and
+	// ignores fields it does not know, so later versions can add fields.
 	Version uint8
-	// NodeID is the member's node ID. It must equal the member's memberlist
-	// name, or the ring refuses the member.
+	// NodeID is the member's node ID, derived from Key (EncodeMeta sets
+	// both from the signing identity). It must equal the member's
+	// memberlist name, or the ring refuses the member.
 	NodeID identity.NodeID
+	// Key is the member's Ed25519 public key, which signed the record.
+	Key [ed25519.PublicKeySize]byte
+	// Gossip is the member's memberlist address. It must equal the
+	// address in the alive message that carries the record, so that a
+	// member relaying someone else's record cannot point it elsewhere.
+	Gossip netip.AddrPort
+	// Issued is when the record was signed, to the millisecond. A member
+	// refuses a record older than the newest it has accepted for that
+	// node, so an old record cannot be replayed to roll back Slots or
+	// Control.
+	Issued time.Time
 	// Control is the host:port of the member's TLS control listener.
 	Control string
 	// Software names the implementation and its version, such as
@@ -51,13 +79,23 @@ type Meta struct {
 	Uptime uint32
 }
 
-// metaWire is Meta's CBOR form. Integer keys keep the encoding small, since it
-// rides in every alive message; the node ID travels as a byte string so that
-// its length can be checked (CBOR would silently pad a short string into a
+// signedWire is the outer form: the encoded body and the signature over it.
+// Signing the body's bytes, rather than a re-encoding of decoded fields, keeps
+// fields a later version adds covered by the signature even for a decoder
+// that does not know them.
+type signedWire struct {
+	Body []byte `cbor:"1,keyasint"`
+	Sig  []byte `cbor:"2,keyasint"`
+}
+
+// metaWire is Meta's CBOR body. Integer keys keep the encoding small, since it
+// rides in every alive message; byte strings carry fixed-size values so that
+// their length can be checked (CBOR would silently pad a short string into a
 // fixed-size array). Key numbers are part of the format: never reuse one.
+// Key 1 held the unsigned node ID of version 1 and is retired; the ID is now
+// derived from the key.
 type metaWire struct {
 	Version  uint8  `cbor:"0,keyasint"`
-	NodeID   []byte `cbor:"1,keyasint"`
 	Control  string `cbor:"2,keyasint"`
 	Software string `cbor:"3,keyasint,omitempty"`
 	Proto    uint8  `cbor:"4,keyasint,omitempty"`
@@ -65,11 +103,15 @@ type metaWire struct {
 	Slots    uint16 `cbor:"6,keyasint,omitempty"`
 	Load     uint8  `cbor:"7,keyasint,omitempty"`
 	Uptime   uint32 `cbor:"8,keyasint,omitempty"`
+	Key      []byte `cbor:"9,keyasint"`
+	Gossip   []byte `cbor:"10,keyasint"` // netip.AddrPort.MarshalBinary: 4 or 16 address bytes, 2 port bytes
+	Issued   uint64 `cbor:"11,keyasint"` // Unix milliseconds
 }
 
 // metaEnc encodes deterministically (RFC 8949 §4.2.1 core deterministic
 // encoding). memberlist reports an update only when the metadata bytes change,
-// so the same Meta must always give the same bytes.
+// and Ed25519 is deterministic, so the same Meta signed by the same key always
+// gives the same bytes.
 var metaEnc = func() cbor.EncMode {
 	em, err := cbor.CoreDetEncOptions().EncMode()
 	if err != nil {
@@ -96,20 +138,29 @@ var metaDec = func() cbor.DecMode {
 	return dm
 }()
 
-// EncodeMeta validates m and encodes it for memberlist's node metadata. A zero
-// m.Version is written as MetaVersion. It fails with ErrBadMeta for a Meta
-// that DecodeMeta would refuse, and with ErrMetaTooLarge if the encoding
-// exceeds MaxMetaSize, because memberlist panics on oversized metadata.
-func EncodeMeta(m Meta) ([]byte, error) {
+// EncodeMeta validates m, signs it with id and encodes it for memberlist's
+// node metadata. It sets m.NodeID and m.Key from id; a zero m.Version is
+// written as MetaVersion. It fails with ErrBadMeta for a Meta that DecodeMeta
+// would refuse, and with ErrMetaTooLarge if the encoding exceeds MaxMetaSize,
+// because memberlist panics on oversized metadata.
+func EncodeMeta(m Meta, id *identity.Identity) ([]byte, error) {
+	if id == nil || len(id.Public) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("%w: no signing key", ErrBadMeta)
+	}
 	if m.Version == 0 {
 		m.Version = MetaVersion
 	}
+	m.NodeID = id.ID
+	m.Key = [ed25519.PublicKeySize]byte(id.Public)
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
-	b, err := metaEnc.Marshal(metaWire{
+	gossip, err := m.Gossip.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("%w: gossip address: %v", ErrBadMeta, err)
+	}
+	body, err := metaEnc.Marshal(metaWire{
 		Version:  m.Version,
-		NodeID:   m.NodeID[:],
 		Control:  m.Control,
 		Software: m.Software,
 		Proto:    m.Proto,
@@ -117,7 +168,18 @@ func EncodeMeta(m Meta) ([]byte, error) {
 		Slots:    m.Slots,
 		Load:     m.Load,
 		Uptime:   m.Uptime,
+		Key:      m.Key[:],
+		Gossip:   gossip,
+		Issued:   uint64(m.Issued.UnixMilli()),
 	})
+	if err != nil {
+		return nil, fmt.Errorf("gossip: encode meta: %w", err)
+	}
+	sig, err := id.SignContext(metaContext, body)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: encode meta: %w", err)
+	}
+	b, err := metaEnc.Marshal(signedWire{Body: body, Sig: sig})
 	if err != nil {
 		return nil, fmt.Errorf("gossip: encode meta: %w", err)
 	}
@@ -127,22 +189,41 @@ func EncodeMeta(m Meta) ([]byte, error) {
 	return b, nil
 }
 
-// DecodeMeta decodes and validates node metadata received from the ring. Any
-// failure wraps ErrBadMeta.
+// DecodeMeta decodes node metadata received from the ring, checks its
+// signature and validates it. Any failure wraps ErrBadMeta; a signature that
+// does not verify also wraps identity.ErrBadSignature.
 func DecodeMeta(b []byte) (Meta, error) {
 	if len(b) > MaxMetaSize {
 		return Meta{}, fmt.Errorf("%w: %d bytes, limit %d", ErrBadMeta, len(b), MaxMetaSize)
 	}
-	var w metaWire
-	if err := metaDec.Unmarshal(b, &w); err != nil {
+	var s signedWire
+	if err := metaDec.Unmarshal(b, &s); err != nil {
 		return Meta{}, fmt.Errorf("%w: %v", ErrBadMeta, err)
 	}
-	if len(w.NodeID) != identity.IDLen {
-		return Meta{}, fmt.Errorf("%w: node ID is %d bytes, want %d", ErrBadMeta, len(w.NodeID), identity.IDLen)
+	var w metaWire
+	if err := metaDec.Unmarshal(s.Body, &w); err != nil {
+		return Meta{}, fmt.Errorf("%w: body: %v", ErrBadMeta, err)
 	}
+	if w.Version < MetaVersion {
+		return Meta{}, fmt.Errorf("%w: version %d is unsigned, want %d or later", ErrBadMeta, w.Version, MetaVersion)
+	}
+	if len(w.Key) != ed25519.PublicKeySize {
+		return Meta{}, fmt.Errorf("%w: key is %d bytes, want %d", ErrBadMeta, len(w.Key), ed25519.PublicKeySize)
+	}
+	var gossip netip.AddrPort
+	if err := gossip.UnmarshalBinary(w.Gossip); err != nil {
+		return Meta{}, fmt.Errorf("%w: gossip address: %v", ErrBadMeta, err)
+	}
+	if w.Issued > math.MaxInt64 {
+		return Meta{}, fmt.Errorf("%w: issue time %d out of range", ErrBadMeta, w.Issued)
+	}
+	pub := ed25519.PublicKey(w.Key)
 	m := Meta{
 		Version:  w.Version,
-		NodeID:   identity.NodeID(w.NodeID),
+		NodeID:   identity.IDFromPublicKey(pub),
+		Key:      [ed25519.PublicKeySize]byte(w.Key),
+		Gossip:   gossip,
+		Issued:   time.UnixMilli(int64(w.Issued)).UTC(),
 		Control:  w.Control,
 		Software: w.Software,
 		Proto:    w.Proto,
@@ -153,6 +234,11 @@ func DecodeMeta(b []byte) (Meta, error) {
 	}
 	if err := m.validate(); err != nil {
 		return Meta{}, err
+	}
+	// Checked last, after the cheap checks: a flood of malformed records
+	// costs no signature verification.
+	if err := identity.VerifyContext(m.NodeID, pub, metaContext, s.Body, s.Sig); err != nil {
+		return Meta{}, fmt.Errorf("%w: %w", ErrBadMeta, err)
 	}
 	return m, nil
 }
@@ -165,6 +251,10 @@ func (m Meta) validate() error {
 		return fmt.Errorf("%w: version 0", ErrBadMeta)
 	case m.NodeID.IsZero():
 		return fmt.Errorf("%w: zero node ID", ErrBadMeta)
+	case !m.Gossip.IsValid() || m.Gossip.Port() == 0 || m.Gossip.Addr().IsUnspecified() || m.Gossip.Addr().Zone() != "" || m.Gossip.Addr().Is4In6():
+		return fmt.Errorf("%w: gossip address %v is not a specific address and port", ErrBadMeta, m.Gossip)
+	case m.Issued.UnixMilli() <= 0:
+		return fmt.Errorf("%w: no issue time", ErrBadMeta)
 	case m.Load > 100:
 		return fmt.Errorf("%w: load %d%% over 100%%", ErrBadMeta, m.Load)
 	case len(m.Software) > maxSoftwareLen:

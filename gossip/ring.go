@@ -3,6 +3,8 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"log"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,14 +17,22 @@ import (
 // Ring is this node's membership in the supernode ring. Its methods are safe
 // for concurrent use.
 type Ring struct {
-	cfg    Config
-	self   string // memberlist node name: cfg.NodeID.String()
-	log    *zap.Logger
-	ml     *memberlist.Memberlist
-	meta   *metaDelegate
-	table  *memberTable
-	events *eventQueue // nil when Config.Events is nil
-	local  string      // LocalAddr, fixed once memberlist has bound
+	cfg      Config
+	self     string // memberlist node name: the node ID's string form
+	log      *zap.Logger
+	ml       *memberlist.Memberlist
+	meta     *metaDelegate
+	table    *memberTable
+	events   *eventQueue // nil when Config.Events is nil
+	local    string      // LocalAddr, fixed once memberlist has bound
+	gossip   netip.AddrPort
+	verifier *verifier
+	refusals *refusalCounters
+
+	// metaMu serialises signing, so that Issued grows with each record.
+	metaMu     sync.Mutex
+	lastIssued time.Time
+	lastMeta   Meta // as Config.Meta returned it, before stamping
 
 	// mu guards the lifecycle. Operations that call into memberlist hold it
 	// for reading, so Shutdown, which takes it for writing, waits for them:
@@ -43,36 +53,72 @@ func Start(cfg Config) (*Ring, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	mc := cfg.memberlistConfig()
+	log := cfg.Logger.Named("gossip")
+	nt, err := listen(cfg, logbridge.Memberlist(log))
+	if err != nil {
+		return nil, fmt.Errorf("gossip: start: %w", err)
+	}
+	mc := cfg.memberlistConfig(nt.GetAutoBindPort())
+	// The address memberlist will advertise, which the signed metadata
+	// must name: memberlist asks the transport the same question.
+	ip, port, err := nt.FinalAdvertiseAddr(mc.AdvertiseAddr, mc.AdvertisePort)
+	if err != nil {
+		_ = nt.Shutdown()
+		return nil, fmt.Errorf("gossip: start: %w", err)
+	}
+	adv, ok := netip.AddrFromSlice(ip)
+	if !ok || port <= 0 || port > 65535 {
+		_ = nt.Shutdown()
+		return nil, fmt.Errorf("gossip: start: advertise address %v:%d", ip, port)
+	}
 	r := &Ring{
-		cfg:   cfg,
-		self:  mc.Name,
-		log:   cfg.Logger.Named("gossip"),
-		meta:  &metaDelegate{},
-		table: newMemberTable(),
+		cfg:      cfg,
+		self:     mc.Name,
+		log:      log,
+		meta:     &metaDelegate{},
+		gossip:   netip.AddrPortFrom(adv.Unmap(), uint16(port)),
+		refusals: newRefusalCounters(log),
 	}
 	// The metadata must be valid before memberlist starts: memberlist's
 	// first alive message for this node goes through the alive filter too,
 	// and a refused self would leave memberlist without a local node.
 	b, err := r.localMeta()
 	if err != nil {
+		_ = nt.Shutdown()
 		return nil, fmt.Errorf("gossip: start: %w", err)
 	}
 	r.meta.set(b)
-
-	mc.Logger = logbridge.Memberlist(r.log)
-	mc.Delegate = r.meta
-	filter := aliveFilter{log: r.log}
-	mc.Alive = filter
-	mc.Conflict = filter
 	if cfg.Events != nil {
 		// The queue runs before memberlist starts, which reports this node's
 		// own join from inside Create.
 		r.events = newEventQueue(cfg.EventQueue, cfg.Events, r.log)
 	}
-	mc.Events = &memberDelegate{self: r.self, table: r.table, queue: r.events, log: r.log}
+	emit := func(ev Event) {
+		if r.events != nil {
+			r.events.push(ev)
+		}
+	}
+	// The verifier tells the table of results, and the table asks the
+	// verifier: the table is made first, with a late-bound look-up.
+	var v *verifier
+	r.table = newMemberTable(r.self, func(m Meta) bool { return v.verified(m) }, emit, r.log)
+	v = newVerifier(cfg, r.log, r.refusals, r.table.verifiedKey)
+	r.verifier = v
+	tr := newAuthTransport(nt, cfg, v, r.meta.get, r.refusals, r.log)
+
+	mc.Transport = tr
+	mc.Logger = logbridge.Memberlist(r.log)
+	mc.Delegate = r.meta
+	filter := newAliveFilter(r.log, r.refusals, v, cfg.VerifyCache)
+	mc.Alive = filter
+	mc.Conflict = filter
+	mc.Events = &memberDelegate{self: r.self, table: r.table, log: r.log}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		// Create shuts the transport down itself only when it got as far
+		// as using it; Shutdown is idempotent.
+		_ = tr.Shutdown()
+		v.close()
 		if r.events != nil {
 			r.events.close()
 		}
@@ -91,13 +137,57 @@ func Start(cfg Config) (*Ring, error) {
 	return r, nil
 }
 
+// listen binds memberlist's UDP and TCP listeners, which the authenticated
+// transport wraps. A dynamic port is retried a few times, as memberlist does
+// itself, because the kernel picks a free TCP port that may be taken for UDP.
+func listen(cfg Config, logger *log.Logger) (*memberlist.NetTransport, error) {
+	nc := &memberlist.NetTransportConfig{
+		BindAddrs: []string{cfg.BindAddr},
+		BindPort:  cfg.BindPort,
+		Logger:    logger,
+	}
+	tries := 1
+	if cfg.BindPort == 0 {
+		tries = 10
+	}
+	var err error
+	for range tries {
+		var nt *memberlist.NetTransport
+		if nt, err = memberlist.NewNetTransport(nc); err == nil {
+			return nt, nil
+		}
+	}
+	return nil, fmt.Errorf("listen on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
+}
+
 // localMeta asks Config.Meta for the current metadata, stamps it with this
-// node's ID and the format version, and encodes it.
+// node's gossip address and the time, and signs it. Metadata that did not
+// change keeps its bytes (and so its time): memberlist reports an update only
+// when the bytes change.
 func (r *Ring) localMeta() ([]byte, error) {
+	r.metaMu.Lock()
+	defer r.metaMu.Unlock()
 	m := r.cfg.Meta()
-	m.NodeID = r.cfg.NodeID
+	m.NodeID, m.Key, m.Issued, m.Gossip = r.cfg.Creds.ID().ID, [32]byte(r.cfg.Creds.ID().Public), time.Time{}, r.gossip
 	m.Version = MetaVersion
-	return EncodeMeta(m)
+	if cur := r.meta.get(); cur != nil && m == r.lastMeta {
+		return cur, nil
+	}
+	// Strictly later than the last record, to the millisecond, even if the
+	// clock has not moved on: a peer refuses a different record that is not
+	// newer than the one it has.
+	issued := time.Now().Truncate(time.Millisecond)
+	if !issued.After(r.lastIssued) {
+		issued = r.lastIssued.Add(time.Millisecond)
+	}
+	stamped := m
+	stamped.Issued = issued
+	b, err := EncodeMeta(stamped, r.cfg.Creds.ID())
+	if err != nil {
+		return nil, err
+	}
+	r.lastIssued, r.lastMeta = issued, m
+	return b, nil
 }
 
 // Join contacts the members at addrs (gossip addresses, host:port) and merges
@@ -192,6 +282,7 @@ func (r *Ring) Shutdown() error {
 	r.shutdown = true
 	err := r.ml.Shutdown()
 	r.mu.Unlock()
+	r.verifier.close()
 	if r.events != nil {
 		r.events.close()
 	}
@@ -216,6 +307,14 @@ func (r *Ring) Close() error {
 	})
 	return r.closeErr
 }
+
+// Refusals returns how many alive messages, packets, streams and
+// verifications the ring has refused, by reason.
+func (r *Ring) Refusals() Refusals { return r.refusals.Snapshot() }
+
+// Unverified returns how many members memberlist holds that are not listed
+// because their verification has not succeeded (yet).
+func (r *Ring) Unverified() int { return r.table.pending() }
 
 // DroppedEvents returns how many events were dropped because the Events
 // callback fell behind by more than Config.EventQueue events.

@@ -1,9 +1,9 @@
 package gossip
 
 import (
+	"context"
 	"errors"
-	"io"
-	"log"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/internal/testwait"
-	"github.com/hashicorp/memberlist"
+	"github.com/canopy-p2p/canopy/link"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -21,11 +21,14 @@ import (
 
 // testNode is one ring member on loopback with everything a test inspects.
 type testNode struct {
-	id     identity.NodeID
-	ring   *Ring
-	meta   atomic.Pointer[Meta] // what Config.Meta returns
-	events eventLog
-	logs   *observer.ObservedLogs
+	id      identity.NodeID
+	ident   *identity.Identity
+	creds   *link.Credentials
+	control string // its control listener, real TLS on loopback
+	ring    *Ring
+	meta    atomic.Pointer[Meta] // what Config.Meta returns
+	events  eventLog
+	logs    *observer.ObservedLogs
 }
 
 // eventLog records the events a ring delivers.
@@ -52,19 +55,82 @@ func (l *eventLog) find(kind EventKind, name string) (Event, bool) {
 	return Event{}, false
 }
 
-func newTestNode(t *testing.T, control string) *testNode {
+// startControl runs a control listener for creds on loopback until the test
+// ends: it completes the TLS handshake as link does and closes, which is all
+// a verification needs to see.
+func startControl(t testing.TB, creds *link.Credentials) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			raw, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if c, err := link.Accept(context.Background(), raw, creds, nil); err == nil {
+					c.Close("verified")
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// linkVerify is the verification the supernode makes, less its probe hello:
+// a TLS dial to the control address that expects the member's node ID.
+func linkVerify(creds *link.Credentials) func(context.Context, Meta) error {
+	return func(ctx context.Context, m Meta) error {
+		c, err := link.Dial(ctx, m.Control, creds, m.NodeID, nil)
+		if err != nil {
+			return err
+		}
+		c.Close("verified")
+		return nil
+	}
+}
+
+// newCreds makes a fresh identity and its credentials.
+func newCreds(t testing.TB) *link.Credentials {
 	t.Helper()
 	id, err := identity.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	core, logs := observer.New(zapcore.DebugLevel)
-	n := &testNode{id: id.ID, logs: logs}
-	n.meta.Store(&Meta{Control: control, Software: "canopy/test", Proto: 1, Slots: 100})
+	creds, err := link.NewCredentials(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return creds
+}
+
+// testConfig is a loopback ring config for creds.
+func testConfig(creds *link.Credentials, control string) Config {
 	cfg := DefaultConfig()
-	cfg.NodeID = id.ID
+	cfg.Creds = creds
 	cfg.BindAddr = "127.0.0.1"
 	cfg.Profile = ProfileLocal
+	cfg.Meta = func() Meta { return Meta{Control: control, Software: "canopy/test", Proto: 1, Slots: 100} }
+	cfg.Verify = linkVerify(creds)
+	return cfg
+}
+
+func newTestNode(t *testing.T) *testNode {
+	t.Helper()
+	creds := newCreds(t)
+	core, logs := observer.New(zapcore.DebugLevel)
+	n := &testNode{id: creds.ID().ID, ident: creds.ID(), creds: creds, logs: logs, control: startControl(t, creds)}
+	n.meta.Store(&Meta{Control: n.control, Software: "canopy/test", Proto: 1, Slots: 100})
+	cfg := testConfig(creds, n.control)
 	cfg.Logger = zap.New(core)
 	cfg.Meta = func() Meta { return *n.meta.Load() }
 	cfg.Events = n.events.add
@@ -117,9 +183,9 @@ func waitMembers(t *testing.T, timeout time.Duration, want []*testNode, see ...*
 // startThree starts three rings and joins the second and third to the first.
 func startThree(t *testing.T) (a, b, c *testNode) {
 	t.Helper()
-	a = newTestNode(t, "127.0.0.1:7001")
-	b = newTestNode(t, "127.0.0.1:7002")
-	c = newTestNode(t, "127.0.0.1:7003")
+	a = newTestNode(t)
+	b = newTestNode(t)
+	c = newTestNode(t)
 	start := time.Now()
 	for _, n := range []*testNode{b, c} {
 		if k, err := n.ring.Join([]string{a.ring.LocalAddr()}); err != nil || k != 1 {
@@ -143,13 +209,13 @@ func TestRingJoinSeesMetadata(t *testing.T) {
 					owner = o
 				}
 			}
-			if m.Meta.NodeID != owner.id || m.Meta.Version != MetaVersion {
+			if m.Meta.NodeID != owner.id || m.Meta.Key != [32]byte(owner.ident.Public) || m.Meta.Version != MetaVersion {
 				t.Errorf("%s: bad identity in meta %+v", m.Name, m.Meta)
 			}
 			if want := owner.meta.Load().Control; m.Meta.Control != want || m.Meta.Software != "canopy/test" || m.Meta.Slots != 100 {
 				t.Errorf("%s: meta %+v, want control %s", m.Name, m.Meta, want)
 			}
-			if m.Addr != owner.ring.LocalAddr() {
+			if m.Addr != owner.ring.LocalAddr() || m.Meta.Gossip.String() != owner.ring.LocalAddr() {
 				t.Errorf("%s: addr %s, want %s", m.Name, m.Addr, owner.ring.LocalAddr())
 			}
 			if m.Self != (owner == n) {
@@ -208,7 +274,7 @@ func TestRingUpdateMetaPropagates(t *testing.T) {
 }
 
 func TestRingUpdateMetaRejectsInvalid(t *testing.T) {
-	a := newTestNode(t, "127.0.0.1:7001")
+	a := newTestNode(t)
 	m := *a.meta.Load()
 	m.Load = 200
 	a.meta.Store(&m)
@@ -261,88 +327,19 @@ func TestRingFailureDetected(t *testing.T) {
 	}
 }
 
-// staticMeta is a memberlist delegate publishing fixed metadata, to play a
-// misbehaving member that bypasses this package.
-type staticMeta []byte
-
-func (s staticMeta) NodeMeta(int) []byte             { return s }
-func (s staticMeta) NotifyMsg([]byte)                {}
-func (s staticMeta) GetBroadcasts(int, int) [][]byte { return nil }
-func (s staticMeta) LocalState(bool) []byte          { return nil }
-func (s staticMeta) MergeRemoteState([]byte, bool)   {}
-
-func TestRingRejectsBadMembers(t *testing.T) {
-	other := testID(50)
-	mismatched, err := EncodeMeta(Meta{NodeID: other, Control: "127.0.0.1:7999"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name string
-		meta []byte
-	}{
-		{"name does not match node ID", mismatched},
-		{"garbage", []byte("\xa1\x00\xff not cbor")},
-		{"none", nil},
-	}
-	a := newTestNode(t, "127.0.0.1:7001")
-	b := newTestNode(t, "127.0.0.1:7002")
-	if _, err := b.ring.Join([]string{a.ring.LocalAddr()}); err != nil {
-		t.Fatal(err)
-	}
-	waitMembers(t, 10*time.Second, []*testNode{a, b}, a, b)
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			name := testID(byte(100 + i)).String()
-			conf := memberlist.DefaultLocalConfig()
-			conf.Name = name
-			conf.BindAddr = "127.0.0.1"
-			conf.BindPort = 0
-			conf.Label = ringLabel
-			conf.Logger = log.New(io.Discard, "", 0)
-			conf.Delegate = staticMeta(tt.meta)
-			bad, err := memberlist.Create(conf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer bad.Shutdown()
-			if _, err := bad.Join([]string{a.ring.LocalAddr()}); err != nil {
-				t.Fatal(err)
-			}
-			// The impostor learns of a and b; a refuses it when it merges the
-			// impostor's state, which memberlist logs.
-			testwait.Until(t, 10*time.Second, func() bool {
-				return a.logs.FilterLoggerName("gossip.memberlist").
-					FilterMessageSnippet("ignoring alive message for '"+name+"'").Len() > 0
-			}, "waiting for a to refuse the member")
-			for _, n := range []*testNode{a, b} {
-				if slices.Contains(names(n.ring), name) {
-					t.Errorf("%s lists the bad member", n.id.Short())
-				}
-				if _, ok := n.events.find(EventJoin, name); ok {
-					t.Errorf("%s reported the bad member joining", n.id.Short())
-				}
-			}
-		})
-	}
-}
-
 func TestStartRejectsBadConfig(t *testing.T) {
-	good := func() Config {
-		c := DefaultConfig()
-		c.NodeID = testID(1)
-		c.BindAddr = "127.0.0.1"
-		c.Profile = ProfileLocal
-		c.Meta = func() Meta { return Meta{Control: "127.0.0.1:7001"} }
-		return c
-	}
+	creds := newCreds(t)
+	good := func() Config { return testConfig(creds, "127.0.0.1:7001") }
 	tests := []struct {
 		name   string
 		mutate func(*Config)
 		want   error
 	}{
-		{"zero node ID", func(c *Config) { c.NodeID = identity.NodeID{} }, ErrConfig},
+		{"no credentials", func(c *Config) { c.Creds = nil }, ErrConfig},
 		{"no meta", func(c *Config) { c.Meta = nil }, ErrConfig},
+		{"no verify", func(c *Config) { c.Verify = nil }, ErrConfig},
+		{"negative cache", func(c *Config) { c.VerifyCache = -1 }, ErrConfig},
+		{"negative skew", func(c *Config) { c.ClockSkew = -time.Second }, ErrConfig},
 		{"unknown profile", func(c *Config) { c.Profile = "wan" }, ErrConfig},
 		{"bad port", func(c *Config) { c.BindPort = 70000 }, ErrConfig},
 		{"negative queue", func(c *Config) { c.EventQueue = -1 }, ErrConfig},
@@ -364,7 +361,7 @@ func TestStartRejectsBadConfig(t *testing.T) {
 }
 
 func TestRingLifecycle(t *testing.T) {
-	n := newTestNode(t, "127.0.0.1:7001")
+	n := newTestNode(t)
 	r := n.ring
 	if err := r.UpdateMeta(0); err != nil {
 		t.Fatalf("UpdateMeta alone: %v", err)
@@ -407,13 +404,10 @@ func TestRingLifecycle(t *testing.T) {
 // TestEventsCallbackMayCallRing checks the promise in Config.Events: the
 // callback runs outside memberlist's locks and may query the ring.
 func TestEventsCallbackMayCallRing(t *testing.T) {
-	a := newTestNode(t, "127.0.0.1:7001")
+	a := newTestNode(t)
 	var seen atomic.Int32
-	cfg := DefaultConfig()
-	cfg.NodeID = testID(7)
-	cfg.BindAddr = "127.0.0.1"
-	cfg.Profile = ProfileLocal
-	cfg.Meta = func() Meta { return Meta{Control: "127.0.0.1:7002"} }
+	creds := newCreds(t)
+	cfg := testConfig(creds, startControl(t, creds))
 	var ring atomic.Pointer[Ring]
 	cfg.Events = func(ev Event) {
 		if r := ring.Load(); r != nil {

@@ -198,7 +198,7 @@ func (s *Supernode) dialBack(l *leafSlot, req wire.DialBack) {
 	addr, err := dialBackAddr(l.conn.RemoteAddr(), req.Control)
 	if err == nil {
 		res.Addr = addr
-		err = s.probe(l.conn.Peer(), addr)
+		err = s.probe(s.ctx, l.conn.Peer(), addr)
 	}
 	if err != nil {
 		res.Error = err.Error()
@@ -233,15 +233,19 @@ func dialBackAddr(remote net.Addr, control string) (string, error) {
 	return net.JoinHostPort(host, fmt.Sprint(port)), nil
 }
 
-// probe dials addr, expects the node id there, and says hello as a probe.
-func (s *Supernode) probe(id identity.NodeID, addr string) error {
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialBackTimeout)
+// probe dials addr, expects the node id there, and says hello as a probe,
+// within ctx and DialBackTimeout.
+func (s *Supernode) probe(ctx context.Context, id identity.NodeID, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialBackTimeout)
 	defer cancel()
 	c, err := link.Dial(ctx, addr, s.cfg.Creds, id, s.log)
 	if err != nil {
 		return err
 	}
 	defer c.Close("dial-back done")
+	// Recv does not watch ctx: a cancelled probe (the ring shutting down)
+	// aborts the link instead of waiting out DialBackTimeout.
+	defer context.AfterFunc(ctx, func() { c.Abort("probe cancelled") })()
 	if err := c.SendBody(wire.TypeHello, &wire.Hello{Role: wire.RoleProbe, Software: s.cfg.Software}); err != nil {
 		return err
 	}

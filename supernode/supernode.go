@@ -138,20 +138,24 @@ func Start(cfg Config) (*Supernode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("supernode: control address: %w", err)
 	}
+	// The context exists before the ring: the ring verifies members with
+	// s.probe from the moment it starts.
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.ring, err = gossip.Start(gossip.Config{
-		NodeID:        s.id,
+		Creds:         cfg.Creds,
 		BindAddr:      host,
 		BindPort:      port,
 		AdvertiseAddr: advHost,
 		Meta:          s.meta,
+		Verify:        s.verifyMember,
 		Events:        s.ringEvent,
 		Logger:        cfg.Logger,
 		Profile:       gossip.Profile(cfg.GossipProfile),
 	})
 	if err != nil {
+		s.cancel()
 		return nil, fmt.Errorf("supernode: gossip: %w", err)
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.maintain()
 	s.log.Info("supernode started", zap.String("id", s.id.Short()), zap.String("control", cfg.Control), zap.String("gossip", s.ring.LocalAddr()))
@@ -164,14 +168,23 @@ func (s *Supernode) ID() identity.NodeID { return s.id }
 // GossipAddr is the address memberlist listens on.
 func (s *Supernode) GossipAddr() string { return s.ring.LocalAddr() }
 
+// verifyMember is the ring's admission check (gossip.Config.Verify): a
+// member is listed, and offered to leaves, only once it has answered at its
+// advertised control address with the key of its node ID. The check is the
+// dial-back probe the supernode makes for leaves: a TLS dial expecting that
+// node ID, then a probe hello that the node's accept loop answers with a
+// welcome, so a TLS endpoint that merely holds the key but runs no node does
+// not pass.
+func (s *Supernode) verifyMember(ctx context.Context, m gossip.Meta) error {
+	return s.probe(ctx, m.NodeID, m.Control)
+}
+
 func (s *Supernode) meta() gossip.Meta {
 	s.mu.Lock()
 	n := len(s.leaves)
 	s.mu.Unlock()
 	free := max(s.cfg.MaxLeaves-n, 0)
 	return gossip.Meta{
-		Version:  1,
-		NodeID:   s.id,
 		Control:  s.cfg.Control,
 		Software: s.cfg.Software,
 		Proto:    wire.Version,

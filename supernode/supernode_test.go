@@ -15,7 +15,8 @@ import (
 )
 
 // testSupernode starts a supernode with its own loopback control listener
-// that hands every link saying hello as a leaf to AcceptLeaf.
+// that answers probes as a node does and hands every other link saying hello
+// to AcceptPeer or AcceptLeaf.
 func testSupernode(t *testing.T, cfg Config) (*Supernode, string) {
 	t.Helper()
 	id, _ := identity.Generate()
@@ -50,9 +51,15 @@ func testSupernode(t *testing.T, cfg Config) (*Supernode, string) {
 					c.Close("no hello")
 					return
 				}
-				if h.Role == wire.RoleSupernode {
+				switch h.Role {
+				case wire.RoleProbe:
+					// As node's accept loop answers a dial-back, and so
+					// the ring's verification of this supernode.
+					_ = c.SendBody(wire.TypeWelcome, &wire.Welcome{Role: wire.RoleLeaf})
+					c.Close("dial-back answered")
+				case wire.RoleSupernode:
 					_ = sn.AcceptPeer(c, h)
-				} else {
+				default:
 					_ = sn.AcceptLeaf(c, h)
 				}
 			}()
