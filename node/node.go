@@ -144,7 +144,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	role, seeds := n.firstRole(ctx)
 	if role == RoleSupernode {
-		if err = n.startSupernode(ctx, seeds); err != nil {
+		// The ring is joined below, once the control port answers: ring
+		// members verify a joiner by dialling it before they let it in.
+		if err = n.startSupernode(ctx, nil); err != nil {
 			return nil, err
 		}
 		why := "no supernode answered: this node starts a new network as its first supernode"
@@ -185,6 +187,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.wg.Add(2)
 	go n.acceptLoop()
 	go n.scanLoop()
+	if sn := n.Supernode(); sn != nil && len(seeds) > 0 {
+		n.joinRing(ctx, sn, seeds)
+	}
 	if cfg.PortMap {
 		n.wg.Add(1)
 		go n.mapPort()
@@ -286,11 +291,18 @@ func (n *Node) startSupernode(ctx context.Context, seeds []string) error {
 	n.sn, n.svc = sn, svc
 	n.mu.Unlock()
 	if len(seeds) > 0 {
-		if _, err := sn.Join(ctx, seeds); err != nil {
-			n.log.Warn("could not join the ring through the seeds; running alone", zap.Error(err))
-		}
+		n.joinRing(ctx, sn, seeds)
 	}
 	return nil
+}
+
+// joinRing joins sn to the ring through the supernodes at seeds (control
+// addresses). The control port must be answering: the members dial it to
+// verify the joiner.
+func (n *Node) joinRing(ctx context.Context, sn *supernode.Supernode, seeds []string) {
+	if _, err := sn.Join(ctx, seeds); err != nil {
+		n.log.Warn("could not join the ring through the seeds; running alone", zap.Error(err))
+	}
 }
 
 // acceptLoop owns the control listener: every accepted connection gets its own
