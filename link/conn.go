@@ -58,8 +58,7 @@ type Conn struct {
 	pingSent  time.Time
 	rtt       time.Duration
 
-	// quiet is set by CloseRefused: the caller logged the refusal, and the
-	// close is logged at Debug only.
+	// quiet is set by CloseQuiet: the close is logged at Debug only.
 	quiet atomic.Bool
 
 	// Drops counts frames dropped because the send queue was full.
@@ -293,11 +292,12 @@ func (c *Conn) Close(reason string) {
 	c.shutdown() // in case the writer had already stopped on an error
 }
 
-// CloseRefused closes a link the caller refused, as Close does, but logs the
-// close at Debug only: the caller counted and logged the refusal (see
-// Refusals, which rate-limits), and a flood of refused links must not write
-// a line each.
-func (c *Conn) CloseRefused(reason string) {
+// CloseQuiet closes the link as Close does, but logs the close at Debug
+// only: for links whose end is routine (a dial-back answered) or already
+// logged by the caller (a refusal, which Refusals counts and rate-limits). A
+// stranger can open such links as fast as it likes, and must not write a
+// line for each.
+func (c *Conn) CloseQuiet(reason string) {
 	c.quiet.Store(true)
 	c.Close(reason)
 }

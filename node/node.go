@@ -314,8 +314,8 @@ func (n *Node) acceptLoop() {
 		}
 		release, why, ok := n.gate.Admit(raw.RemoteAddr())
 		if !ok {
-			raw.Close()
 			n.refusals.Refuse(why, raw.RemoteAddr(), "")
+			raw.Close()
 			continue
 		}
 		n.wg.Add(1)
@@ -342,14 +342,14 @@ func (n *Node) handshake(raw net.Conn, release func()) {
 	e, err := c.RecvMax(link.HelloTimeout, wire.MaxHelloEnvelope)
 	if err != nil {
 		n.refusals.Refuse(link.ReasonNoHello, c.RemoteAddr(), err.Error())
-		c.CloseRefused("no hello: " + err.Error())
+		c.CloseQuiet("no hello: " + err.Error())
 		return
 	}
 	var h wire.Hello
 	if e.Type != wire.TypeHello || e.Decode(&h) != nil {
 		why := fmt.Sprintf("expected a hello, got %s", e.Type)
 		n.refusals.Refuse(link.ReasonNoHello, c.RemoteAddr(), why)
-		c.CloseRefused(why)
+		c.CloseQuiet(why)
 		return
 	}
 	release()
@@ -358,7 +358,7 @@ func (n *Node) handshake(raw net.Conn, release func()) {
 		// it; say welcome so that it knows it reached the right node.
 		n.probes.add(time.Now())
 		_ = c.SendBody(wire.TypeWelcome, &wire.Welcome{Role: wire.RoleLeaf, Software: Software, Observed: c.RemoteAddr().String()})
-		c.Close("dial-back answered")
+		c.CloseQuiet("dial-back answered")
 		return
 	}
 	sn := n.Supernode()
@@ -378,7 +378,7 @@ func (n *Node) handshake(raw net.Conn, release func()) {
 		}
 		n.refusals.Refuse(link.ReasonNotSupernode, c.RemoteAddr(), "")
 		_ = c.SendBody(wire.TypeRefuse, &wire.Refuse{Reason: "not a supernode", Supernodes: alts})
-		c.CloseRefused("not a supernode")
+		c.CloseQuiet("not a supernode")
 		return
 	}
 	switch h.Role {
@@ -389,7 +389,7 @@ func (n *Node) handshake(raw net.Conn, release func()) {
 	default:
 		why := fmt.Sprintf("unknown role %d", h.Role)
 		n.refusals.Refuse(link.ReasonUnknownRole, c.RemoteAddr(), why)
-		c.CloseRefused(why)
+		c.CloseQuiet(why)
 	}
 }
 

@@ -295,7 +295,7 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 		s.mu.Unlock()
 		s.refusals.Refuse(why, c.RemoteAddr(), "")
 		_ = c.SendBody(wire.TypeRefuse, &wire.Refuse{Reason: why.String(), Supernodes: others})
-		c.CloseRefused(why.String())
+		c.CloseQuiet(why.String())
 		return err
 	}
 	slot := &leafSlot{
@@ -379,7 +379,7 @@ func (s *Supernode) AcceptPeer(c *link.Conn, h wire.Hello) error {
 		// ring through this one still learns the gossip address it needs.
 		// The dialler takes the goodbye as a refusal and picks another.
 		_ = c.SendBody(wire.TypeWelcome, welcome)
-		c.CloseRefused(why.String())
+		c.CloseQuiet(why.String())
 		return fmt.Errorf("supernode: peer link refused: %s", why)
 	}
 	// The welcome is queued before the link is registered, under the same
