@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/textsafe"
 	"github.com/canopy-p2p/canopy/wire"
 )
 
@@ -55,6 +57,9 @@ type Conn struct {
 	pingNonce uint64
 	pingSent  time.Time
 	rtt       time.Duration
+
+	// quiet is set by CloseQuiet: the close is logged at Debug only.
+	quiet atomic.Bool
 
 	// Drops counts frames dropped because the send queue was full.
 	Drops atomic.Uint64
@@ -244,10 +249,17 @@ func (c *Conn) SendBody(t wire.Type, body any) error {
 // Recv reads the next envelope, waiting at most idle for it (0: no limit).
 // Any error closes the link: a malformed or oversized frame, a timeout, EOF.
 func (c *Conn) Recv(idle time.Duration) (wire.Envelope, error) {
+	return c.RecvMax(idle, wire.MaxEnvelope)
+}
+
+// RecvMax is Recv for a frame of at most limit bytes, on the wire and once
+// decompressed (see wire.ReadFrameMax): for the hello, which a stranger
+// sends before anything says who it is.
+func (c *Conn) RecvMax(idle time.Duration, limit int) (wire.Envelope, error) {
 	if idle > 0 {
 		c.tls.SetReadDeadline(time.Now().Add(idle))
 	}
-	e, err := wire.ReadFrame(c.tls)
+	e, err := wire.ReadFrameMax(c.tls, limit)
 	if err != nil {
 		select {
 		case <-c.closed:
@@ -280,6 +292,16 @@ func (c *Conn) Close(reason string) {
 	c.shutdown() // in case the writer had already stopped on an error
 }
 
+// CloseQuiet closes the link as Close does, but logs the close at Debug
+// only: for links whose end is routine (a dial-back answered) or already
+// logged by the caller (a refusal, which Refusals counts and rate-limits). A
+// stranger can open such links as fast as it likes, and must not write a
+// line for each.
+func (c *Conn) CloseQuiet(reason string) {
+	c.quiet.Store(true)
+	c.Close(reason)
+}
+
 // Abort closes the link at once, without flushing the queue or saying
 // goodbye: what the peer sees when this process crashes. For tests and
 // emulations of failures.
@@ -291,11 +313,22 @@ func (c *Conn) fail(reason string) {
 	c.shutdown()
 }
 
+// setReason records why the link closed. Reasons often quote the peer (its
+// goodbye's reason, an error about what it sent), so they are bounded here,
+// where every reason passes, before they are logged, kept or sent back in
+// the Bye.
 func (c *Conn) setReason(r string) {
+	r = textsafe.Bound(r, wire.MaxReasonLen)
 	c.mu.Lock()
 	c.reason = r
 	c.mu.Unlock()
-	c.log.Info("link closed", zap.String("reason", r))
+	level := zapcore.InfoLevel
+	if c.quiet.Load() {
+		level = zapcore.DebugLevel
+	}
+	if ce := c.log.Check(level, "link closed"); ce != nil {
+		ce.Write(zap.String("reason", r))
+	}
 }
 
 func (c *Conn) shutdown() {

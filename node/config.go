@@ -17,6 +17,7 @@ import (
 
 	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/leaf"
+	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/nat/ice"
 	"github.com/canopy-p2p/canopy/nat/reach"
 	"github.com/canopy-p2p/canopy/nat/relay"
@@ -177,6 +178,9 @@ type Config struct {
 	// RescanInterval is how often shared directories are rescanned. Zero or
 	// negative: DefaultRescanInterval.
 	RescanInterval time.Duration
+	// Accept bounds the connections the control listener holds before they
+	// said hello (zero fields: link.DefaultAcceptLimits).
+	Accept link.AcceptLimits
 	// Logger may be nil: no logging.
 	Logger *zap.Logger
 }
@@ -196,8 +200,9 @@ func DefaultDataDir() string {
 // DefaultConfig returns a Config with every default set. The fields whose
 // zero value hands the choice to another package (Gossip, Advertise,
 // GossipProfile, MaxLeaves, GuidanceInterval, DialBackInterval,
-// RelayQuotas, Reach, ICE) stay zero: their defaults are that package's.
-// Downloads stays zero too: its default follows DataDir (downloadsDir).
+// RelayQuotas, Reach, ICE, Accept) stay zero: their defaults are that
+// package's. Downloads stays zero too: its default follows DataDir
+// (downloadsDir).
 // PortMap is false, as in the zero Config; the canopy binary turns it on.
 func DefaultConfig() Config {
 	return Config{
@@ -285,6 +290,9 @@ func (c Config) Validate() error {
 	// warning, as it always has.)
 	if err := c.Reach.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("%w: Reach: %w", ErrConfig, err))
+	}
+	if err := c.Accept.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%w: Accept: %w", ErrConfig, err))
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/canopy-p2p/canopy/internal/configtest"
+	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/nat/reach"
 	"github.com/canopy-p2p/canopy/nat/relay"
 	"github.com/canopy-p2p/canopy/promotion"
@@ -56,6 +57,7 @@ func TestValidateWrapsErrConfig(t *testing.T) {
 		"api not host:port":    func(c *Config) { c.API = "localhost" },
 		"api not loopback":     func(c *Config) { c.API = "0.0.0.0:7375" },
 		"reach never confirms": func(c *Config) { c.Reach.Window, c.Reach.MinConfidence = 3, 4 },
+		"negative accept cap":  func(c *Config) { c.Accept.MaxPending = -1 },
 	} {
 		c := DefaultConfig()
 		mod(&c)
@@ -65,6 +67,9 @@ func TestValidateWrapsErrConfig(t *testing.T) {
 		}
 		if name == "reach never confirms" && !errors.Is(err, reach.ErrConfig) {
 			t.Errorf("%s: Validate() = %v, want it to wrap reach.ErrConfig too", name, err)
+		}
+		if name == "negative accept cap" && !errors.Is(err, link.ErrConfig) {
+			t.Errorf("%s: Validate() = %v, want it to wrap link.ErrConfig too", name, err)
 		}
 	}
 	c := DefaultConfig()

@@ -34,11 +34,16 @@ type Node struct {
 	leaf    *leaf.Leaf
 	ln      net.Listener
 	control string // advertised control address
-	apiSrv  *http.Server
-	apiLn   net.Listener
-	hosts   *hostCache
-	hits    *hitCache
-	started time.Time
+	// gate bounds the connections the listener holds before they said
+	// hello; refusals counts and logs what the listener and the supernode
+	// role refuse, across roles.
+	gate     *link.Gate
+	refusals *link.Refusals
+	apiSrv   *http.Server
+	apiLn    net.Listener
+	hosts    *hostCache
+	hits     *hitCache
+	started  time.Time
 
 	// apiGuard checks every API request (apiauth.go); nil when the API is
 	// off. downloads is where API downloads go by default (resolveOut).
@@ -117,6 +122,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.log = n.log.With(zap.String("node", n.id.ID.Short()))
 	if n.creds, err = link.NewCredentials(n.id); err != nil {
 		return nil, err
+	}
+	n.refusals = link.NewRefusals(n.log, nil)
+	if n.gate, err = link.NewGate(cfg.Accept); err != nil {
+		return nil, fmt.Errorf("%w: Accept: %w", ErrConfig, err)
 	}
 	if n.lib, err = library.Open(library.Config{
 		Dirs:   cfg.Shares,
@@ -279,6 +288,7 @@ func (n *Node) startSupernode(ctx context.Context, seeds []string) error {
 		Policy:        n.policy,
 		Software:      Software,
 		Logger:        n.log,
+		Refusals:      n.refusals,
 
 		GuidanceInterval: n.cfg.GuidanceInterval,
 		DialBackInterval: n.cfg.DialBackInterval,
@@ -305,8 +315,11 @@ func (n *Node) joinRing(ctx context.Context, sn *supernode.Supernode, seeds []st
 	}
 }
 
-// acceptLoop owns the control listener: every accepted connection gets its own
-// goroutine for the handshake and the hello, then is handed to a role.
+// acceptLoop owns the control listener. A connection is a stranger until its
+// hello: it must take a slot in the gate first (within Config.Accept, in total
+// and per address), and one that finds none is closed here and now, with no
+// goroutine started for it. An admitted one gets its own goroutine for the
+// handshake and the hello, then is handed to a role.
 func (n *Node) acceptLoop() {
 	defer n.wg.Done()
 	for {
@@ -323,36 +336,53 @@ func (n *Node) acceptLoop() {
 			}
 			continue
 		}
+		release, why, ok := n.gate.Admit(raw.RemoteAddr())
+		if !ok {
+			n.refusals.Refuse(why, raw.RemoteAddr(), "")
+			raw.Close()
+			continue
+		}
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			n.handshake(raw)
+			defer release() // if the hello never came; at once if it did
+			n.handshake(raw, release)
 		}()
 	}
 }
 
-func (n *Node) handshake(raw net.Conn) {
+// handshake authenticates a connection the gate admitted, reads its hello
+// and dispatches it. The handshake and the hello have a deadline each
+// (link.HandshakeTimeout, link.HelloTimeout), and the hello is read under
+// wire.MaxHelloEnvelope, so a stranger holds its slot for at most 20 s and
+// 64 KiB. release gives the slot back once the hello is in: from then on
+// the role's own bounds apply (leaf slots, peer links).
+func (n *Node) handshake(raw net.Conn, release func()) {
 	c, err := link.Accept(n.ctx, raw, n.creds, n.log)
 	if err != nil {
-		n.log.Debug("handshake failed", zap.Error(err))
+		n.refusals.Refuse(link.ReasonHandshake, raw.RemoteAddr(), err.Error())
 		return
 	}
-	e, err := c.Recv(link.HandshakeTimeout)
+	e, err := c.RecvMax(link.HelloTimeout, wire.MaxHelloEnvelope)
 	if err != nil {
-		c.Close("no hello")
+		n.refusals.Refuse(link.ReasonNoHello, c.RemoteAddr(), err.Error())
+		c.CloseQuiet("no hello: " + err.Error())
 		return
 	}
 	var h wire.Hello
 	if e.Type != wire.TypeHello || e.Decode(&h) != nil {
-		c.Close(fmt.Sprintf("expected a hello, got %s", e.Type))
+		why := fmt.Sprintf("expected a hello, got %s", e.Type)
+		n.refusals.Refuse(link.ReasonNoHello, c.RemoteAddr(), why)
+		c.CloseQuiet(why)
 		return
 	}
+	release()
 	if h.Role == wire.RoleProbe {
 		// A supernode checking that we are reachable: the handshake proved
 		// it; say welcome so that it knows it reached the right node.
 		n.probes.add(time.Now())
 		_ = c.SendBody(wire.TypeWelcome, &wire.Welcome{Role: wire.RoleLeaf, Software: Software, Observed: c.RemoteAddr().String()})
-		c.Close("dial-back answered")
+		c.CloseQuiet("dial-back answered")
 		return
 	}
 	sn := n.Supernode()
@@ -370,8 +400,9 @@ func (n *Node) handshake(raw net.Conn) {
 				alts = append(alts, wire.PeerInfo{ID: a.ID, Control: a.Control})
 			}
 		}
+		n.refusals.Refuse(link.ReasonNotSupernode, c.RemoteAddr(), "")
 		_ = c.SendBody(wire.TypeRefuse, &wire.Refuse{Reason: "not a supernode", Supernodes: alts})
-		c.Close("not a supernode")
+		c.CloseQuiet("not a supernode")
 		return
 	}
 	switch h.Role {
@@ -380,9 +411,20 @@ func (n *Node) handshake(raw net.Conn) {
 	case wire.RoleSupernode:
 		_ = sn.AcceptPeer(c, h)
 	default:
-		c.Close(fmt.Sprintf("unknown role %d", h.Role))
+		why := fmt.Sprintf("unknown role %d", h.Role)
+		n.refusals.Refuse(link.ReasonUnknownRole, c.RemoteAddr(), why)
+		c.CloseQuiet(why)
 	}
 }
+
+// LinkRefusals returns how many connections and links this node has refused
+// since it started, by reason: at its listener (too many strangers, failed
+// handshakes, no hello) and in its supernode role (strangers saying
+// supernode, full slots, per-member link bounds), across role changes.
+func (n *Node) LinkRefusals() link.RefusalCounts { return n.refusals.Snapshot() }
+
+// PendingStrangers is how many accepted connections have not said hello yet.
+func (n *Node) PendingStrangers() int { return n.gate.Pending() }
 
 // Rescan scans the shared directories now; changes reach the supernodes as
 // an incremental index upload shortly after it returns.

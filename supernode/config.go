@@ -67,6 +67,14 @@ const (
 	// DefaultSoftware is reported to peers when the program embedding the
 	// supernode names no version.
 	DefaultSoftware = "canopy"
+	// DefaultMaxPeerLinks bounds the links one ring member may have dialled
+	// to this supernode at once: 4, its view link, its signalling link and
+	// two being retired (the loser of a simultaneous dial, a view link
+	// replaced within the minute a retired link drains). Without it one
+	// member could hold any number, each new link retiring the one before
+	// for a minute; with it, and the view's MaxInbound members, links
+	// dialled by others stay within 4 × 64.
+	DefaultMaxPeerLinks = 4
 )
 
 // Config configures a supernode.
@@ -133,6 +141,13 @@ type Config struct {
 	// Software is reported to peers, e.g. "canopy/0.1.0". Empty:
 	// DefaultSoftware.
 	Software string
+	// MaxPeerLinks bounds the links one ring member may have dialled to
+	// this supernode at once. Zero or negative: DefaultMaxPeerLinks.
+	MaxPeerLinks int
+	// Refusals counts and logs the links the supernode refuses. The node
+	// passes the one its listener uses, so that the counts survive a
+	// demotion. Nil: the supernode keeps its own, logging to Logger.
+	Refusals *link.Refusals
 	// Logger may be nil (no logging).
 	Logger *zap.Logger
 }
@@ -161,6 +176,7 @@ func DefaultConfig() Config {
 		DialBackInterval: DefaultDialBackInterval,
 		ICERefresh:       DefaultICERefresh,
 		Software:         DefaultSoftware,
+		MaxPeerLinks:     DefaultMaxPeerLinks,
 	}
 }
 
@@ -213,6 +229,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Software == "" {
 		c.Software = d.Software
+	}
+	if c.MaxPeerLinks <= 0 {
+		c.MaxPeerLinks = d.MaxPeerLinks
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

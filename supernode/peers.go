@@ -85,13 +85,22 @@ func (s *Supernode) addPeer(c *link.Conn, outbound bool) {
 // links are left out of the duplicate rule: a view link and a signalling
 // link to one member may coexist until the latter idles out.
 func (s *Supernode) addLink(c *link.Conn, pl *peerLink) {
-	outbound := pl.outbound
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		c.Close("supernode shutting down")
 		return
 	}
+	dup := s.insertLinkLocked(c, pl)
+	s.mu.Unlock()
+	s.startLink(c, dup)
+}
+
+// insertLinkLocked registers pl for c and counts its reader in s.wg, and
+// returns the link the duplicate rule retires, if any: the caller passes both
+// to startLink once s.mu is released. s.mu must be held and s.closed false.
+func (s *Supernode) insertLinkLocked(c *link.Conn, pl *peerLink) (dup []*link.Conn) {
+	outbound := pl.outbound
 	peer := c.Peer()
 	set := s.peers[peer]
 	if set == nil {
@@ -99,7 +108,6 @@ func (s *Supernode) addLink(c *link.Conn, pl *peerLink) {
 		s.peers[peer] = set
 	}
 	smallerDialled := func(out bool) bool { return out == (bytes.Compare(s.id[:], peer[:]) < 0) }
-	var dup []*link.Conn
 	for old, opl := range set {
 		if opl.draining || opl.signal || pl.signal {
 			continue
@@ -114,7 +122,12 @@ func (s *Supernode) addLink(c *link.Conn, pl *peerLink) {
 	}
 	set[c] = pl
 	s.wg.Add(1)
-	s.mu.Unlock()
+	return dup
+}
+
+// startLink starts the reader of a link insertLinkLocked registered and
+// retires the duplicate it found.
+func (s *Supernode) startLink(c *link.Conn, dup []*link.Conn) {
 	go s.servePeer(c)
 	for _, d := range dup {
 		s.retire(d, "duplicate link: the pair keeps the one the smaller ID dialled")
@@ -210,6 +223,18 @@ func (s *Supernode) peerLink(id identity.NodeID) *link.Conn {
 	}
 	// Hits routed back to a peer may still use a retiring link.
 	return retiring
+}
+
+// inboundFromLocked counts the links the member id dialled to this
+// supernode that are open, retiring ones included. s.mu must be held.
+func (s *Supernode) inboundFromLocked(id identity.NodeID) int {
+	n := 0
+	for _, pl := range s.peers[id] {
+		if !pl.outbound {
+			n++
+		}
+	}
+	return n
 }
 
 // inboundLocked counts the live links other supernodes dialled. s.mu must

@@ -14,6 +14,7 @@ import (
 	"github.com/canopy-p2p/canopy/gossip"
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/index"
+	"github.com/canopy-p2p/canopy/internal/textsafe"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/routing"
 	"github.com/canopy-p2p/canopy/wire"
@@ -29,13 +30,15 @@ var errClosed = errors.New("supernode: closed")
 // link has one reader goroutine owned by the Supernode; writes go through the
 // link's bounded send queue.
 type Supernode struct {
-	cfg   Config
-	id    identity.NodeID
-	log   *zap.Logger
-	idx   *index.Index
-	ring  *gossip.Ring
-	seen  *seenTable
-	start time.Time
+	cfg  Config
+	id   identity.NodeID
+	log  *zap.Logger
+	idx  *index.Index
+	ring *gossip.Ring
+	// refusals counts and logs refused links (shared with the node).
+	refusals *link.Refusals
+	seen     *seenTable
+	start    time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -128,6 +131,10 @@ func Start(cfg Config) (*Supernode, error) {
 		sigDialing: make(map[identity.NodeID][]wire.Signal),
 
 		ringChanged: make(chan struct{}, 1),
+		refusals:    cfg.Refusals,
+	}
+	if s.refusals == nil {
+		s.refusals = link.NewRefusals(s.log, nil)
 	}
 	host, port, err := splitHostPort(cfg.GossipAddr)
 	if err != nil {
@@ -220,7 +227,11 @@ func (s *Supernode) Join(ctx context.Context, controls []string) (int, error) {
 		if w.Gossip != "" {
 			gossipAddrs = append(gossipAddrs, w.Gossip)
 		}
-		s.addPeer(c, true)
+		// The link is not kept: until gossip has made this supernode a
+		// member, the seed takes no peer link from it (AcceptPeer refuses
+		// strangers after the welcome). Once it is a member, the view rule
+		// dials the links it wants (ringChanged wakes it at once).
+		c.Close("joining the ring by gossip")
 	}
 	if len(gossipAddrs) == 0 {
 		return 0, errors.Join(append(errs, errors.New("supernode: no seed answered as a supernode"))...)
@@ -252,7 +263,7 @@ func (s *Supernode) hello(c *link.Conn) (wire.Welcome, error) {
 	case wire.TypeRefuse:
 		var r wire.Refuse
 		_ = e.Decode(&r)
-		return w, fmt.Errorf("refused: %s", r.Reason)
+		return w, fmt.Errorf("refused: %s", textsafe.Bound(r.Reason, wire.MaxReasonLen))
 	default:
 		return w, fmt.Errorf("unexpected %s in answer to hello", e.Type)
 	}
@@ -262,7 +273,14 @@ func (s *Supernode) hello(c *link.Conn) (wire.Welcome, error) {
 // welcome (or a refusal naming other supernodes) and serves the leaf until the
 // link closes. The link is the supernode's from the call on: every path that
 // does not serve it closes it, so the caller never has to.
+//
+// A leaf has one link: a new link from a leaf that already has one replaces
+// it. The leaf restarted, or its network changed, before the old link timed
+// out; refusing the new one would lock it out for a minute, and the key on
+// both is the same, so nobody else can take a leaf's slot this way.
 func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
+	h = h.Bounded()
+	others := s.others(16)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -272,32 +290,26 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 		c.Close("supernode shutting down")
 		return errClosed
 	}
-	if old, ok := s.leaves[c.Peer()]; ok {
-		// The leaf reconnected before its old link timed out: the new link wins.
-		s.mu.Unlock()
-		old.conn.Close("replaced by a new link from the same leaf")
-		s.mu.Lock()
-		if s.closed {
-			// The supernode stopped while the old link closed, and has
-			// already closed the links it knew of: this one is not among them.
-			s.mu.Unlock()
-			c.Close("supernode shutting down")
-			return errClosed
-		}
+	old := s.leaves[c.Peer()]
+	taken := len(s.leaves)
+	if old != nil {
+		taken-- // the leaf's own slot is its again
 	}
-	if s.demoting {
+	var why link.Reason
+	var err error
+	switch {
+	case s.demoting:
+		why, err = link.ReasonDemoting, ErrDemoting
+	case taken >= s.cfg.MaxLeaves:
+		why, err = link.ReasonLeafSlots, ErrFull
+	}
+	if why != 0 {
 		s.stats.LinksRefused++
 		s.mu.Unlock()
-		_ = c.SendBody(wire.TypeRefuse, &wire.Refuse{Reason: "supernode is demoting", Supernodes: s.others(16)})
-		c.Close("demoting")
-		return ErrDemoting
-	}
-	if len(s.leaves) >= s.cfg.MaxLeaves {
-		s.stats.LinksRefused++
-		s.mu.Unlock()
-		_ = c.SendBody(wire.TypeRefuse, &wire.Refuse{Reason: "no free leaf slot", Supernodes: s.others(16)})
-		c.Close("no free leaf slot")
-		return ErrFull
+		s.refusals.Refuse(why, c.RemoteAddr(), "")
+		_ = c.SendBody(wire.TypeRefuse, &wire.Refuse{Reason: why.String(), Supernodes: others})
+		c.CloseQuiet(why.String())
+		return err
 	}
 	slot := &leafSlot{
 		conn:    c,
@@ -311,13 +323,20 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 		candidate: h.Candidate,
 		heard:     h.Supernodes[:min(len(h.Supernodes), maxHeard)],
 	}
+	// The new slot replaces the old in the same step, so that two links
+	// arriving at once from one leaf leave one slot, and the old link's
+	// reader, seeing it is no longer the leaf's slot, drops nothing.
 	s.leaves[c.Peer()] = slot
 	s.wg.Add(1)
 	s.mu.Unlock()
+	if old != nil {
+		s.refusals.Replaced()
+		old.conn.Close("replaced by a new link from the same leaf")
+	}
 
-	err := c.SendBody(wire.TypeWelcome, &wire.Welcome{
+	err = c.SendBody(wire.TypeWelcome, &wire.Welcome{
 		Role: wire.RoleSupernode, Software: s.cfg.Software, Gossip: s.ring.LocalAddr(),
-		Supernodes: s.others(16), Observed: c.RemoteAddr().String(),
+		Supernodes: others, Observed: c.RemoteAddr().String(),
 	})
 	if err != nil {
 		s.dropLeaf(slot)
@@ -332,33 +351,63 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 	return nil
 }
 
-// AcceptPeer takes a link whose peer said hello as a supernode. Links other
-// supernodes dialled are bounded (routing.AcceptInbound), so that a
-// supernode's degree stays within its view plus ViewParams.MaxInbound.
+// AcceptPeer takes a link whose peer said hello as a supernode. Only ring
+// members get a peer link: the ring is the set of supernodes that gossip
+// knows, by the node IDs their metadata carry, and the handshake has proved
+// this peer's. A stranger is answered with a welcome (the gossip address a
+// supernode joining through this one needs: see Join) and the link closes;
+// nothing it sends is read. Links members dialled are bounded per member
+// (MaxPeerLinks) and in all (routing.AcceptInbound), so that a supernode's
+// degree stays within its view plus ViewParams.MaxInbound.
 func (s *Supernode) AcceptPeer(c *link.Conn, h wire.Hello) error {
-	s.mu.Lock()
-	ok, why := routing.AcceptInbound(s.cfg.View, s.inboundLocked())
-	if !ok {
-		s.stats.LinksRefused++
-	}
-	s.mu.Unlock()
-	err := c.SendBody(wire.TypeWelcome, &wire.Welcome{
+	h = h.Bounded()
+	welcome := &wire.Welcome{
 		Role: wire.RoleSupernode, Software: s.cfg.Software, Gossip: s.ring.LocalAddr(),
 		Supernodes: s.others(16), Observed: c.RemoteAddr().String(),
-	})
-	if err != nil {
-		c.Close(err.Error())
-		return err
 	}
-	if !ok {
+	member := s.isMember(c.Peer())
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close("supernode shutting down")
+		return errClosed
+	}
+	var why link.Reason
+	detail := ""
+	switch {
+	case !member:
+		why = link.ReasonStranger
+	case s.inboundFromLocked(c.Peer()) >= s.cfg.MaxPeerLinks:
+		why = link.ReasonPeerLinks
+	default:
+		if ok, reason := routing.AcceptInbound(s.cfg.View, s.inboundLocked()); !ok {
+			why, detail = link.ReasonInbound, reason
+		}
+	}
+	if why != 0 {
+		s.stats.LinksRefused++
+		s.mu.Unlock()
+		s.refusals.Refuse(why, c.RemoteAddr(), detail)
 		// Refused after the welcome, not before: a supernode joining the
 		// ring through this one still learns the gossip address it needs.
 		// The dialler takes the goodbye as a refusal and picks another.
-		c.Close(why)
+		_ = c.SendBody(wire.TypeWelcome, welcome)
+		c.CloseQuiet(why.String())
 		return fmt.Errorf("supernode: peer link refused: %s", why)
 	}
+	// The welcome is queued before the link is registered, under the same
+	// lock: nothing else (a ping, a forwarded query) can go out on it
+	// first, and no other link from this member can pass the bound
+	// between the check and the registration.
+	if err := c.SendBody(wire.TypeWelcome, welcome); err != nil {
+		s.mu.Unlock()
+		c.Close("welcome not sent: " + err.Error())
+		return err
+	}
+	dup := s.insertLinkLocked(c, &peerLink{since: time.Now()})
+	s.mu.Unlock()
 	s.log.Debug("ring peer linked", zap.String("peer", c.Peer().Short()), zap.String("control", h.Control))
-	s.addPeer(c, false)
+	s.startLink(c, dup)
 	return nil
 }
 

@@ -3,13 +3,18 @@ package supernode
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/internal/testwait"
+	"github.com/canopy-p2p/canopy/internal/textsafe"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/wire"
 )
@@ -169,11 +174,19 @@ func TestLeafSlotsAreBounded(t *testing.T) {
 	}
 }
 
-// TestNonMemberCannotRoute checks that a node which says hello as a
-// supernode but is not in the ring cannot inject signals or hits.
-func TestNonMemberCannotRoute(t *testing.T) {
+// TestStrangerPeerIsRefused: a node whose hello says supernode but whose
+// key is not a ring member gets the welcome (the gossip address a joining
+// supernode needs) and a goodbye naming the reason; its query and its forged
+// signal are never read, so no hit comes back and no leaf is signalled.
+func TestStrangerPeerIsRefused(t *testing.T) {
 	sn, addr := testSupernode(t, Config{})
 	victim, victimID := testLeafID(t, addr)
+	if err := victim.SendBody(wire.TypeIndexUpdate, &wire.IndexUpdate{Reset: true, Rev: 1, Add: []wire.IndexFile{{ID: [32]byte{7}, Name: "Quiet Morning.flac", Size: 42}}}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := recv(victim, 5*time.Second); err != nil || e.Type != wire.TypeIndexAck {
+		t.Fatalf("no index ack: %v %s", err, e.Type)
+	}
 	id, _ := identity.Generate()
 	creds, _ := link.NewCredentials(id)
 	c, err := link.Dial(context.Background(), addr, creds, identity.NodeID{}, nil)
@@ -182,14 +195,145 @@ func TestNonMemberCannotRoute(t *testing.T) {
 	}
 	defer c.Close("done")
 	c.SendBody(wire.TypeHello, &wire.Hello{Role: wire.RoleSupernode, Control: "127.0.0.1:1"})
-	if e, err := recv(c, 5*time.Second); err != nil || e.Type != wire.TypeWelcome {
-		t.Fatalf("no welcome: %v", err)
-	}
+	q, _ := wire.New(wire.TypeQuery, &wire.Query{Words: "quiet morning"})
+	c.Send(q)
 	c.SendBody(wire.TypeSignal, &wire.Signal{To: victimID, Via: sn.ID(), Kind: wire.SignalOffer, Data: "v=0"})
-	c.SendBody(wire.TypeQuery, &wire.Query{Words: "anything"})
-	waitStats(t, sn, func(st Stats) bool { return st.FromNonMembers == 2 })
+	e, err := recv(c, 5*time.Second)
+	var w wire.Welcome
+	if err != nil || e.Type != wire.TypeWelcome || e.Decode(&w) != nil || w.Gossip != sn.GossipAddr() {
+		t.Fatalf("a stranger got %s (%v), want a welcome with the gossip address", e.Type, err)
+	}
+	// Then the goodbye, and nothing else: no hit for the query.
+	for {
+		e, err := c.Recv(5 * time.Second)
+		if err != nil {
+			t.Fatalf("no goodbye before the link closed: %v", err)
+		}
+		if e.Type == wire.TypeQueryHit {
+			t.Fatal("a stranger's query was answered")
+		}
+		if e.Type == wire.TypeBye {
+			var b wire.Bye
+			if e.Decode(&b) != nil || !strings.Contains(b.Reason, "not a ring member") {
+				t.Fatalf("goodbye %q, want the reason", b.Reason)
+			}
+			break
+		}
+	}
+	if got := sn.refusals.Snapshot().Stranger; got != 1 {
+		t.Fatalf("strangers refused: %d, want 1", got)
+	}
+	if st := sn.Stats(); st.QueriesFromPeers != 0 || st.FromNonMembers != 0 || st.SignalsRelayed != 0 {
+		t.Fatalf("the stranger's messages were read: %+v", st)
+	}
 	if e, err := recv(victim, 300*time.Millisecond); err == nil && e.Type == wire.TypeSignal {
-		t.Fatal("a non-member's signal reached a leaf")
+		t.Fatal("a stranger's signal reached a leaf")
+	}
+}
+
+// dialAs opens a link to addr with creds and says hello in role r,
+// returning the link and the first answer.
+func dialAs(t *testing.T, addr string, creds *link.Credentials, h wire.Hello) (*link.Conn, wire.Envelope) {
+	t.Helper()
+	c, err := link.Dial(context.Background(), addr, creds, identity.NodeID{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close("test over") })
+	if err := c.SendBody(wire.TypeHello, &h); err != nil {
+		t.Fatal(err)
+	}
+	e, err := recv(c, 5*time.Second)
+	if err != nil {
+		t.Fatalf("no answer to the hello: %v", err)
+	}
+	return c, e
+}
+
+// TestLeafReconnectReplacesOldLink: a leaf that reconnects (it restarted
+// before its old link timed out) takes its slot back, even when every slot
+// is taken, and the old link is closed; another leaf is still refused.
+func TestLeafReconnectReplacesOldLink(t *testing.T) {
+	sn, addr := testSupernode(t, Config{MaxLeaves: 1})
+	id, _ := identity.Generate()
+	creds, _ := link.NewCredentials(id)
+	first, e := dialAs(t, addr, creds, wire.Hello{Role: wire.RoleLeaf})
+	if e.Type != wire.TypeWelcome {
+		t.Fatalf("first link: %s", e.Type)
+	}
+	_, e = dialAs(t, addr, creds, wire.Hello{Role: wire.RoleLeaf})
+	if e.Type != wire.TypeWelcome {
+		t.Fatalf("the same leaf reconnecting got %s, want a welcome", e.Type)
+	}
+	for {
+		e, err := first.Recv(5 * time.Second)
+		if err != nil {
+			t.Fatalf("the old link closed without a goodbye: %v", err)
+		}
+		if e.Type == wire.TypeBye {
+			break
+		}
+	}
+	if l := sn.Leaves(); len(l) != 1 || l[0] != id.ID {
+		t.Fatalf("leaves %v, want the one leaf once", l)
+	}
+	other, _ := identity.Generate()
+	otherCreds, _ := link.NewCredentials(other)
+	if _, e := dialAs(t, addr, otherCreds, wire.Hello{Role: wire.RoleLeaf}); e.Type != wire.TypeRefuse {
+		t.Fatalf("another leaf with every slot taken got %s, want a refusal", e.Type)
+	}
+	c := sn.refusals.Snapshot()
+	if c.Replaced != 1 || c.LeafSlots != 1 {
+		t.Fatalf("counts %+v, want one replaced and one refused for slots", c)
+	}
+}
+
+// TestPeerLinksPerMemberBounded: a ring member that keeps dialling gets at
+// most MaxPeerLinks links; each new one would otherwise retire the one
+// before and hold it open for a minute.
+func TestPeerLinksPerMemberBounded(t *testing.T) {
+	const limit = 2
+	a, addrA := testSupernode(t, Config{MaxPeerLinks: limit, Logger: zap.NewNop()})
+	b, _ := testSupernode(t, Config{Logger: zap.NewNop()})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := b.Join(ctx, []string{addrA}); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, 10*time.Second, func() bool { return a.isMember(b.ID()) }, "b never became a member in a's eyes")
+	const dials = 6
+	for range dials {
+		dialAs(t, addrA, b.cfg.Creds, wire.Hello{Role: wire.RoleSupernode})
+	}
+	a.mu.Lock()
+	held := a.inboundFromLocked(b.ID())
+	a.mu.Unlock()
+	if held > limit {
+		t.Fatalf("a holds %d links dialled by b, bound %d", held, limit)
+	}
+	// The view rule's own link from b may be one of those admitted.
+	if got := a.refusals.Snapshot().PeerLinks; got < dials-limit {
+		t.Fatalf("%d of %d dials refused, want at least %d", got, dials, dials-limit)
+	}
+}
+
+// TestHelloSoftwareBoundedInLog: a leaf's software string is logged cut to
+// wire.MaxSoftwareLen, however long the hello made it.
+func TestHelloSoftwareBoundedInLog(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	_, addr := testSupernode(t, Config{Logger: zap.New(core)})
+	id, _ := identity.Generate()
+	creds, _ := link.NewCredentials(id)
+	if _, e := dialAs(t, addr, creds, wire.Hello{Role: wire.RoleLeaf, Software: strings.Repeat("canopy/", 100_000)}); e.Type != wire.TypeWelcome {
+		t.Fatalf("answer %s", e.Type)
+	}
+	attached := logs.FilterMessage("leaf attached").All()
+	if len(attached) != 1 {
+		t.Fatalf("%d 'leaf attached' lines", len(attached))
+	}
+	sw, _ := attached[0].ContextMap()["software"].(string)
+	if len(sw) > wire.MaxSoftwareLen || !strings.HasPrefix(sw, "canopy/canopy/") || !strings.Contains(sw, textsafe.Mark) {
+		t.Fatalf("software logged as %q (%d bytes)", sw, len(sw))
 	}
 }
 

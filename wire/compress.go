@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -43,28 +44,32 @@ func compress(dst, src []byte) []byte {
 	return zEnc.EncodeAll(src, dst)
 }
 
-func decompress(src []byte) ([]byte, error) {
+// decompress decodes a zstd payload of at most limit bytes (≤ MaxPayload).
+func decompress(src []byte, limit int) ([]byte, error) {
 	zOnce.Do(zinit)
 	// Size the output by the frame's declared content size (EncodeAll always
 	// writes it) so a 60 KiB message costs 60 KiB, not a 1 MiB buffer. The
 	// declared size is only a hint: WithDecodeAllCapLimit makes DecodeAll stop
 	// at cap(dst), so a frame that lies about its size fails instead of growing.
-	capacity := MaxPayload
+	capacity := limit
 	var h zstd.Header
 	if err := h.Decode(src); err == nil && h.HasFCS {
-		if h.FrameContentSize > MaxPayload {
-			return nil, fmt.Errorf("%w: compressed payload declares %d bytes", ErrTooLarge, h.FrameContentSize)
+		if h.FrameContentSize > uint64(limit) {
+			return nil, fmt.Errorf("%w: compressed payload declares %d bytes, limit %d", ErrTooLarge, h.FrameContentSize, limit)
 		}
 		capacity = int(h.FrameContentSize)
 	}
 	out, err := zDec.DecodeAll(src, make([]byte, 0, capacity))
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) && capacity == limit {
+		return nil, fmt.Errorf("%w: decompressed payload exceeds %d bytes", ErrTooLarge, limit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: zstd payload: %v", ErrMalformed, err)
 	}
-	if len(out) > MaxPayload {
-		return nil, fmt.Errorf("%w: decompressed payload exceeds %d bytes", ErrTooLarge, MaxPayload)
+	if len(out) > limit {
+		return nil, fmt.Errorf("%w: decompressed payload exceeds %d bytes", ErrTooLarge, limit)
 	}
-	if capacity == MaxPayload {
+	if capacity == limit {
 		// Trim the 1 MiB buffer to what was used so long-lived messages don't pin it.
 		out = append([]byte(nil), out...)
 	}

@@ -121,8 +121,15 @@ func Marshal(e Envelope) ([]byte, error) {
 }
 
 // Unmarshal decodes one envelope. It never allocates more than MaxPayload for
-// the payload, whatever the input claims.
-func Unmarshal(b []byte) (Envelope, error) {
+// the payload, whatever the input claims. The envelope does not share memory
+// with b.
+func Unmarshal(b []byte) (Envelope, error) { return unmarshal(b, MaxPayload, false) }
+
+// unmarshal decodes one envelope whose payload may be at most maxPayload
+// bytes once decompressed. With own, b belongs to the caller no longer (a
+// frame buffer ReadFrame allocated for it) and an uncompressed payload is
+// used in place rather than copied.
+func unmarshal(b []byte, maxPayload int, own bool) (Envelope, error) {
 	var e Envelope
 	if len(b) < HeaderLen {
 		return e, fmt.Errorf("%w: %d bytes is shorter than a header", ErrMalformed, len(b))
@@ -141,14 +148,19 @@ func Unmarshal(b []byte) (Envelope, error) {
 	e.TTL = b[3]
 	e.Hops = b[4]
 	copy(e.ID[:], b[5:21])
-	payload := b[HeaderLen:]
-	if flags&flagCompressed != 0 {
-		p, err := decompress(payload)
+	payload := b[HeaderLen:len(b):len(b)]
+	switch {
+	case flags&flagCompressed != 0:
+		p, err := decompress(payload, maxPayload)
 		if err != nil {
 			return Envelope{}, err
 		}
 		e.Payload = p
-	} else {
+	case len(payload) > maxPayload:
+		return Envelope{}, fmt.Errorf("%w: payload is %d bytes, limit %d", ErrTooLarge, len(payload), maxPayload)
+	case own:
+		e.Payload = payload
+	default:
 		e.Payload = append([]byte(nil), payload...)
 	}
 	return e, nil

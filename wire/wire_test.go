@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
+	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -233,16 +236,161 @@ func FuzzReadFrame(f *testing.F) {
 	for _, s := range seeds(f) {
 		var hdr [4]byte
 		binary.BigEndian.PutUint32(hdr[:], uint32(len(s)))
-		f.Add(append(hdr[:], s...))
+		f.Add(append(hdr[:], s...), uint16(0))
+		f.Add(append(hdr[:], s...), uint16(64))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
+	// Headers that claim more than follows, up to and past MaxEnvelope.
+	for _, claim := range []uint32{FrameChunk + 1, MaxEnvelope, MaxEnvelope + 1, 1<<32 - 1} {
+		var hdr [4]byte
+		binary.BigEndian.PutUint32(hdr[:], claim)
+		f.Add(append(hdr[:], 1, 2, 3), uint16(0))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, limit uint16) {
 		r := bytes.NewReader(b)
 		for {
-			if _, err := ReadFrame(r); err != nil {
+			rest := b[len(b)-r.Len():]
+			e, err := ReadFrameMax(r, int(limit))
+			if err != nil {
 				return
+			}
+			// A frame read in steps is the frame read whole.
+			n := int(binary.BigEndian.Uint32(rest))
+			if limit > 0 && n > int(limit) {
+				t.Fatalf("a frame of %d bytes passed a limit of %d", n, limit)
+			}
+			whole, err := Unmarshal(rest[4 : 4+n])
+			if err != nil || whole.Type != e.Type || whole.ID != e.ID || !bytes.Equal(whole.Payload, e.Payload) {
+				t.Fatalf("ReadFrame gave %+v, Unmarshal of the same bytes %+v (%v)", e, whole, err)
+			}
+			if limit > 0 && len(e.Payload) > int(limit) {
+				t.Fatalf("a payload of %d bytes passed a limit of %d", len(e.Payload), limit)
 			}
 		}
 	})
+}
+
+// allocatedPerCall is the heap, in bytes, one call of f allocates, on
+// average over runs calls.
+func allocatedPerCall(runs int, f func()) uint64 {
+	f() // warm up: the zstd decoder, lazily built once per process
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return (after.TotalAlloc - before.TotalAlloc) / uint64(runs)
+}
+
+// TestReadFrameAllocatesAsDataArrives: a header that claims MaxEnvelope and
+// is followed by nothing (or by a little) costs what arrived, not the claim.
+// Before frames were read in steps, each such header cost MaxEnvelope.
+func TestReadFrameAllocatesAsDataArrives(t *testing.T) {
+	frame := func(claim uint32, body int) []byte {
+		b := make([]byte, 4+body)
+		binary.BigEndian.PutUint32(b, claim)
+		return b
+	}
+	for _, tc := range []struct {
+		name  string
+		body  int
+		bound uint64
+	}{
+		{"header alone", 0, FrameChunk + 1024},
+		{"a few bytes", 100, FrameChunk + 1024},
+		{"300 KiB of a claimed MiB", 300 << 10, 300<<10 + FrameChunk + 1024},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := frame(MaxEnvelope, tc.body)
+			got := allocatedPerCall(20, func() {
+				if _, err := ReadFrame(bytes.NewReader(in)); !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("truncated frame: %v, want ErrUnexpectedEOF", err)
+				}
+			})
+			if got > tc.bound {
+				t.Errorf("a header claiming %d bytes followed by %d allocated %d bytes per read, bound %d", MaxEnvelope, tc.body, got, tc.bound)
+			}
+			t.Logf("%s: %d bytes allocated per read", tc.name, got)
+		})
+	}
+}
+
+// TestReadFrameInSteps reads large frames one byte per Read call, so that
+// every growth step of the body buffer is taken.
+func TestReadFrameInSteps(t *testing.T) {
+	for _, size := range []int{0, 1, FrameChunk - HeaderLen, FrameChunk, 3*FrameChunk + 7, MaxPayload} {
+		p := make([]byte, size)
+		for i := range p {
+			p[i] = byte(i*7 + i/251) // not compressible enough to shrink much
+		}
+		e := Envelope{Type: TypePieceData, ID: NewMsgID(), Payload: p}
+		var buf bytes.Buffer
+		if err := WriteFrame(&buf, e); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadFrame(iotest.OneByteReader(&buf))
+		if err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		if got.ID != e.ID || !bytes.Equal(got.Payload, p) {
+			t.Fatalf("%d bytes: the frame changed on the way", size)
+		}
+	}
+}
+
+// TestReadFrameMax: the hello bound refuses a long frame at its header, and
+// a short compressed frame that would decompress beyond it (a 900 KB
+// software string costs about 100 bytes on the wire).
+func TestReadFrameMax(t *testing.T) {
+	hello := func(software string) []byte {
+		e, err := New(TypeHello, &Hello{Role: RoleLeaf, Software: software})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := WriteFrame(&buf, e); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	if _, err := ReadFrameMax(bytes.NewReader(hello("canopy/0.1.0")), MaxHelloEnvelope); err != nil {
+		t.Fatalf("a plain hello: %v", err)
+	}
+	bomb := hello(strings.Repeat("x", 900_000))
+	if len(bomb) > 1024 {
+		t.Fatalf("the 900 KB hello takes %d bytes on the wire; the test wants a small one", len(bomb))
+	}
+	if _, err := ReadFrameMax(bytes.NewReader(bomb), MaxHelloEnvelope); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a hello decompressing to 900 KB under a 64 KiB bound: %v, want ErrTooLarge", err)
+	}
+	if _, err := ReadFrame(bytes.NewReader(bomb)); err != nil {
+		t.Fatalf("the same frame without the hello bound: %v", err)
+	}
+	long := make([]byte, 4+MaxHelloEnvelope+1)
+	binary.BigEndian.PutUint32(long, MaxHelloEnvelope+1)
+	if _, err := ReadFrameMax(bytes.NewReader(long), MaxHelloEnvelope); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a frame over the bound: %v, want ErrTooLarge", err)
+	}
+}
+
+func TestHelloBounded(t *testing.T) {
+	long := strings.Repeat("a", MaxAddrLen+1)
+	in := Hello{Role: RoleLeaf, Software: strings.Repeat("s", 900_000) + "\n", Control: long, Gossip: "127.0.0.1:7374",
+		Supernodes: []PeerInfo{{Control: "127.0.0.1:1"}, {Control: long}, {Control: "127.0.0.1:2"}}}
+	got := in.Bounded()
+	if len(got.Software) > MaxSoftwareLen || !strings.HasPrefix(got.Software, "sss") {
+		t.Errorf("software %q (%d bytes)", got.Software, len(got.Software))
+	}
+	if got.Control != "" || got.Gossip != "127.0.0.1:7374" {
+		t.Errorf("addresses %q %q: the over-long one must go, the other stay", got.Control, got.Gossip)
+	}
+	if len(got.Supernodes) != 2 || got.Supernodes[0].Control != "127.0.0.1:1" || got.Supernodes[1].Control != "127.0.0.1:2" {
+		t.Errorf("supernodes %+v", got.Supernodes)
+	}
+	if in.Supernodes[1].Control != long {
+		t.Error("Bounded changed the caller's slice")
+	}
 }
 
 func TestAllTypesHaveBodies(t *testing.T) {

@@ -1,0 +1,58 @@
+package wire
+
+import "github.com/canopy-p2p/canopy/internal/textsafe"
+
+// Bounds on the strings a peer sends, applied by the receiver before it logs
+// or keeps them. The decoder already bounds a whole message (MaxPayload);
+// these keep one field from filling a log line or a table entry with what is
+// left of that megabyte.
+const (
+	// MaxSoftwareLen bounds a hello's or welcome's software string: the
+	// figure the gossip metadata record allows for the same string
+	// (docs/protocol.md, section 8), ample for "canopy/0.1.0".
+	MaxSoftwareLen = 64
+	// MaxAddrLen bounds an address in a hello or a PeerInfo: the longest DNS
+	// name (253) and a bracketed port, as the gossip metadata record's
+	// control address.
+	MaxAddrLen = 253 + len("[]:65535")
+	// MaxReasonLen bounds a refusal's or goodbye's reason: Canopy's own
+	// reasons are under 100 bytes; the rest is room for an error message.
+	MaxReasonLen = 256
+	// MaxHelloEnvelope bounds the first frame on a control link, before the
+	// dialler has said who it is, on the wire and once decompressed: a hello
+	// is a role, three short strings and the few supernodes a leaf is
+	// attached to (about 300 bytes each), so 64 KiB is 200 of them. A
+	// compressed 900 KB software string takes about 100 bytes on the wire;
+	// this bound refuses it before it is decompressed past 64 KiB.
+	MaxHelloEnvelope = 64 << 10
+)
+
+// Bounded returns h with its strings cut to their bounds: the software string
+// cut and marked (textsafe.Bound), the addresses dropped when over MaxAddrLen
+// (a cut address is a wrong one), and so are the supernodes whose control
+// address is.
+func (h Hello) Bounded() Hello {
+	h.Software = textsafe.Bound(h.Software, MaxSoftwareLen)
+	if len(h.Control) > MaxAddrLen {
+		h.Control = ""
+	}
+	if len(h.Gossip) > MaxAddrLen {
+		h.Gossip = ""
+	}
+	for i, p := range h.Supernodes {
+		if len(p.Control) <= MaxAddrLen {
+			continue
+		}
+		// At least one is over: copy the rest, so the caller's slice is
+		// not changed under it.
+		kept := append([]PeerInfo(nil), h.Supernodes[:i]...)
+		for _, q := range h.Supernodes[i+1:] {
+			if len(q.Control) <= MaxAddrLen {
+				kept = append(kept, q)
+			}
+		}
+		h.Supernodes = kept
+		break
+	}
+	return h
+}
