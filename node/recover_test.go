@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/canopy-p2p/canopy/demo"
+	"github.com/canopy-p2p/canopy/leaf"
 	"github.com/canopy-p2p/canopy/node"
 	"github.com/canopy-p2p/canopy/promotion"
 )
@@ -153,5 +156,79 @@ func TestRecoveryAtDefaults(t *testing.T) {
 				t.Logf("%s: %s, %d switches, inbound evidence %+v, step-ins %+v", n.name, n.Role(), len(n.Switches()), n.InboundStats(), st)
 			}
 		})
+	}
+}
+
+// TestGracefulStopOfTheLastSupernode is the graceful case of
+// TestRecoveryAtDefaults on the emulation's scaled clocks, quick enough for
+// every run: when the last supernode closes, a successor is a supernode
+// before Close returns, every leaf is attached to it, and the successor's
+// status explains why it promoted.
+func TestGracefulStopOfTheLastSupernode(t *testing.T) {
+	p := emulationPolicy()
+	dir := t.TempDir()
+	var nodes []*emuNode
+	t.Cleanup(func() {
+		for _, leavesFirst := range []bool{true, false} {
+			for _, n := range nodes {
+				if !n.dead && (n.Role() == node.RoleLeaf) == leavesFirst {
+					n.dead = true
+					n.Close()
+				}
+			}
+		}
+	})
+	for i := range 3 {
+		cfg := demo.NodeOptions(dir, fmt.Sprintf("g%d", i), testLog(t))
+		cfg.Policy = &p
+		cfg.RoleInterval = 500 * time.Millisecond
+		cfg.GuidanceInterval = time.Second
+		if i > 0 {
+			cfg.Join = []string{nodes[0].Control()}
+		}
+		n, err := node.Start(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, &emuNode{Node: n, name: cfg.DataDir})
+	}
+	last, leaves := nodes[0], nodes[1:]
+	waitFor(t, "both leaves named successors", 20*time.Second, func() (bool, string) {
+		for _, n := range leaves {
+			if got := len(n.Leaf().Successors()); got != 2 {
+				return false, fmt.Sprintf("a leaf knows %d successors", got)
+			}
+		}
+		return true, ""
+	})
+	last.dead = true
+	if err := last.Close(); err != nil {
+		t.Logf("close: %v", err)
+	}
+	sns := supernodes(nodes)
+	if len(sns) != 1 {
+		t.Fatalf("%d supernodes after the last one stopped, want its successor:\n%s", len(sns), decisions(nodes, p))
+	}
+	succ := sns[0]
+	// Its switch log (canopy status) says why it promoted; its last
+	// decision is already a supernode's.
+	if sw := succ.Switches(); len(sw) != 1 || !strings.Contains(sw[0].Reason, "asked this node to take its place") {
+		t.Errorf("the successor's switch log does not explain the step-in: %+v", sw)
+	}
+	waitFor(t, "every leaf attached to the successor", 10*time.Second, func() (bool, string) {
+		for _, n := range leaves {
+			atts := n.Leaf().Attachments()
+			if len(atts) == 0 || !slices.ContainsFunc(atts, func(a leaf.Attachment) bool { return a.ID == succ.ID() }) {
+				return false, fmt.Sprintf("%d attachments, none to the successor", len(atts))
+			}
+		}
+		return true, ""
+	})
+	// Nobody was orphaned on the way: the leaves moved before the old
+	// supernode left.
+	for _, n := range leaves {
+		if o := n.Leaf().Orphanings(); o != 0 {
+			t.Errorf("a leaf was orphaned %d times during the hand-over", o)
+		}
 	}
 }

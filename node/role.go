@@ -54,11 +54,14 @@ const (
 	// successor's handshake check of its seeds may wait out one dead
 	// address for 5 s (Node.reachable); 10 s covers both.
 	DefaultStepInWait = 10 * time.Second
-	// DefaultStepInCandidates is how many successors a leaving last
-	// supernode asks in turn before it gives up and leaves its leaves to
-	// the emergency election: two, so that one successor that cannot
-	// promote costs one wait, and a user stopping the node waits at most
-	// 2 × DefaultStepInWait plus the handover (DefaultHandoverTimeout).
+	// DefaultStepInCandidates is how many successors' waits a leaving last
+	// supernode spends before it gives up and leaves its leaves to the
+	// emergency election: it asks them in turn within
+	// DefaultStepInCandidates × DefaultStepInWait (one whose fresh
+	// dial-back fails costs only the dial). Two, so that one successor
+	// that cannot promote costs one wait, and a user stopping the node
+	// waits at most 2 × DefaultStepInWait plus the handover
+	// (DefaultHandoverTimeout).
 	DefaultStepInCandidates = 2
 	// rolePollInterval is how often the role loop, between two
 	// evaluations, asks for dial-backs when the verdict is short of
@@ -408,6 +411,9 @@ func (n *Node) handOverRing() {
 	sn := n.Supernode()
 	if sn == nil {
 		return
+	}
+	if leaves, _ := sn.SinceLastLeaf(time.Now()); leaves == 0 {
+		return // nobody to hand over (its own leaf side stops with it)
 	}
 	const why = "the last supernode is stopping"
 	ctx, cancel := context.WithTimeout(n.ctx, DefaultStepInCandidates*DefaultStepInWait)
