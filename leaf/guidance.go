@@ -3,6 +3,7 @@ package leaf
 import (
 	"bytes"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -136,4 +137,83 @@ func (l *Leaf) RequestDialBack() int {
 		}
 	}
 	return n
+}
+
+// stepInLogInterval is the least time between two log lines about refused
+// step-in requests: one a minute says what is going on without letting a
+// misbehaving supernode fill the log.
+const stepInLogInterval = time.Minute
+
+// StepInRequest is a step-in request the leaf heeded: its supernode, the
+// last one in the ring, is stopping and asked this node to take over.
+type StepInRequest struct {
+	From   identity.NodeID
+	At     time.Time
+	Reason string
+}
+
+// StepInStats counts the step-in requests the leaf received.
+type StepInStats struct {
+	// Heeded are those recorded for the role loop (StepInRequest).
+	Heeded uint64
+	// Refused are those from a supernode whose latest guidance showed a
+	// ring of more than one supernode, or no guidance yet: with others in
+	// the ring there is nobody to replace, and its leaves move to them.
+	Refused uint64
+}
+
+// stepInCounters is StepInStats in atomics, updated by the attachments'
+// readers.
+type stepInCounters struct {
+	heeded, refused atomic.Uint64
+}
+
+// Snapshot returns the counts.
+func (c *stepInCounters) Snapshot() StepInStats {
+	return StepInStats{Heeded: c.heeded.Load(), Refused: c.refused.Load()}
+}
+
+// StepInStats returns the counts of step-in requests received.
+func (l *Leaf) StepInStats() StepInStats { return l.stepIns.Snapshot() }
+
+// steppingIn handles a supernode's StepIn. It is heeded only when the
+// sender's latest guidance showed a ring of one, itself: a supernode with
+// peers has no reason to ask, and a request it should not have sent must not
+// make the leaf promote outside the policy's rules. The leaf only records it;
+// the role loop decides (promotion.Input.AskedToStepIn).
+func (l *Leaf) steppingIn(a *attachment, m wire.StepIn) {
+	a.mu.Lock()
+	ring, at := a.guidance.Supernodes, a.guidanceAt
+	a.mu.Unlock()
+	from := a.conn.Peer()
+	if at.IsZero() || ring != 1 {
+		l.stepIns.refused.Add(1)
+		l.stepInLog.Do(func() {
+			l.log.Info("ignoring a step-in request: the supernode is not the last in its ring",
+				zap.String("supernode", from.Short()), zap.Int("ring", ring), zap.Bool("guided", !at.IsZero()))
+		})
+		return
+	}
+	l.stepIns.heeded.Add(1)
+	l.mu.Lock()
+	l.stepIn = StepInRequest{From: from, At: time.Now(), Reason: m.Reason}
+	l.mu.Unlock()
+	l.log.Info("the last supernode asks us to step in", zap.String("supernode", from.Short()), zap.String("reason", m.Reason))
+}
+
+// StepInRequest returns the latest step-in request heeded, if it is no older
+// than maxAge at now and the leaf is still attached to the supernode that
+// sent it (a request from a supernode that has gone is stale: the emergency
+// election takes over).
+func (l *Leaf) StepInRequest(now time.Time, maxAge time.Duration) (StepInRequest, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.stepIn
+	if r.At.IsZero() || now.Sub(r.At) > maxAge {
+		return StepInRequest{}, false
+	}
+	if _, ok := l.atts[r.From]; !ok {
+		return StepInRequest{}, false
+	}
+	return r, true
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/link"
@@ -52,6 +53,13 @@ type Leaf struct {
 	lastSuccessors []wire.PeerInfo
 	// orphanings counts the times the leaf lost its last attachment.
 	orphanings int
+	// stepIn is the last step-in request heeded (zero when none).
+	stepIn StepInRequest
+
+	// stepIns counts step-in requests; stepInLog rate-limits the log line
+	// of a refused one.
+	stepIns   stepInCounters
+	stepInLog rate.Sometimes
 }
 
 // candidate is a supernode address the leaf may attach to.
@@ -100,6 +108,8 @@ func Start(cfg Config) (*Leaf, error) {
 		dialing: make(map[string]bool),
 		pending: make(map[wire.MsgID]chan wire.QueryHit),
 		lostAll: time.Now(),
+
+		stepInLog: rate.Sometimes{Interval: stepInLogInterval},
 	}
 	tc := cfg.Transfer
 	tc.Identity = cfg.Creds.ID()
@@ -534,6 +544,12 @@ func (l *Leaf) message(a *attachment, e wire.Envelope) error {
 		if l.cfg.OnDialBack != nil {
 			l.cfg.OnDialBack(a.conn.Peer(), r)
 		}
+	case wire.TypeStepIn:
+		var m wire.StepIn
+		if err := e.Decode(&m); err != nil {
+			return err
+		}
+		l.steppingIn(a, m)
 	case wire.TypeBye:
 		var b wire.Bye
 		_ = e.Decode(&b)

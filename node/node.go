@@ -385,6 +385,7 @@ func (n *Node) handshake(raw net.Conn, release func()) {
 		c.CloseQuiet("dial-back answered")
 		return
 	}
+	n.inboundFrom(c.Peer())
 	sn := n.Supernode()
 	if sn == nil {
 		// A leaf redirects to the supernodes it is attached to now, never
@@ -497,6 +498,9 @@ func (n *Node) Kill() error { return n.stop(true) }
 func (n *Node) stop(crash bool) error {
 	var errs []error
 	n.closeOnce.Do(func() {
+		if !crash {
+			n.handOverRing()
+		}
 		if sn := n.Supernode(); crash && sn != nil {
 			n.cancel() // the role loop must not hand leaves over now
 			errs = append(errs, sn.Abort())

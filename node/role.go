@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -28,14 +29,50 @@ type Switch struct {
 }
 
 // roleState is the role machine's state; the role loop writes it, status
-// reads it. Guarded by Node.mu.
+// reads it. Guarded by Node.mu, but for act.
 type roleState struct {
 	// decision and input are the last evaluation, kept to explain it.
 	decision  promotion.Decision
 	input     promotion.Input
 	decidedAt time.Time
 	switches  []Switch
+
+	// act serialises carrying out role changes: the role loop's promote and
+	// demote, and a graceful stop's hand-over to a successor (handOverRing),
+	// so that a demotion's handover and a stop's never run at once. It is
+	// not guarded by Node.mu: take it before mu, never while holding mu.
+	act sync.Mutex
 }
+
+// Timing of the recovery paths: a graceful stop of the last supernode, and
+// the emergency election after its crash.
+const (
+	// DefaultStepInWait is how long a leaving last supernode waits for a
+	// successor it asked to step in to join its ring, and how long the
+	// successor heeds the request. A promotion on a LAN takes about a
+	// second (gossip start, one join through the leaving supernode); the
+	// successor's handshake check of its seeds may wait out one dead
+	// address for 5 s (Node.reachable); 10 s covers both.
+	DefaultStepInWait = 10 * time.Second
+	// DefaultStepInCandidates is how many successors' waits a leaving last
+	// supernode spends before it gives up and leaves its leaves to the
+	// emergency election: it asks them in turn within
+	// DefaultStepInCandidates × DefaultStepInWait (one whose fresh
+	// dial-back fails costs only the dial). Two, so that one successor
+	// that cannot promote costs one wait, and a user stopping the node
+	// waits at most 2 × DefaultStepInWait plus the handover
+	// (DefaultHandoverTimeout).
+	DefaultStepInCandidates = 2
+	// rolePollInterval is how often the role loop, between two
+	// evaluations, asks for dial-backs when the verdict is short of
+	// evidence and evaluates at once when the leaf is orphaned or asked to
+	// step in. A 30 s RoleInterval is fine for growing a ring, but the
+	// first dial-back then came 30 s after start, so a supernode that died
+	// before named no successor, and the emergency election's stagger of
+	// 5 s per rank (promotion.Params.EmergencyStagger) means nothing when
+	// evaluations are 30 s apart. The poll costs a few locks a second.
+	rolePollInterval = time.Second
+)
 
 // roleLoop owns the node's role: every RoleInterval it measures the node,
 // asks the promotion policy, and carries out what it answers. It is the only
@@ -45,11 +82,20 @@ func (n *Node) roleLoop() {
 	defer n.wg.Done()
 	tick := time.NewTicker(n.cfg.RoleInterval)
 	defer tick.Stop()
+	poll := time.NewTicker(min(rolePollInterval, n.cfg.RoleInterval))
+	defer poll.Stop()
 	lastTouch, lastRepair := time.Now(), time.Now()
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
+		case <-poll.C:
+			now := time.Now()
+			n.recheckReach(now)
+			if n.urgent(now) {
+				n.evaluate(now)
+			}
+			continue
 		case <-tick.C:
 		}
 		now := time.Now()
@@ -113,8 +159,25 @@ func (n *Node) repairRing() {
 	}
 }
 
+// urgent reports whether a leaf should be evaluated now rather than at the
+// next RoleInterval: it has lost every supernode (the emergency election
+// runs on seconds: EmergencyStagger) or the last supernode asked it to step
+// in (which waits DefaultStepInWait for it).
+func (n *Node) urgent(now time.Time) bool {
+	if n.Supernode() != nil {
+		return false
+	}
+	if _, asked := n.leaf.StepInRequest(now, DefaultStepInWait); asked {
+		return true
+	}
+	orphaned, _ := n.leaf.Orphaned(now)
+	return orphaned
+}
+
 // evaluate runs the policy once and acts on its answer.
 func (n *Node) evaluate(now time.Time) promotion.Decision {
+	n.role.act.Lock()
+	defer n.role.act.Unlock()
 	in := n.policyInput(now)
 	d := promotion.Decide(n.policy, in)
 	n.mu.Lock()
@@ -159,6 +222,9 @@ func (n *Node) policyInput(now time.Time) promotion.Input {
 		in.Ring = sn.RingView()
 	} else {
 		in.Ring = n.leafRingView(now, &in)
+		// The leaf heeded the request only from a supernode whose guidance
+		// showed a ring of one, and only while it is still attached to it.
+		_, in.AskedToStepIn = n.leaf.StepInRequest(now, DefaultStepInWait)
 	}
 	return in
 }
@@ -297,6 +363,76 @@ func (n *Node) Decision() (d promotion.Decision, in promotion.Input, at time.Tim
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.role.decision, n.role.input, n.role.decidedAt, !n.role.decidedAt.IsZero()
+}
+
+// inboundFrom is the accept path's hook: peer opened an authenticated
+// control link to this node's advertised control address and said hello.
+// That is a reachability check the peer made on its own, and it succeeded:
+// orphaned leaves dial the successors their supernodes named every second,
+// so a successor collects evidence from each of them even though no
+// supernode is left to dial it back. What it proves: a TCP connection from
+// peer's address reached the listening port and the TLS handshake proved
+// that this node, with this key, answered — the same as a dial-back from
+// peer would. A NAT cannot have let it in without a mapping for that port
+// (a port forward, NAT-PMP or UPnP, or a public address): the node's own
+// outbound links leave from ephemeral ports, never from the listening one,
+// so no hole an outbound dial opened can carry a connection to it, and TCP
+// simultaneous open would need both ends to dial each other from fixed
+// ports at the same instant, which nothing here does. What it does not
+// prove: reachability from beyond the peer's vantage point. A peer on the
+// same LAN (or host) reaches the node without crossing its NAT, exactly as
+// a supernode on that LAN dialling back would; the damping, the observer
+// rule and the dial-backs from supernodes elsewhere answer for that, as
+// they do for dial-backs. Probes are not counted here: a supernode's
+// dial-back also reports its result over the leaf's link
+// (dialBackResult), and one check must not count twice.
+func (n *Node) inboundFrom(peer identity.NodeID) {
+	if peer == n.id.ID {
+		return // this node's leaf side attaching to its own supernode role
+	}
+	n.reach.inbound(time.Now(), peer.String())
+}
+
+// InboundStats counts the inbound connections offered to the reachability
+// verdict as evidence.
+func (n *Node) InboundStats() InboundStats { return n.reach.inboundN.Snapshot() }
+
+// handOverRing is the first step of a graceful stop (Close): when this node
+// is the last supernode of its ring, it asks a successor among its leaves
+// to step in, waits until it has joined the ring, and hands every leaf over
+// to it, so that the network keeps a supernode and no leaf is orphaned.
+// Without a successor that steps in (no candidate passed a dial-back, or
+// none promoted in time), the leaves are orphaned when the node stops and
+// fall back on the emergency election. A supernode with ring peers leaves
+// as before: its leaves attach to the others.
+func (n *Node) handOverRing() {
+	n.role.act.Lock()
+	defer n.role.act.Unlock()
+	sn := n.Supernode()
+	if sn == nil {
+		return
+	}
+	if leaves, _ := sn.SinceLastLeaf(time.Now()); leaves == 0 {
+		return // nobody to hand over (its own leaf side stops with it)
+	}
+	const why = "the last supernode is stopping"
+	ctx, cancel := context.WithTimeout(n.ctx, DefaultStepInCandidates*DefaultStepInWait)
+	p, err := sn.StepDown(ctx, why, DefaultStepInWait)
+	cancel()
+	switch {
+	case errors.Is(err, supernode.ErrNotLast):
+		return
+	case err != nil:
+		n.log.Warn("stopping the last supernode: no successor stepped in; its leaves fall back on the emergency election", zap.Error(err))
+		return
+	}
+	n.log.Info("stopping the last supernode: a successor stepped in; handing the leaves over", zap.String("successor", p.ID.Short()), zap.String("control", p.Control))
+	ctx, cancel = context.WithTimeout(n.ctx, n.cfg.HandoverTimeout)
+	err = sn.Handover(ctx, why+": "+p.ID.Short()+" takes over", p)
+	cancel()
+	if err != nil {
+		n.log.Warn("handover to the successor incomplete", zap.Error(err))
+	}
 }
 
 // recheckReach asks the supernodes for dial-backs when the reachability

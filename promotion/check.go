@@ -55,6 +55,9 @@ const (
 	// CheckStagger is the emergency election's turn: a candidate waits its
 	// rank among the successors times EmergencyStagger.
 	CheckStagger
+	// CheckStepIn marks a hand-over by the last supernode: it is leaving
+	// the network and asked this leaf to take its place.
+	CheckStepIn
 
 	numChecks
 )
@@ -81,6 +84,7 @@ var checkNames = [numChecks]string{
 	CheckRingLoad:      "ring-load",
 	CheckFreeSlots:     "free-slots",
 	CheckStagger:       "stagger",
+	CheckStepIn:        "step-in",
 }
 
 // String returns a short stable name ("uptime", "free-slots"), suitable for

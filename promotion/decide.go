@@ -1,6 +1,9 @@
 package promotion
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Input is everything Decide needs to know about the node, at one moment. The
 // caller measures; Decide only compares.
@@ -55,6 +58,11 @@ type Input struct {
 	// last supernode. Only the emergency election reads them.
 	EmergencyRank int
 	EmergencyFor  time.Duration
+	// AskedToStepIn is set when the last supernode of the ring, leaving the
+	// network gracefully, asked this leaf to take its place (and the caller
+	// has checked that it is the last: its guidance showed a ring of one).
+	// Only a leaf reads it.
+	AskedToStepIn bool
 	// Draw is a uniform random number in [0, 1) for the promotion lottery,
 	// drawn fresh for each evaluation by the caller (the simulator from its
 	// seeded source). Zero always wins, so a caller that does not draw gets
@@ -75,7 +83,8 @@ type Decision struct {
 	N int
 	// Reason is the check that decided: the first failing one when a leaf
 	// stays or a supernode demotes; the rule that allowed the promotion
-	// (CheckNeeded, CheckEmergency, or CheckConsent for "always"); the rule
+	// (CheckNeeded, CheckEmergency, CheckStepIn, or CheckConsent for
+	// "always"); the rule
 	// that keeps a supernode (CheckSurplus, CheckIdle or CheckConsent); or
 	// CheckDwell when a due demotion waits out the dwell time.
 	Reason CheckID
@@ -120,6 +129,40 @@ func Decide(p Params, in Input) Decision {
 	return decideLeaf(&p, &in)
 }
 
+// EmergencyTurn is how long the node could have stepped in, in an emergency
+// election, as far as uptime and dwell go: the time since the emergency
+// began (Input.EmergencyFor), since its uptime reached EmergencyMinUptime,
+// and since its last switch passed EmergencyDwell, whichever is shortest;
+// zero while one of them has not happened. The stagger counts from it
+// rather than from the start of the emergency: nodes that started together
+// (a young network, or a machine room after a power cut) reach
+// EmergencyMinUptime together, and a stagger already served while they
+// waited for it would let every successor promote in the same evaluation,
+// each founding a ring of one. Reachability has no such clock in Input;
+// the caller confirms it within seconds of the emergency on a LAN (the
+// orphaned leaves dial the successors, and those inbound connections are
+// evidence), well inside one stagger.
+func EmergencyTurn(p Params, in Input) time.Duration {
+	turn := in.EmergencyFor
+	turn = min(turn, subSat(in.Uptime, p.EmergencyMinUptime))
+	turn = min(turn, subSat(in.SinceSwitch, p.EmergencyDwell))
+	return max(turn, 0)
+}
+
+// subSat is a − b, saturated at the int64 bounds (SinceSwitch is
+// math.MaxInt64 for a node that never switched, and Decide must not wrap
+// around on parameters nobody validated).
+func subSat(a, b time.Duration) time.Duration {
+	d := a - b
+	if (b < 0 && d < a) || (b > 0 && d > a) {
+		if b < 0 {
+			return time.Duration(math.MaxInt64)
+		}
+		return time.Duration(math.MinInt64)
+	}
+	return d
+}
+
 // emergency reports whether the node's view shows a ring without any
 // supernode: the first node of a network, or the last supernode died.
 func emergency(r RingView) bool { return r.Known && r.Supernodes <= 0 }
@@ -136,12 +179,25 @@ func decideLeaf(p *Params, in *Input) Decision {
 		// and the short dwell that stops a flapping verdict remain.
 		d.add(CheckDwell, in.SinceSwitch >= p.EmergencyDwell)
 		allow = CheckConsent
+	case in.AskedToStepIn:
+		// The emergency election, announced: the last supernode is about to
+		// leave and picked this leaf (a consenting candidate its own
+		// dial-back reached, the longest attached) to take over before it
+		// goes. Uptime is not checked: EmergencyMinUptime exists so that a
+		// node that just started tries its host cache before it declares
+		// the network empty, and here the ring itself says it is about to
+		// be. Capacity and need are skipped as in the emergency, since the
+		// alternative is a network without any supernode. Reachability and
+		// the short dwell still apply.
+		d.add(CheckStepIn, true)
+		d.add(CheckDwell, in.SinceSwitch >= p.EmergencyDwell)
+		allow = CheckStepIn
 	case emergency(in.Ring):
 		// A network without supernodes cannot search at all, so any
 		// reachable node is better than none; the weaker ones demote later
 		// by the keep thresholds or as idle surplus.
 		d.add(CheckEmergency, true)
-		d.add(CheckStagger, in.EmergencyFor >= time.Duration(in.EmergencyRank)*p.EmergencyStagger)
+		d.add(CheckStagger, EmergencyTurn(*p, *in) >= time.Duration(in.EmergencyRank)*p.EmergencyStagger)
 		d.add(CheckUptime, in.Uptime >= p.EmergencyMinUptime)
 		d.add(CheckDwell, in.SinceSwitch >= p.EmergencyDwell)
 		allow = CheckEmergency

@@ -109,6 +109,32 @@ func TestDecideLeaf(t *testing.T) {
 			in.EmergencyRank, in.EmergencyFor = 0, 0
 		}, Promote, CheckEmergency},
 		{"no view is not an emergency", func(in *Input) { in.Ring = RingView{}; in.Uptime = time.Minute }, Stay, CheckUptime},
+		{"emergency: successors that reach the uptime together still take turns", func(in *Input) {
+			// Up 62 s, orphaned for 50 s: its turn began only 2 s ago, when
+			// it reached the emergency uptime, like the successors ahead.
+			in.Ring = RingView{Known: true}
+			in.Uptime, in.EmergencyRank, in.EmergencyFor = 62*time.Second, 1, 50*time.Second
+		}, Stay, CheckStagger},
+		{"emergency: the turn counted from the uptime has come", func(in *Input) {
+			in.Ring = RingView{Known: true}
+			in.Uptime, in.EmergencyRank, in.EmergencyFor = 65*time.Second, 1, 50*time.Second
+		}, Promote, CheckEmergency},
+		{"emergency: the turn counts from the dwell too", func(in *Input) {
+			in.Ring = RingView{Known: true}
+			in.SinceSwitch, in.EmergencyRank, in.EmergencyFor = 124*time.Second, 1, 50*time.Second
+		}, Stay, CheckStagger},
+
+		{"step-in skips uptime, capacity and need", func(in *Input) {
+			in.AskedToStepIn = true
+			in.Uptime, in.AvgUptime, in.UpBandwidth, in.FreeFDs, in.HeadroomUnknown = 5*time.Second, 0, 0, 0, true
+			in.Ring, in.Demotions, in.Draw = RingView{Known: true, Supernodes: 1, Leaves: 4, FreeSlots: 196}, 3, 0.99
+		}, Promote, CheckStepIn},
+		{"step-in needs reachability", func(in *Input) { in.AskedToStepIn = true; in.ReachKnown = false }, Stay, CheckReachable},
+		{"step-in respects never", func(in *Input) { in.AskedToStepIn = true; in.Consent = ConsentNever }, Stay, CheckConsent},
+		{"step-in keeps the emergency dwell", func(in *Input) { in.AskedToStepIn = true; in.SinceSwitch = time.Minute }, Stay, CheckDwell},
+		{"step-in wins over an emergency's stagger", func(in *Input) {
+			in.AskedToStepIn, in.Ring, in.EmergencyRank = true, RingView{Known: true}, 7
+		}, Promote, CheckStepIn},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -309,6 +335,35 @@ func TestEmergencyBound(t *testing.T) {
 	}
 }
 
+func TestEmergencyTurn(t *testing.T) {
+	p := DefaultParams()
+	never := time.Duration(math.MaxInt64)
+	cases := []struct {
+		name                 string
+		uptime, since, emerg time.Duration
+		want                 time.Duration
+	}{
+		{"the emergency is the latest clock", time.Hour, never, 7 * time.Second, 7 * time.Second},
+		{"the uptime is", 70 * time.Second, never, 30 * time.Second, 10 * time.Second},
+		{"the dwell is", time.Hour, 2*time.Minute + 3*time.Second, 30 * time.Second, 3 * time.Second},
+		{"uptime not reached yet", 30 * time.Second, never, 20 * time.Second, 0},
+		{"never switched does not wrap around", time.Hour, never, never, time.Hour - p.EmergencyMinUptime},
+	}
+	for _, tc := range cases {
+		in := Input{Uptime: tc.uptime, SinceSwitch: tc.since, EmergencyFor: tc.emerg}
+		if got := EmergencyTurn(p, in); got != tc.want {
+			t.Errorf("%s: EmergencyTurn = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// Parameters nobody validated must not wrap a never-switched node's
+	// SinceSwitch around to a negative turn.
+	bad := p
+	bad.EmergencyDwell, bad.EmergencyMinUptime = -time.Hour, -time.Hour
+	if got := EmergencyTurn(bad, Input{Uptime: never, SinceSwitch: never, EmergencyFor: never}); got != never {
+		t.Errorf("EmergencyTurn with negative parameters = %v, want saturation at %v", got, never)
+	}
+}
+
 func TestExplainMentionsNumbers(t *testing.T) {
 	p := DefaultParams()
 	cases := []struct {
@@ -344,6 +399,17 @@ func TestExplainMentionsNumbers(t *testing.T) {
 			in.Ring, in.EmergencyRank, in.EmergencyFor = RingView{Known: true}, 3, 4*time.Second
 			return in
 		}, CheckStagger, []string{"✗", "number 4 in line", "15 s"}},
+		{"stagger from the uptime", func() Input {
+			in := qualifiedLeaf()
+			in.Ring, in.Uptime, in.EmergencyRank, in.EmergencyFor = RingView{Known: true}, 63*time.Second, 2, 40*time.Second
+			return in
+		}, CheckStagger, []string{"✗", "number 3 in line", "10 s", "could first step in", "3 s so far", "40 s"}},
+		{"step-in", func() Input { in := qualifiedLeaf(); in.AskedToStepIn = true; return in }, CheckStepIn, []string{"✓", "last supernode", "take its place"}},
+		{"step-in dwell", func() Input {
+			in := qualifiedLeaf()
+			in.AskedToStepIn, in.SinceSwitch = true, 30*time.Second
+			return in
+		}, CheckDwell, []string{"✗", "30 s", "2 min"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,24 +24,31 @@
 //     needed"), and, so that a crowd of candidates reading the same gossip
 //     does not promote at once, it wins a per-evaluation lottery.
 //
-// Two cases bypass the normal qualifications:
+// Three cases bypass the normal qualifications:
 //
 //   - consent "always" promotes as soon as the node is reachable, ignoring
 //     uptime, capacity, the ring's need and the back-off;
+//   - a step-in: the last supernode of the ring, stopping gracefully, asked
+//     this leaf to take its place (Input.AskedToStepIn). A reachable,
+//     consenting leaf promotes once EmergencyDwell has passed since its
+//     last switch, without the uptime, capacity and need checks: the
+//     emergency election, held before the emergency rather than after it,
+//     so that the leaves are handed over instead of orphaned;
 //   - an emergency: the node knows the ring and it has no supernode at all
 //     (the first node of a new network, or the last supernode died). Then a
 //     reachable, consenting leaf promotes once it has EmergencyMinUptime of
 //     uptime, EmergencyDwell since its last switch, and its turn: the
 //     supernodes name up to eight reachable candidates as successors, and the
-//     one of rank r waits r × EmergencyStagger into the emergency, so that the
-//     first live successor promotes and the others attach to it instead of
-//     each founding a ring of one. Bound: a successor that has been up
-//     EmergencyMinUptime and has not switched role for EmergencyDwell
-//     promotes at the first evaluation after rank × EmergencyStagger of
-//     emergency, so the election completes within the caller's detection
-//     delay plus one evaluation interval plus 8 × EmergencyStagger (40 s
-//     with the defaults) for the last successor, or at most
-//     max(EmergencyMinUptime, EmergencyDwell) when those bind.
+//     one of rank r waits r × EmergencyStagger from when it could first step
+//     in (EmergencyTurn: the latest of the emergency's start, reaching
+//     EmergencyMinUptime and passing EmergencyDwell), so that the first live
+//     successor promotes and the others attach to it instead of each
+//     founding a ring of one. Bound: the successor of rank r promotes at the
+//     first evaluation after max(emergency start, EmergencyMinUptime of
+//     uptime, EmergencyDwell since its switch) + r × EmergencyStagger, so the
+//     election completes within the caller's detection delay plus one
+//     evaluation interval plus 8 × EmergencyStagger (40 s with the
+//     defaults) past the moment the last of those three clocks ran out.
 //
 // A supernode demotes itself at once when the user withdraws consent or when a
 // reachability verdict says it is no longer reachable: the first is the user's

@@ -89,7 +89,17 @@ func explainCheck(c Check, d Decision, p Params, in Input, super, emerg, always 
 		if c.Pass {
 			return fmt.Sprintf("number %d in line to step in; the %d ahead had %s and did not", in.EmergencyRank+1, in.EmergencyRank, dur(wait))
 		}
-		return fmt.Sprintf("number %d in line to step in: waiting %s for the %d ahead (%s so far)", in.EmergencyRank+1, dur(wait), in.EmergencyRank, dur(in.EmergencyFor))
+		turn := EmergencyTurn(p, in)
+		if turn < in.EmergencyFor {
+			// The turn counts from when this node could first step in
+			// (uptime or dwell held it back), not from the emergency's start.
+			return fmt.Sprintf("number %d in line to step in: waiting %s for the %d ahead, counted from when this node could first step in (%s so far; emergency for %s)",
+				in.EmergencyRank+1, dur(wait), in.EmergencyRank, dur(turn), dur(in.EmergencyFor))
+		}
+		return fmt.Sprintf("number %d in line to step in: waiting %s for the %d ahead (%s so far)", in.EmergencyRank+1, dur(wait), in.EmergencyRank, dur(turn))
+
+	case CheckStepIn:
+		return "the last supernode is leaving the network and asked this node to take its place: uptime, capacity and the network's need are not checked"
 
 	case CheckUptime:
 		need := p.MinUptime
@@ -128,7 +138,7 @@ func explainCheck(c Check, d Decision, p Params, in Input, super, emerg, always 
 
 	case CheckDwell:
 		need := p.MinDwell
-		if emerg || always {
+		if emerg || always || d.Passed(CheckStepIn) {
 			need = p.EmergencyDwell
 		}
 		switch {

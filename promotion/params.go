@@ -139,7 +139,12 @@ type Params struct {
 	// node that just started to try its host cache before it declares the
 	// network empty, short enough that the first node of a new network, or
 	// the leaves of a network whose last supernode died, are not left without
-	// a supernode for the hour MinUptime would take.
+	// a supernode for the hour MinUptime would take. With the defaults a
+	// network whose only supernode crashes 10 s after its leaves started
+	// has a successor at about 1 min of their uptime, well within the 90 s
+	// a user waits before giving up on searches; a leaf the leaving last
+	// supernode asks to step in (Input.AskedToStepIn) skips it, since there
+	// the network itself says it is about to be empty.
 	EmergencyMinUptime time.Duration `toml:"emergency_min_uptime"`
 
 	// EmergencyDwell is the least time between role changes in the cases that
@@ -158,7 +163,10 @@ type Params struct {
 	// by the orphaned leaves (which retry successors every second) well
 	// within it on a LAN, and with at most eight successors
 	// (supernode.MaxSuccessors) the last one waits 40 s. A leaf that is no
-	// successor has rank 8 (after them all).
+	// successor has rank 8 (after them all). The wait counts from when the
+	// candidate could first step in (EmergencyTurn): successors that reach
+	// EmergencyMinUptime or EmergencyDwell at the same moment must still
+	// take turns.
 	EmergencyStagger time.Duration `toml:"emergency_stagger"`
 
 	// PromoteChance is the probability that a fully qualified leaf acts on

@@ -111,20 +111,27 @@ func (s *Supernode) guidance() wire.Guidance {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// Successors: the longest-attached reachable candidates, the likeliest
-	// to still be there when they are needed.
+	for _, l := range s.successorsLocked() {
+		g.Successors = append(g.Successors, wire.PeerInfo{ID: l.conn.Peer(), Control: l.reachable})
+	}
+	return g
+}
+
+// successorsLocked returns the leaves that may step in if this supernode
+// goes, best first: the longest-attached candidates whose last dial-back
+// succeeded, the likeliest to still be there when they are needed; at most
+// MaxSuccessors. s.mu is held.
+func (s *Supernode) successorsLocked() []*leafSlot {
 	var succ []*leafSlot
 	for id, l := range s.leaves {
-		// A leaf that is itself a supernode (its leaf side) cannot step in.
-		if l.candidate && l.reachable != "" && !s.members[id] {
+		// A leaf that is itself a supernode (its leaf side, or this node's
+		// own) cannot step in.
+		if l.candidate && l.reachable != "" && !s.members[id] && id != s.id {
 			succ = append(succ, l)
 		}
 	}
 	slices.SortFunc(succ, func(a, b *leafSlot) int { return a.since.Compare(b.since) })
-	for _, l := range succ[:min(len(succ), MaxSuccessors)] {
-		g.Successors = append(g.Successors, wire.PeerInfo{ID: l.conn.Peer(), Control: l.reachable})
-	}
-	return g
+	return succ[:min(len(succ), MaxSuccessors)]
 }
 
 // sameGuidance reports whether two guidance messages say the same to a leaf,
@@ -260,15 +267,23 @@ func (s *Supernode) probe(ctx context.Context, id identity.NodeID, addr string) 
 }
 
 // Handover makes the supernode stop taking leaves and asks every attached
-// leaf to move to other supernodes (wire.Handover). It returns when the last
+// leaf to move to other supernodes (wire.Handover): first, then the other
+// ring members with free slots, up to 16 in all (first names a successor
+// whose free slots gossip may not have spread yet). It returns when the last
 // leaf has gone, or with ctx's error when time runs out, in which case the
 // remaining links are closed. The caller leaves the ring afterwards: leaves
 // attach elsewhere before they detach, so none is left without a supernode.
-func (s *Supernode) Handover(ctx context.Context, reason string) error {
+func (s *Supernode) Handover(ctx context.Context, reason string, first ...wire.PeerInfo) error {
 	s.mu.Lock()
 	s.demoting = true
 	s.mu.Unlock()
-	msg := wire.Handover{Reason: reason, Supernodes: s.others(16)}
+	peers := slices.Clone(first)
+	for _, p := range s.others(16) {
+		if len(peers) < 16 && !slices.ContainsFunc(peers, func(q wire.PeerInfo) bool { return q.ID == p.ID }) {
+			peers = append(peers, p)
+		}
+	}
+	msg := wire.Handover{Reason: reason, Supernodes: peers}
 	s.mu.Lock()
 	for _, l := range s.leaves {
 		_ = l.conn.SendBody(wire.TypeHandover, &msg)
@@ -298,6 +313,111 @@ func (s *Supernode) Handover(ctx context.Context, reason string) error {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
+		}
+	}
+}
+
+// ErrNotLast is returned by StepDown when the ring has other members: they
+// take the leaves in when this supernode goes, and nobody needs to step in.
+var ErrNotLast = errors.New("supernode: not the last supernode in the ring")
+
+// ErrNoSuccessor is returned by StepDown when no leaf could be made to step
+// in: none is a candidate that passed a dial-back, none passed a fresh one,
+// or none joined the ring in time. The leaves are then left to the
+// emergency election.
+var ErrNoSuccessor = errors.New("supernode: no successor stepped in")
+
+// StepDown hands the network over before the last supernode of the ring
+// stops gracefully, so that its leaves are never without a supernode. It
+// takes the successors in the order its guidance names them (the
+// longest-attached candidates whose dial-back succeeded), and for each:
+// dials it back afresh (a leaf that stopped listening is passed over), sends
+// it the result, which is the second observation a single-supernode network
+// can give for the leaf's reachability verdict, and a wire.StepIn; then
+// waits up to wait for it to join the ring (it promotes by its own policy,
+// promotion.Input.AskedToStepIn, and joins through this supernode). It
+// returns the first that joined; the caller hands the leaves over to it
+// (Handover, naming it first) and then leaves the ring. ctx bounds the
+// asking. With other ring members it does nothing and returns ErrNotLast.
+func (s *Supernode) StepDown(ctx context.Context, reason string, wait time.Duration) (wire.PeerInfo, error) {
+	for _, m := range s.ring.Members() {
+		if !m.Self {
+			return wire.PeerInfo{}, ErrNotLast
+		}
+	}
+	s.mu.Lock()
+	cands := s.successorsLocked()
+	s.mu.Unlock()
+	var errs []error
+	for _, l := range cands {
+		if ctx.Err() != nil {
+			break
+		}
+		p, err := s.askToStepIn(ctx, l, reason, wait)
+		if err != nil {
+			s.count(func(st *Stats) { st.StepInsFailed++ })
+			s.log.Info("successor did not step in", zap.String("leaf", l.conn.Peer().Short()), zap.Error(err))
+			errs = append(errs, fmt.Errorf("%s: %w", l.conn.Peer().Short(), err))
+			continue
+		}
+		s.count(func(st *Stats) { st.StepInsJoined++ })
+		s.log.Info("successor stepped in", zap.String("successor", p.ID.Short()), zap.String("control", p.Control))
+		return p, nil
+	}
+	if len(cands) == 0 {
+		errs = append(errs, errors.New("no leaf is a candidate that passed a dial-back"))
+	}
+	return wire.PeerInfo{}, errors.Join(append([]error{ErrNoSuccessor}, append(errs, ctx.Err())...)...)
+}
+
+// askToStepIn asks one successor to step in and waits up to wait (within
+// ctx) until it is a ring member.
+func (s *Supernode) askToStepIn(ctx context.Context, l *leafSlot, reason string, wait time.Duration) (wire.PeerInfo, error) {
+	id := l.conn.Peer()
+	s.mu.Lock()
+	addr := l.reachable
+	s.mu.Unlock()
+	res := wire.DialBackResult{Addr: addr}
+	err := s.probe(id, addr)
+	s.mu.Lock()
+	if s.leaves[id] == l {
+		l.reachable = ""
+		if err == nil {
+			l.reachable = addr
+		}
+	}
+	s.stats.DialBacks++
+	s.mu.Unlock()
+	if err != nil {
+		res.Error = err.Error()
+		_ = l.conn.SendBody(wire.TypeDialBackResult, &res)
+		return wire.PeerInfo{}, fmt.Errorf("fresh dial-back to %s: %w", addr, err)
+	}
+	res.OK = true
+	if err := l.conn.SendBody(wire.TypeDialBackResult, &res); err != nil {
+		return wire.PeerInfo{}, err
+	}
+	if err := l.conn.SendBody(wire.TypeStepIn, &wire.StepIn{Reason: reason}); err != nil {
+		return wire.PeerInfo{}, err
+	}
+	s.count(func(st *Stats) { st.StepInsAsked++ })
+	s.log.Info("asked a successor to step in", zap.String("leaf", id.Short()), zap.String("control", addr))
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, m := range s.ring.Members() {
+			if m.Meta.NodeID == id {
+				return wire.PeerInfo{ID: id, Control: m.Meta.Control, Load: m.Meta.Load, Slots: m.Meta.Slots, Known: true}, nil
+			}
+		}
+		select {
+		case <-l.conn.Done():
+			return wire.PeerInfo{}, fmt.Errorf("its link closed: %s", l.conn.Reason())
+		case <-ctx.Done():
+			return wire.PeerInfo{}, fmt.Errorf("not in the ring after %v: %w", wait, ctx.Err())
+		case <-tick.C:
 		}
 	}
 }

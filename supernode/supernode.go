@@ -87,6 +87,11 @@ type Stats struct {
 	DialBacksLimited uint64
 	// GuidanceSent counts guidance broadcasts to the leaves.
 	GuidanceSent uint64
+	// StepInsAsked counts successors asked to step in by StepDown,
+	// StepInsJoined those that joined the ring in time, and
+	// StepInsFailed those passed over: the fresh dial-back failed, the
+	// request could not be sent, or the successor did not join in time.
+	StepInsAsked, StepInsJoined, StepInsFailed uint64
 }
 
 type leafSlot struct {

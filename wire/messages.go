@@ -29,6 +29,7 @@ const (
 	TypeDialBackResult Type = 14 // DialBackResult: what the dial-back found
 	TypeHandover       Type = 15 // Handover: the supernode is demoting; move to these
 	TypeICEServers     Type = 16 // ICEServers: the supernode's STUN/TURN services and the leaf's credentials
+	TypeStepIn         Type = 17 // StepIn: the last supernode is leaving and asks this leaf to take over
 
 	// Data channels (leaf↔leaf transfers).
 	TypeManifestRequest Type = 32 // ManifestRequest
@@ -43,7 +44,7 @@ var typeNames = map[Type]string{
 	TypeIndexUpdate: "index-update", TypeIndexAck: "index-ack", TypeQuery: "query",
 	TypeQueryHit: "query-hit", TypeSignal: "signal", TypePing: "ping", TypePong: "pong",
 	TypeBye: "bye", TypeGuidance: "guidance", TypeDialBack: "dial-back",
-	TypeDialBackResult: "dial-back-result", TypeHandover: "handover", TypeICEServers: "ice-servers", TypeManifestRequest: "manifest-request", TypeManifest: "manifest",
+	TypeDialBackResult: "dial-back-result", TypeHandover: "handover", TypeICEServers: "ice-servers", TypeStepIn: "step-in", TypeManifestRequest: "manifest-request", TypeManifest: "manifest",
 	TypePieceRequest: "piece-request", TypePieceData: "piece-data", TypeTransferError: "transfer-error",
 }
 
@@ -290,6 +291,16 @@ type DialBackResult struct {
 type Handover struct {
 	Reason     string     `cbor:"1,keyasint,omitempty"`
 	Supernodes []PeerInfo `cbor:"2,keyasint,omitempty"`
+}
+
+// StepIn tells a leaf that its supernode, the last one in the ring, is
+// stopping gracefully and has chosen it to take over: the leaf promotes (if
+// its own policy agrees, promotion.Input.AskedToStepIn), the supernode waits
+// until it has joined the ring and then hands every leaf over to it with
+// Handover. A leaf heeds it only from a supernode whose latest Guidance
+// showed a ring of one.
+type StepIn struct {
+	Reason string `cbor:"1,keyasint,omitempty"`
 }
 
 // ICEServer is a STUN or TURN server for WebRTC's ICE, with the leaf's

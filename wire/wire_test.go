@@ -141,6 +141,7 @@ func seeds(tb testing.TB) [][]byte {
 		TypeICEServers: &ICEServers{Discovery: "192.0.2.1:3479", Servers: []ICEServer{{URLs: []string{"turn:192.0.2.1:3478?transport=udp"},
 			Username: "1700000000:abc", Credential: "x", Expires: 1700000000}}},
 		TypeHandover: &Handover{Reason: "demoting", Supernodes: []PeerInfo{{Control: "127.0.0.1:7"}}},
+		TypeStepIn:   &StepIn{Reason: "the last supernode is stopping"},
 	}
 	var out [][]byte
 	for typ, body := range bodies {
@@ -192,6 +193,8 @@ func bodyFor(t Type) any {
 		return new(Handover)
 	case TypeICEServers:
 		return new(ICEServers)
+	case TypeStepIn:
+		return new(StepIn)
 	case TypeManifestRequest:
 		return new(ManifestRequest)
 	case TypeManifest:

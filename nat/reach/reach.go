@@ -221,10 +221,14 @@ func (r *Tracker) minObservers() int {
 	return min(r.cfg.MinObservers, r.available)
 }
 
-// Observe records that observer `from` (a node ID) dialled back at time
-// `at` and succeeded (ok) or failed. An outcome without an observer is
-// ignored: the rules count observers, and an anonymous result cannot be
-// told apart from another one. Outcomes may arrive out of order.
+// Observe records that observer `from` (a node ID) tried to reach the node
+// at time `at` and succeeded (ok) or failed: a dial-back it was asked for,
+// or an authenticated connection it opened on its own, which is a success
+// seen from the other end (the caller paces those, one per observer per
+// RetryInterval, so that one chatty peer cannot fill the window). An
+// outcome without an observer is ignored: the rules count observers, and an
+// anonymous result cannot be told apart from another one. Outcomes may
+// arrive out of order.
 func (r *Tracker) Observe(at time.Time, from string, ok bool) {
 	if from == "" {
 		return
@@ -252,9 +256,9 @@ func (r *Tracker) Verdict(now time.Time) Verdict {
 	}
 	switch {
 	case len(r.outcomes) == 0:
-		v.Evidence = append(v.Evidence, fmt.Sprintf("no dial-back result from the last %s", r.cfg.ResultTTL))
+		v.Evidence = append(v.Evidence, fmt.Sprintf("no dial-back result or inbound connection from the last %s", r.cfg.ResultTTL))
 	default:
-		v.Evidence = append(v.Evidence, fmt.Sprintf("of the last %d dial-backs, %d succeeded%s and %d failed%s",
+		v.Evidence = append(v.Evidence, fmt.Sprintf("of the last %d reachability checks (dial-backs, inbound connections), %d succeeded%s and %d failed%s",
 			len(r.outcomes), t.successes, observerList(t.succeededFrom), t.failures, observerList(t.failedFrom)))
 	}
 	if r.why != "" {
