@@ -378,7 +378,7 @@ func (s *Supernode) askToStepIn(ctx context.Context, l *leafSlot, reason string,
 	addr := l.reachable
 	s.mu.Unlock()
 	res := wire.DialBackResult{Addr: addr}
-	err := s.probe(id, addr)
+	err := s.probe(ctx, id, addr)
 	s.mu.Lock()
 	if s.leaves[id] == l {
 		l.reachable = ""
