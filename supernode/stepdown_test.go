@@ -19,9 +19,10 @@ import (
 // and passes one dial-back. Its own ID and credentials let a test start a
 // supernode as that same node, as a promotion does.
 type candidateLeaf struct {
-	conn  *link.Conn
-	id    identity.NodeID
-	creds *link.Credentials
+	conn    *link.Conn
+	id      identity.NodeID
+	creds   *link.Credentials
+	control string // its listener, which answers probes
 }
 
 func newCandidateLeaf(t *testing.T, snAddr string) *candidateLeaf {
@@ -68,7 +69,7 @@ func newCandidateLeaf(t *testing.T, snAddr string) *candidateLeaf {
 	if res := expectDialBack(t, c); !res.OK {
 		t.Fatalf("the leaf's dial-back failed: %+v", res)
 	}
-	return &candidateLeaf{conn: c, id: id.ID, creds: creds}
+	return &candidateLeaf{conn: c, id: id.ID, creds: creds, control: ln.Addr().String()}
 }
 
 // recvSkipping reads the next envelope that is neither guidance nor ICE
@@ -120,7 +121,9 @@ func TestStepDownHandsTheRingToASuccessor(t *testing.T) {
 	}
 	// The leaf promotes: a supernode with its key joins the ring through
 	// the one stepping down.
-	succ, err := Start(Config{Creds: leaf.creds, Control: "127.0.0.1:1", GossipAddr: "127.0.0.1:0",
+	// Its control address is the leaf's listener, which answers the ring's
+	// verification dial as the node would.
+	succ, err := Start(Config{Creds: leaf.creds, Control: leaf.control, GossipAddr: "127.0.0.1:0",
 		GossipProfile: "local", Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +133,7 @@ func TestStepDownHandsTheRingToASuccessor(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := <-done
-	if r.err != nil || r.p.ID != leaf.id || r.p.Control != "127.0.0.1:1" {
+	if r.err != nil || r.p.ID != leaf.id || r.p.Control != leaf.control {
 		t.Fatalf("StepDown = %+v, %v; want the successor %s", r.p, r.err, leaf.id.Short())
 	}
 	if st := sn.Stats(); st.StepInsAsked != 1 || st.StepInsJoined != 1 || st.StepInsFailed != 0 {
