@@ -631,6 +631,11 @@ func (x *Index) find(o *owner, id ContentID, name string) uint32 {
 // of those it has, in steps of stepWork words. The caller has checked the
 // limits.
 func (x *Index) apply(slot uint32, o *owner, batch []prepared) {
+	if x.owners[slot] != o || x.dying[slot] {
+		// Removed while the caller let searches in (Replace reclaiming
+		// the old entries first).
+		return
+	}
 	work := 0
 	for i := range batch {
 		p := &batch[i]
