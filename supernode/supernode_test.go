@@ -136,6 +136,11 @@ func TestQueryFloodIsLimited(t *testing.T) {
 	if st.QueriesFromLeaves > 6 {
 		t.Fatalf("%d queries passed a limit of 5 per burst", st.QueriesFromLeaves)
 	}
+	// None was dropped without a word; beyond the slow-down answers' own
+	// burst the link was read more slowly.
+	if st.SlowDowns != st.QueriesLimited || st.QueriesPaced == 0 {
+		t.Fatalf("stats %+v: every limited query must get a slow down, the flood be paced", st)
+	}
 	// The flooding leaf keeps its link: the limit drops queries, not leaves.
 	if len(sn.Leaves()) != 1 {
 		t.Fatal("the flooding leaf was disconnected")

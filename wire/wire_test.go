@@ -140,6 +140,14 @@ func seeds(tb testing.TB) [][]byte {
 		TypeHandover: &Handover{Reason: "demoting", Supernodes: []PeerInfo{{Control: "127.0.0.1:7"}}},
 	}
 	var out [][]byte
+	// A supernode's "slow down" answer, beside the hits.
+	slow, err := New(TypeQueryHit, &QueryHit{RetryAfterMs: 180})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if b, err := Marshal(slow); err == nil {
+		out = append(out, b)
+	}
 	for typ, body := range bodies {
 		e, err := New(typ, body)
 		if err != nil {
