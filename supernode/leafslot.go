@@ -50,6 +50,7 @@ func (s *Supernode) leafMessage(l *leafSlot, e wire.Envelope) error {
 		}
 		if !l.signals.Allow() {
 			s.count(func(st *Stats) { st.SignalsLimited++ })
+			s.paceRefusal(l)
 			return nil
 		}
 		s.signalFromLeaf(l, sig)
@@ -138,19 +139,24 @@ func (s *Supernode) paceIndex(l *leafSlot, u wire.IndexUpdate) {
 // least one query in 10 s, a token is never further away.
 const maxRetryAfter = 10 * time.Second
 
-// slowDown answers query e of leaf l, over its rate, with a QueryHit
-// without hits that says when the leaf may query again. A leaf that outruns
-// even these answers (DefaultSlowDownRate) is flooding: its link is read no
-// faster than they are given, so that its queries cost little and none is
-// dropped without a word.
-func (s *Supernode) slowDown(l *leafSlot, e wire.Envelope) {
-	paced := false
-	if !l.slowDowns.Allow() {
-		paced = true
-		if l.slowDowns.Wait(s.ctx) != nil {
-			return // the supernode is stopping
-		}
+// paceRefusal takes one of leaf l's refusals at full speed and, when it has
+// none left (DefaultRefusalRate), waits for one: a leaf that outruns its
+// refusals is flooding, and its link is then read no faster than they come,
+// so that refusing it costs little. It reports whether it waited.
+func (s *Supernode) paceRefusal(l *leafSlot) bool {
+	if l.refusals.Allow() {
+		return false
 	}
+	s.count(func(st *Stats) { st.RefusalsPaced++ })
+	_ = l.refusals.Wait(s.ctx) // fails only when the supernode stops
+	return true
+}
+
+// slowDown answers query e of leaf l, over its rate, with a QueryHit
+// without hits that says when the leaf may query again, after paceRefusal:
+// no query is dropped without a word.
+func (s *Supernode) slowDown(l *leafSlot, e wire.Envelope) {
+	paced := s.paceRefusal(l)
 	now := time.Now()
 	// The time until the query limiter has a whole token again.
 	wait := time.Duration((1 - l.queries.TokensAt(now)) / float64(l.queries.Limit()) * float64(time.Second))
@@ -158,9 +164,6 @@ func (s *Supernode) slowDown(l *leafSlot, e wire.Envelope) {
 	s.count(func(st *Stats) {
 		st.QueriesLimited++
 		st.SlowDowns++
-		if paced {
-			st.QueriesPaced++
-		}
 	})
 	if ok, held := s.limitLog.allow(now); ok {
 		s.log.Warn("leaf over its query rate: answered slow down",

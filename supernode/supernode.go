@@ -75,11 +75,12 @@ type Stats struct {
 	QueriesFromPeers  uint64
 	DuplicateQueries  uint64
 	// QueriesLimited counts leaf queries over the leaf's rate; each was
-	// answered with a "slow down" (SlowDowns), after a pause of the leaf's
-	// link when it outran even those (QueriesPaced).
+	// answered with a "slow down" (SlowDowns). RefusalsPaced counts the
+	// refusals (slow downs and dropped signals) for which the leaf's link
+	// was read more slowly, the leaf outrunning DefaultRefusalRate.
 	QueriesLimited uint64
 	SlowDowns      uint64
-	QueriesPaced   uint64
+	RefusalsPaced  uint64
 	// IndexUpdatesPaced counts index updates for which a leaf's link was
 	// read more slowly, the leaf being over its index rate.
 	IndexUpdatesPaced uint64
@@ -102,13 +103,13 @@ type Stats struct {
 type leafSlot struct {
 	conn *link.Conn
 	// queries and signals limit what one leaf can make the ring do,
-	// slowDowns the answers to its queries over the rate, and updates how
-	// fast its index changes are applied; all are used only by the slot's
-	// reader goroutine.
-	queries   *rate.Limiter
-	slowDowns *rate.Limiter
-	updates   *rate.Limiter
-	signals   *rate.Limiter
+	// refusals what it is refused at full speed (see DefaultRefusalRate),
+	// and updates how fast its index changes are applied; all are used
+	// only by the slot's reader goroutine.
+	queries  *rate.Limiter
+	refusals *rate.Limiter
+	updates  *rate.Limiter
+	signals  *rate.Limiter
 	// dialBacks limits the reachability checks one leaf can ask for.
 	dialBacks *rate.Limiter
 	since     time.Time
@@ -304,11 +305,11 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 		return ErrFull
 	}
 	slot := &leafSlot{
-		conn:      c,
-		queries:   rate.NewLimiter(s.cfg.QueryRate, s.cfg.QueryBurst),
-		slowDowns: rate.NewLimiter(DefaultSlowDownRate, DefaultSlowDownRate),
-		updates:   rate.NewLimiter(s.cfg.IndexRate, s.cfg.IndexBurst),
-		signals:   rate.NewLimiter(s.cfg.SignalRate, s.cfg.SignalBurst),
+		conn:     c,
+		queries:  rate.NewLimiter(s.cfg.QueryRate, s.cfg.QueryBurst),
+		refusals: rate.NewLimiter(DefaultRefusalRate, DefaultRefusalRate),
+		updates:  rate.NewLimiter(s.cfg.IndexRate, s.cfg.IndexBurst),
+		signals:  rate.NewLimiter(s.cfg.SignalRate, s.cfg.SignalBurst),
 		// One dial-back per observer per DialBackInterval is all a leaf's
 		// reachability tracker uses; the burst covers a re-check right after
 		// the first one failed.

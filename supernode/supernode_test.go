@@ -16,7 +16,7 @@ import (
 
 // testSupernode starts a supernode with its own loopback control listener
 // that hands every link saying hello as a leaf to AcceptLeaf.
-func testSupernode(t *testing.T, cfg Config) (*Supernode, string) {
+func testSupernode(t testing.TB, cfg Config) (*Supernode, string) {
 	t.Helper()
 	id, _ := identity.Generate()
 	creds, _ := link.NewCredentials(id)
@@ -63,13 +63,13 @@ func testSupernode(t *testing.T, cfg Config) (*Supernode, string) {
 }
 
 // testLeaf attaches a bare link to the supernode as a leaf.
-func testLeaf(t *testing.T, addr string) *link.Conn {
+func testLeaf(t testing.TB, addr string) *link.Conn {
 	t.Helper()
 	c, _ := testLeafID(t, addr)
 	return c
 }
 
-func testLeafID(t *testing.T, addr string) (*link.Conn, identity.NodeID) {
+func testLeafID(t testing.TB, addr string) (*link.Conn, identity.NodeID) {
 	t.Helper()
 	id, _ := identity.Generate()
 	creds, _ := link.NewCredentials(id)
@@ -138,7 +138,7 @@ func TestQueryFloodIsLimited(t *testing.T) {
 	}
 	// None was dropped without a word; beyond the slow-down answers' own
 	// burst the link was read more slowly.
-	if st.SlowDowns != st.QueriesLimited || st.QueriesPaced == 0 {
+	if st.SlowDowns != st.QueriesLimited || st.RefusalsPaced == 0 {
 		t.Fatalf("stats %+v: every limited query must get a slow down, the flood be paced", st)
 	}
 	// The flooding leaf keeps its link: the limit drops queries, not leaves.
