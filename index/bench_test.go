@@ -122,7 +122,8 @@ func loadCorpus(b *testing.B) *benchCorpus {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		x := New(Limits{})
+		// Room for the owners other benchmarks add and remove.
+		x := New(Limits{MaxOwners: benchOwners + 16})
 		for _, u := range uploads {
 			fs := make([]File, len(u.files))
 			for i, f := range u.files {

@@ -10,7 +10,7 @@ var (
 	ErrBadFile = errors.New("index: bad file")
 
 	// ErrOwnerFull is returned when a call would leave one owner with more
-	// than Limits.MaxFilesPerOwner files.
+	// than Limits.MaxFilesPerOwner files or Limits.MaxBytesPerOwner bytes.
 	ErrOwnerFull = errors.New("index: owner's file limit reached")
 
 	// ErrTooManyOwners is returned when a call would add an owner to an index
@@ -18,6 +18,6 @@ var (
 	ErrTooManyOwners = errors.New("index: owner limit reached")
 
 	// ErrIndexFull is returned when a call would take the index past
-	// Limits.MaxFiles files in all.
+	// Limits.MaxFiles files or Limits.MaxBytes bytes in all.
 	ErrIndexFull = errors.New("index: file limit reached")
 )

@@ -26,43 +26,54 @@ func names(hits []Hit) []string {
 	return out
 }
 
-// checkInvariants verifies the internal structure of x against itself.
+// checkInvariants verifies the internal structure of x against itself,
+// with no change under way.
 func checkInvariants(t *testing.T, x *Index) {
 	t.Helper()
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	live := 0
 	perOwner := map[uint32]int{}
-	for e := range x.entries {
-		en := &x.entries[e]
-		if en.owner == none {
-			continue
+	entryBytes := map[uint32]int64{}
+	var bad string
+	x.entries.each(func(e uint32, en *entry) {
+		if en.name == "" || bad != "" {
+			return // a free slot: names are never empty
 		}
 		live++
 		perOwner[en.owner]++
-		if x.owners[en.owner] == nil {
-			t.Fatalf("entry %d: free owner slot %d", e, en.owner)
+		entryBytes[en.owner] += entryCost(en.name, len(en.terms))
+		if x.owners[en.owner] == nil || x.dying[en.owner] {
+			bad = fmt.Sprintf("entry %d: free or dying owner slot %d", e, en.owner)
+			return
 		}
 		want := Tokenize(en.name)
 		if len(want) != len(en.terms) {
-			t.Fatalf("entry %d %q: %d terms, want %d", e, en.name, len(en.terms), len(want))
+			bad = fmt.Sprintf("entry %d %q: %d terms, want %d", e, en.name, len(en.terms), len(want))
+			return
 		}
 		for i, r := range en.terms {
-			tm := x.terms[r.term]
+			tm := x.terms.at(r.term)
 			if tm.text != want[i] {
-				t.Fatalf("entry %d: term %d is %q, want %q", e, i, tm.text, want[i])
+				bad = fmt.Sprintf("entry %d: term %d is %q, want %q", e, i, tm.text, want[i])
+				return
 			}
-			if int(r.pos) >= len(tm.post) || tm.post[r.pos] != uint32(e) {
-				t.Fatalf("entry %d: term %q: position %d is wrong", e, tm.text, r.pos)
+			if int(r.pos) >= len(tm.post) || tm.post[r.pos] != e {
+				bad = fmt.Sprintf("entry %d: term %q: position %d is wrong", e, tm.text, r.pos)
+				return
 			}
 		}
+	})
+	if bad != "" {
+		t.Fatal(bad)
 	}
-	if live != x.files || len(x.entries)-len(x.freeEntries) != live {
-		t.Fatalf("live entries %d, files %d, entries %d, free %d", live, x.files, len(x.entries), len(x.freeEntries))
+	if live != x.files || x.entries.len() != live {
+		t.Fatalf("live entries %d, files %d, entries %d", live, x.files, x.entries.len())
 	}
 	postings := 0
+	wordBytes := map[uint32]int64{}
 	for w, id := range x.termIDs {
-		tm := x.terms[id]
+		tm := x.terms.at(id)
 		if tm.text != w || len(tm.post) == 0 {
 			t.Fatalf("term %q: text %q, %d postings", w, tm.text, len(tm.post))
 		}
@@ -70,29 +81,46 @@ func checkInvariants(t *testing.T, x *Index) {
 		if k, ok := x.sorted.Get(termKey{text: w}); !ok || k.id != id {
 			t.Fatalf("term %q missing from the ordered set", w)
 		}
+		if !slices.ContainsFunc(tm.post, func(e uint32) bool { return x.entries.at(e).owner == tm.owner }) {
+			t.Fatalf("term %q is charged to owner slot %d, which holds no entry with it", w, tm.owner)
+		}
+		wordBytes[tm.owner] += wordCost(w)
 	}
 	refs := 0
-	for e := range x.entries {
-		if x.entries[e].owner != none {
-			refs += len(x.entries[e].terms)
-		}
-	}
-	if postings != refs || x.sorted.Len() != len(x.termIDs) {
-		t.Fatalf("%d postings, %d term refs, %d ordered terms, %d terms", postings, refs, x.sorted.Len(), len(x.termIDs))
+	x.entries.each(func(_ uint32, en *entry) { refs += len(en.terms) })
+	if postings != refs || x.sorted.Len() != len(x.termIDs) || x.terms.len() != len(x.termIDs) {
+		t.Fatalf("%d postings, %d term refs, %d ordered terms, %d terms, %d term slots", postings, refs, x.sorted.Len(), len(x.termIDs), x.terms.len())
 	}
 	refsOf := map[uint32]int{}
-	for e := range x.entries {
-		if en := &x.entries[e]; en.owner != none {
+	x.entries.each(func(_ uint32, en *entry) {
+		if en.name != "" {
 			refsOf[en.content]++
 		}
-	}
-	if len(refsOf) != len(x.contentSlots) || len(x.contents)-len(x.freeContents) != len(refsOf) {
-		t.Fatalf("%d contents referred to, %d slots mapped, %d live", len(refsOf), len(x.contentSlots), len(x.contents)-len(x.freeContents))
+	})
+	if len(refsOf) != len(x.contentSlots) || x.contents.len() != len(refsOf) {
+		t.Fatalf("%d contents referred to, %d slots mapped, %d live", len(refsOf), len(x.contentSlots), x.contents.len())
 	}
 	for id, c := range x.contentSlots {
-		if x.contents[c].id != id || x.contents[c].refs != refsOf[c] {
-			t.Fatalf("content %d: refs %d, want %d", c, x.contents[c].refs, refsOf[c])
+		if x.contents.at(c).id != id || x.contents.at(c).refs != refsOf[c] {
+			t.Fatalf("content %d: refs %d, want %d", c, x.contents.at(c).refs, refsOf[c])
 		}
+	}
+	var total int64
+	for slot, o := range x.owners {
+		if o == nil {
+			continue
+		}
+		if x.dying[slot] || x.byOwner[o.id] != uint32(slot) {
+			t.Fatalf("owner slot %d: dying %v or not mapped", slot, x.dying[slot])
+		}
+		if o.entryBytes != entryBytes[uint32(slot)] || o.wordBytes != wordBytes[uint32(slot)] || o.reservedBytes != 0 || o.reservedFiles != 0 {
+			t.Fatalf("owner %s: charged %d+%d (reserved %d, %d files), want %d+%d", o.id.Short(), o.entryBytes, o.wordBytes,
+				o.reservedBytes, o.reservedFiles, entryBytes[uint32(slot)], wordBytes[uint32(slot)])
+		}
+		total += o.entryBytes + o.wordBytes
+	}
+	if total != x.bytes || x.reservedBytes != 0 || x.reservedFiles != 0 {
+		t.Fatalf("index charged %d (reserved %d, %d files), owners %d", x.bytes, x.reservedBytes, x.reservedFiles, total)
 	}
 	for who, slot := range x.byOwner {
 		o := x.owners[slot]
@@ -101,8 +129,8 @@ func checkInvariants(t *testing.T, x *Index) {
 		}
 		chained := 0
 		for id, head := range o.files {
-			for e := head; e != none; e = x.entries[e].next {
-				en := &x.entries[e]
+			for e := head; e != none; e = x.entries.at(e).next {
+				en := x.entries.at(e)
 				if en.owner != slot || en.content != id {
 					t.Fatalf("owner %s: chain of content %d reaches entry %d of another", who.Short(), id, e)
 				}

@@ -12,14 +12,14 @@ func (x *Index) Lookup(id ContentID) (Hit, bool) {
 	}
 	a := x.newAggregate()
 	defer a.release()
-	for _, o := range x.owners {
-		if o == nil {
+	for slot, o := range x.owners {
+		if o == nil || x.dying[slot] {
 			continue
 		}
 		e, ok := o.files[c]
 		for ok && e != none {
 			a.add(e)
-			e = x.entries[e].next
+			e = x.entries.at(e).next
 		}
 	}
 	hits := a.hits(1)

@@ -105,7 +105,7 @@ func (x *Index) Search(q Query) []Hit {
 			return nil
 		}
 		m.exact = append(m.exact, t)
-		if n := len(x.terms[t].post); n < driverLen {
+		if n := len(x.terms.at(t).post); n < driverLen {
 			m.skip, driverLen = len(m.exact)-1, n
 		}
 	}
@@ -123,7 +123,7 @@ func (x *Index) Search(q Query) []Hit {
 				return false
 			}
 			expanded = append(expanded, k.id)
-			sum += len(x.terms[k.id].post)
+			sum += len(x.terms.at(k.id).post)
 			return true
 		})
 		if len(expanded) == 0 {
@@ -155,7 +155,7 @@ func (x *Index) Search(q Query) []Hit {
 		}
 	scan:
 		for r, t := range expanded {
-			for _, e := range x.terms[t].post {
+			for _, e := range x.terms.at(t).post {
 				if budget == 0 {
 					break scan
 				}
@@ -169,7 +169,7 @@ func (x *Index) Search(q Query) []Hit {
 			}
 		}
 	} else {
-		for _, e := range x.terms[m.exact[m.skip]].post {
+		for _, e := range x.terms.at(m.exact[m.skip]).post {
 			if budget == 0 {
 				break
 			}
@@ -190,7 +190,7 @@ type termRank struct {
 
 // hasLowerRank reports whether entry e holds a word of ranks ranked below r.
 func (x *Index) hasLowerRank(e uint32, ranks []termRank, r int) bool {
-	for _, ref := range x.entries[e].terms {
+	for _, ref := range x.entries.at(e).terms {
 		i, ok := slices.BinarySearchFunc(ranks, ref.term, func(p termRank, t uint32) int { return cmp.Compare(p.term, t) })
 		if ok && ranks[i].rank < r {
 			return true
@@ -220,8 +220,14 @@ type matcher struct {
 	prefix string
 }
 
+// matches reports whether entry e holds the query's words. The entries of
+// an owner being reclaimed never match.
 func (m *matcher) matches(e uint32) bool {
-	terms := m.x.entries[e].terms
+	en := m.x.entries.at(e)
+	if m.x.dying[en.owner] {
+		return false
+	}
+	terms := en.terms
 next:
 	for i, t := range m.exact {
 		if i == m.skip {
@@ -238,7 +244,7 @@ next:
 		return true
 	}
 	for _, r := range terms {
-		if strings.HasPrefix(m.x.terms[r.term].text, m.prefix) {
+		if strings.HasPrefix(m.x.terms.at(r.term).text, m.prefix) {
 			return true
 		}
 	}
@@ -300,7 +306,12 @@ func (x *Index) newAggregate() aggregate {
 	if s == nil {
 		s = new(scratch)
 	}
-	for len(s.groupOf) < len(x.contents) {
+	n := x.contents.slots()
+	if cap(s.groupOf) > 2*n+chunkSize {
+		// The index has shrunk: so does the table.
+		s.groupOf = nil
+	}
+	for len(s.groupOf) < n {
 		s.groupOf = append(s.groupOf, -1)
 	}
 	return aggregate{x: x, scratch: s}
@@ -320,7 +331,7 @@ func (a *aggregate) release() {
 }
 
 func (a *aggregate) add(e uint32) {
-	en := &a.x.entries[e]
+	en := a.x.entries.at(e)
 	g := a.groupOf[en.content]
 	if g < 0 {
 		g = int32(len(a.groups))
@@ -372,7 +383,7 @@ func (a *aggregate) better(p, q *group) bool {
 	if p.name != q.name {
 		return p.name < q.name
 	}
-	pid, qid := &a.x.contents[p.content].id, &a.x.contents[q.content].id
+	pid, qid := &a.x.contents.at(p.content).id, &a.x.contents.at(q.content).id
 	return bytes.Compare(pid[:], qid[:]) < 0
 }
 
@@ -421,10 +432,10 @@ func (a *aggregate) hits(limit int) []Hit {
 	for i, g := range top {
 		gr := &a.groups[g]
 		gr.hit = i + 1
-		out[i] = Hit{ID: a.x.contents[gr.content].id, Name: gr.name, Size: gr.size, OwnerCount: gr.owners}
+		out[i] = Hit{ID: a.x.contents.at(gr.content).id, Name: gr.name, Size: gr.size, OwnerCount: gr.owners}
 	}
 	for _, e := range a.matches {
-		en := &a.x.entries[e]
+		en := a.x.entries.at(e)
 		i := a.groups[a.groupOf[en.content]].hit - 1
 		if i < 0 || len(out[i].Owners) == MaxHitOwners {
 			continue

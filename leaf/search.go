@@ -74,6 +74,32 @@ func (l *Leaf) Locate(ctx context.Context, id content.ID) (Result, error) {
 // ErrNoSources is returned when nobody on the network has a file.
 var ErrNoSources = errors.New("leaf: no source found for file")
 
+// ErrSlowDown is matched (errors.Is) by the *SlowDownError of a search that
+// found nothing while supernodes refused it for the leaf's query rate.
+var ErrSlowDown = errors.New("leaf: supernodes ask to slow down")
+
+// maxRetryAfter caps the wait a supernode may ask for: a supernode's own
+// bound is 10 s, and one that asks more is not believed.
+const maxRetryAfter = time.Minute
+
+// SlowDownError says that a search came back empty because supernodes did
+// not run it: this leaf queried faster than their per-leaf rate. The
+// caller should wait RetryAfter before searching again; an empty result
+// would have been a lie.
+type SlowDownError struct {
+	// RetryAfter is the longest wait the refusing supernodes asked for.
+	RetryAfter time.Duration
+	// Refused is how many supernodes refused, of Asked.
+	Refused, Asked int
+}
+
+func (e *SlowDownError) Error() string {
+	return fmt.Sprintf("leaf: %d of %d supernodes refused the search for its rate: slow down, retry after %s", e.Refused, e.Asked, e.RetryAfter)
+}
+
+// Is makes errors.Is(err, ErrSlowDown) hold.
+func (e *SlowDownError) Is(target error) bool { return target == ErrSlowDown }
+
 func (l *Leaf) query(ctx context.Context, q wire.Query, limit int, onHit func([]Result)) ([]Result, error) {
 	e, err := wire.New(wire.TypeQuery, &q)
 	if err != nil {
@@ -90,27 +116,56 @@ func (l *Leaf) query(ctx context.Context, q wire.Query, limit int, onHit func([]
 		l.mu.Unlock()
 	}()
 	sent := 0
+	// asked are the supernodes the query went to: only their refusals
+	// count, a supernode further on never refuses for this leaf's rate.
+	asked := map[identity.NodeID]bool{}
 	for _, c := range l.links() {
 		if c.Send(e) == nil {
 			sent++
+			asked[c.Peer()] = true
 		}
 	}
 	if sent == 0 {
 		return nil, ErrNotAttached
 	}
 	agg := newAggregate(l.id)
+	var slow SlowDownError
+	refused := map[identity.NodeID]bool{}
+	// done returns the results, or the refusal when there are none: a
+	// search some supernodes did not run is not known to have no results.
+	done := func() ([]Result, error) {
+		if agg.len() == 0 && slow.Refused > 0 {
+			return nil, &slow
+		}
+		return agg.results(), nil
+	}
 	for agg.len() < limit {
 		select {
 		case <-ctx.Done():
-			return agg.results(), nil
+			return done()
 		case qh := <-ch:
+			if qh.RetryAfterMs > 0 {
+				if !asked[qh.From] {
+					continue
+				}
+				if !refused[qh.From] {
+					refused[qh.From] = true
+					slow.Refused, slow.Asked = slow.Refused+1, sent
+				}
+				slow.RetryAfter = max(slow.RetryAfter, min(time.Duration(qh.RetryAfterMs)*time.Millisecond, maxRetryAfter))
+				if slow.Refused == sent {
+					// Every supernode asked refused: nothing will come.
+					return done()
+				}
+				continue
+			}
 			batch := agg.add(qh)
 			if onHit != nil && len(batch) > 0 {
 				onHit(batch)
 			}
 		}
 	}
-	return agg.results(), nil
+	return done()
 }
 
 // aggregate merges hits from many supernodes: one result per content ID, its

@@ -1,9 +1,21 @@
 package leaf
 
 import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
 
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/testwait"
+	"github.com/canopy-p2p/canopy/link"
+	"github.com/canopy-p2p/canopy/nat/ice"
+	"github.com/canopy-p2p/canopy/transfer"
 	"github.com/canopy-p2p/canopy/wire"
 )
 
@@ -34,5 +46,126 @@ func TestAggregateMergesSources(t *testing.T) {
 	}
 	if r.Sources[0].Node != a || len(r.Sources[0].Via) != 2 {
 		t.Fatalf("source a should be reachable via both supernodes: %+v", r.Sources[0])
+	}
+}
+
+// scriptedSupernode accepts leaf links on loopback, welcomes them and answers
+// every query with answer(query ID, query): a real TLS link, a scripted
+// supernode.
+func scriptedSupernode(t *testing.T, answer func(wire.MsgID, wire.Query) wire.QueryHit) (string, identity.NodeID) {
+	t.Helper()
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := link.NewCredentials(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []*link.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close("test over")
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			raw, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c, err := link.Accept(context.Background(), raw, creds, nil)
+			if err != nil {
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() {
+				if _, err := c.Recv(5 * time.Second); err != nil {
+					return
+				}
+				if c.SendBody(wire.TypeWelcome, &wire.Welcome{Role: wire.RoleSupernode}) != nil {
+					return
+				}
+				c.Serve(time.Minute, func(e wire.Envelope) error {
+					if e.Type != wire.TypeQuery {
+						return nil
+					}
+					var q wire.Query
+					if err := e.Decode(&q); err != nil {
+						return err
+					}
+					qh := answer(e.ID, q)
+					qh.From = id.ID
+					out, err := wire.New(wire.TypeQueryHit, &qh)
+					if err != nil {
+						return err
+					}
+					out.ID = e.ID
+					return c.Send(out)
+				})
+			})
+		}
+	})
+	return ln.Addr().String(), id.ID
+}
+
+// TestSearchSurfacesSlowDown checks that a search its supernode refused for
+// the leaf's rate returns ErrSlowDown with the retry-after, at once, and
+// that a search it answers returns hits and no error.
+func TestSearchSurfacesSlowDown(t *testing.T) {
+	var slow atomic.Bool
+	addr, _ := scriptedSupernode(t, func(_ wire.MsgID, q wire.Query) wire.QueryHit {
+		if slow.Load() {
+			return wire.QueryHit{RetryAfterMs: 250}
+		}
+		return wire.QueryHit{Hits: []wire.Hit{{ID: [32]byte{1}, Name: q.Words + ".mp3", Size: 1,
+			Sources: []wire.Source{{Node: identity.NodeID{9}}}}}}
+	})
+	id, _ := identity.Generate()
+	creds, _ := link.NewCredentials(id)
+	api, _ := ice.NewAPI(ice.Config{LoopbackOnly: true})
+	l, err := Start(Config{Creds: creds, Seeds: []string{addr}, Attach: 1, Logger: zaptest.NewLogger(t),
+		Transfer: transfer.Config{API: api}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := testwait.For(10*time.Second, func() bool { return len(l.Attachments()) == 1 }); err != nil {
+		t.Fatal("the leaf never attached to the fake supernode")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	slow.Store(true)
+	res, err := l.Search(ctx, "quiet morning", 0, nil)
+	var sd *SlowDownError
+	if !errors.Is(err, ErrSlowDown) || !errors.As(err, &sd) || res != nil {
+		t.Fatalf("refused search: %v, %d results; want ErrSlowDown", err, len(res))
+	}
+	if sd.RetryAfter != 250*time.Millisecond || sd.Refused != 1 || sd.Asked != 1 {
+		t.Fatalf("refusal %+v", sd)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the refused search waited for its deadline")
+	}
+
+	slow.Store(false)
+	sctx, scancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer scancel()
+	res, err = l.Search(sctx, "quiet morning", 0, nil)
+	if err != nil || len(res) != 1 || res[0].Name != "quiet morning.mp3" {
+		t.Fatalf("answered search: %v, %+v", err, res)
 	}
 }

@@ -27,12 +27,15 @@ func (s *Supernode) leafMessage(l *leafSlot, e wire.Envelope) error {
 		if err := e.Decode(&u); err != nil {
 			return err
 		}
+		s.paceIndex(l, u)
 		return s.indexUpdate(l, u)
 	case wire.TypeQuery:
 		if !l.queries.Allow() {
-			// Over its rate: the query is dropped, the link stays. A leaf that
-			// searches this fast is buggy or abusive, not worth disconnecting.
-			s.count(func(st *Stats) { st.QueriesLimited++ })
+			// Over its rate: the query is answered "slow down", the link
+			// stays. A leaf that searches this fast is buggy or abusive,
+			// not worth disconnecting, and an honest one must learn why it
+			// got nothing.
+			s.slowDown(l, e)
 			return nil
 		}
 		s.count(func(st *Stats) { st.QueriesFromLeaves++ })
@@ -47,6 +50,7 @@ func (s *Supernode) leafMessage(l *leafSlot, e wire.Envelope) error {
 		}
 		if !l.signals.Allow() {
 			s.count(func(st *Stats) { st.SignalsLimited++ })
+			s.paceRefusal(l)
 			return nil
 		}
 		s.signalFromLeaf(l, sig)
@@ -109,12 +113,82 @@ func (s *Supernode) indexUpdate(l *leafSlot, u wire.IndexUpdate) error {
 	return s.ack(l, u.Rev, err)
 }
 
+// paceIndex waits, when the leaf is over its index rate, until the update
+// u may be applied: the leaf's link is read no faster, so that one leaf's
+// uploads cannot keep the index busy for the others. A full upload counts
+// the files it replaces, which it costs as much to remove.
+func (s *Supernode) paceIndex(l *leafSlot, u wire.IndexUpdate) {
+	n := len(u.Add) + len(u.Remove)
+	if u.Reset {
+		n += s.idx.OwnerFiles(l.conn.Peer())
+	}
+	if n == 0 || l.updates.AllowN(time.Now(), n) {
+		return
+	}
+	s.count(func(st *Stats) { st.IndexUpdatesPaced++ })
+	for n > 0 {
+		k := min(n, l.updates.Burst())
+		if l.updates.WaitN(s.ctx, k) != nil {
+			return // the supernode is stopping
+		}
+		n -= k
+	}
+}
+
+// maxRetryAfter bounds the retry-after of a "slow down": at a rate of at
+// least one query in 10 s, a token is never further away.
+const maxRetryAfter = 10 * time.Second
+
+// paceRefusal takes one of leaf l's refusals at full speed and, when it has
+// none left (DefaultRefusalRate), waits for one: a leaf that outruns its
+// refusals is flooding, and its link is then read no faster than they come,
+// so that refusing it costs little. It reports whether it waited.
+func (s *Supernode) paceRefusal(l *leafSlot) bool {
+	if l.refusals.Allow() {
+		return false
+	}
+	s.count(func(st *Stats) { st.RefusalsPaced++ })
+	_ = l.refusals.Wait(s.ctx) // fails only when the supernode stops
+	return true
+}
+
+// slowDown answers query e of leaf l, over its rate, with a QueryHit
+// without hits that says when the leaf may query again, after paceRefusal:
+// no query is dropped without a word.
+func (s *Supernode) slowDown(l *leafSlot, e wire.Envelope) {
+	paced := s.paceRefusal(l)
+	now := time.Now()
+	// The time until the query limiter has a whole token again.
+	wait := time.Duration((1 - l.queries.TokensAt(now)) / float64(l.queries.Limit()) * float64(time.Second))
+	ms := uint32(min(max(wait, time.Millisecond), maxRetryAfter).Milliseconds())
+	s.count(func(st *Stats) {
+		st.QueriesLimited++
+		st.SlowDowns++
+	})
+	if ok, held := s.limitLog.allow(now); ok {
+		s.log.Warn("leaf over its query rate: answered slow down",
+			zap.String("leaf", l.conn.Peer().Short()), zap.Uint32("retry_after_ms", ms),
+			zap.Bool("flooding", paced), zap.Int("lines_held_back", held))
+	}
+	qh, err := wire.New(wire.TypeQueryHit, &wire.QueryHit{From: s.id, RetryAfterMs: ms})
+	if err != nil {
+		return
+	}
+	qh.ID = e.ID
+	_ = l.conn.Send(qh)
+}
+
 func (s *Supernode) ack(l *leafSlot, rev int64, err error) error {
 	a := wire.IndexAck{Rev: rev, Files: s.idx.OwnerFiles(l.conn.Peer())}
 	if err != nil {
 		a.Error = err.Error()
-		s.log.Warn("index update refused", zap.String("leaf", l.conn.Peer().Short()), zap.Error(err))
-		if !errors.Is(err, index.ErrOwnerFull) && !errors.Is(err, index.ErrBadFile) && !errors.Is(err, index.ErrTooManyOwners) {
+		if ok, held := s.indexLog.allow(time.Now()); ok {
+			s.log.Warn("index update refused", zap.String("leaf", l.conn.Peer().Short()), zap.Error(err), zap.Int("lines_held_back", held))
+		}
+		// Limits are reported in the ack, not by closing the link: the
+		// leaf keeps searching and serving what fitted.
+		if !errors.Is(err, index.ErrOwnerFull) && !errors.Is(err, index.ErrBadFile) &&
+			!errors.Is(err, index.ErrTooManyOwners) && !errors.Is(err, index.ErrIndexFull) {
 			return err
 		}
 	}

@@ -65,6 +65,11 @@ type Supernode struct {
 	// lastLeaf is when the last leaf detached (or the supernode started).
 	lastLeaf time.Time
 	stats    Stats
+
+	// limitLog and indexLog let through one line a while about leaves over
+	// their query rate and about refused index updates, so that a flood of
+	// refusals is not a flood of log lines.
+	limitLog, indexLog logLimiter
 }
 
 // Stats counts what a supernode has done.
@@ -72,7 +77,16 @@ type Stats struct {
 	QueriesFromLeaves uint64
 	QueriesFromPeers  uint64
 	DuplicateQueries  uint64
-	QueriesLimited    uint64
+	// QueriesLimited counts leaf queries over the leaf's rate; each was
+	// answered with a "slow down" (SlowDowns). RefusalsPaced counts the
+	// refusals (slow downs and dropped signals) for which the leaf's link
+	// was read more slowly, the leaf outrunning DefaultRefusalRate.
+	QueriesLimited uint64
+	SlowDowns      uint64
+	RefusalsPaced  uint64
+	// IndexUpdatesPaced counts index updates for which a leaf's link was
+	// read more slowly, the leaf being over its index rate.
+	IndexUpdatesPaced uint64
 	HitsRouted        uint64
 	SignalsRelayed    uint64
 	SignalsDropped    uint64
@@ -96,10 +110,14 @@ type Stats struct {
 
 type leafSlot struct {
 	conn *link.Conn
-	// queries and signals limit what one leaf can make the ring do; both are
-	// used only by the slot's reader goroutine.
-	queries *rate.Limiter
-	signals *rate.Limiter
+	// queries and signals limit what one leaf can make the ring do,
+	// refusals what it is refused at full speed (see DefaultRefusalRate),
+	// and updates how fast its index changes are applied; all are used
+	// only by the slot's reader goroutine.
+	queries  *rate.Limiter
+	refusals *rate.Limiter
+	updates  *rate.Limiter
+	signals  *rate.Limiter
 	// dialBacks limits the reachability checks one leaf can ask for.
 	dialBacks *rate.Limiter
 	since     time.Time
@@ -317,9 +335,11 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 		return err
 	}
 	slot := &leafSlot{
-		conn:    c,
-		queries: rate.NewLimiter(s.cfg.QueryRate, s.cfg.QueryBurst),
-		signals: rate.NewLimiter(s.cfg.SignalRate, s.cfg.SignalBurst),
+		conn:     c,
+		queries:  rate.NewLimiter(s.cfg.QueryRate, s.cfg.QueryBurst),
+		refusals: rate.NewLimiter(DefaultRefusalRate, DefaultRefusalRate),
+		updates:  rate.NewLimiter(s.cfg.IndexRate, s.cfg.IndexBurst),
+		signals:  rate.NewLimiter(s.cfg.SignalRate, s.cfg.SignalBurst),
 		// One dial-back per observer per DialBackInterval is all a leaf's
 		// reachability tracker uses; the burst covers a re-check right after
 		// the first one failed.
@@ -496,6 +516,13 @@ func (s *Supernode) Stats() Stats {
 
 // IndexStats describes the partial index.
 func (s *Supernode) IndexStats() index.Stats { return s.idx.Stats() }
+
+// IndexCounters returns what the partial index refused, and how often it
+// let searches in during a large change.
+func (s *Supernode) IndexCounters() index.CountersSnapshot { return s.idx.Counters().Snapshot() }
+
+// IndexBytes returns the memory the partial index accounts for.
+func (s *Supernode) IndexBytes() int64 { return s.idx.Bytes() }
 
 func (s *Supernode) count(f func(*Stats)) {
 	s.mu.Lock()

@@ -22,7 +22,7 @@ import (
 // testSupernode starts a supernode with its own loopback control listener
 // that answers probes as a node does and hands every other link saying hello
 // to AcceptPeer or AcceptLeaf.
-func testSupernode(t *testing.T, cfg Config) (*Supernode, string) {
+func testSupernode(t testing.TB, cfg Config) (*Supernode, string) {
 	t.Helper()
 	id, _ := identity.Generate()
 	creds, _ := link.NewCredentials(id)
@@ -75,13 +75,13 @@ func testSupernode(t *testing.T, cfg Config) (*Supernode, string) {
 }
 
 // testLeaf attaches a bare link to the supernode as a leaf.
-func testLeaf(t *testing.T, addr string) *link.Conn {
+func testLeaf(t testing.TB, addr string) *link.Conn {
 	t.Helper()
 	c, _ := testLeafID(t, addr)
 	return c
 }
 
-func testLeafID(t *testing.T, addr string) (*link.Conn, identity.NodeID) {
+func testLeafID(t testing.TB, addr string) (*link.Conn, identity.NodeID) {
 	t.Helper()
 	id, _ := identity.Generate()
 	creds, _ := link.NewCredentials(id)
@@ -147,6 +147,11 @@ func TestQueryFloodIsLimited(t *testing.T) {
 	st := waitStats(t, sn, func(st Stats) bool { return st.QueriesLimited+st.QueriesFromLeaves == 50 })
 	if st.QueriesFromLeaves > 6 {
 		t.Fatalf("%d queries passed a limit of 5 per burst", st.QueriesFromLeaves)
+	}
+	// None was dropped without a word; beyond the slow-down answers' own
+	// burst the link was read more slowly.
+	if st.SlowDowns != st.QueriesLimited || st.RefusalsPaced == 0 {
+		t.Fatalf("stats %+v: every limited query must get a slow down, the flood be paced", st)
 	}
 	// The flooding leaf keeps its link: the limit drops queries, not leaves.
 	if len(sn.Leaves()) != 1 {

@@ -195,6 +195,11 @@ type Hit struct {
 type QueryHit struct {
 	From identity.NodeID `cbor:"1,keyasint"` // the supernode that answered
 	Hits []Hit           `cbor:"2,keyasint"`
+	// RetryAfterMs, when set, is a supernode's "slow down": it did not run
+	// the query because the leaf is over its query rate, and will take one
+	// again after this many milliseconds. Such an answer has no hits. An
+	// older leaf ignores the field and sees an empty answer.
+	RetryAfterMs uint32 `cbor:"3,keyasint,omitempty"`
 }
 
 // SignalKind says what a Signal carries.

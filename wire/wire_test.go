@@ -144,6 +144,14 @@ func seeds(tb testing.TB) [][]byte {
 		TypeStepIn:   &StepIn{Reason: "the last supernode is stopping"},
 	}
 	var out [][]byte
+	// A supernode's "slow down" answer, beside the hits.
+	slow, err := New(TypeQueryHit, &QueryHit{RetryAfterMs: 180})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if b, err := Marshal(slow); err == nil {
+		out = append(out, b)
+	}
 	for typ, body := range bodies {
 		e, err := New(typ, body)
 		if err != nil {
