@@ -3,8 +3,10 @@ package leaf
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -100,7 +102,7 @@ func (l *Leaf) fullUpload(ctx context.Context, c *link.Conn, lib *library.Librar
 	}
 	files := make([]wire.IndexFile, len(entries))
 	for i, e := range entries {
-		files[i] = wire.IndexFile{ID: e.ID, Name: e.Name, Size: e.Size}
+		files[i] = wire.IndexFile{ID: e.ID, Name: indexName(e.Name), Size: e.Size}
 	}
 	first := true
 	for first || len(files) > 0 {
@@ -130,7 +132,7 @@ func (l *Leaf) deltaUpload(ctx context.Context, c *link.Conn, lib *library.Libra
 	}
 	var add, remove []wire.IndexFile
 	for _, ch := range changes {
-		f := wire.IndexFile{ID: ch.Entry.ID, Name: ch.Entry.Name, Size: ch.Entry.Size}
+		f := wire.IndexFile{ID: ch.Entry.ID, Name: indexName(ch.Entry.Name), Size: ch.Entry.Size}
 		if ch.Op == library.OpRemove {
 			remove = append(remove, f)
 		} else {
@@ -155,4 +157,23 @@ func send(ctx context.Context, c *link.Conn, u *wire.IndexUpdate) error {
 		return err
 	}
 	return c.SendWait(ctx, e)
+}
+
+// indexName is name as the leaf uploads it: at most wire.MaxIndexName bytes,
+// cut on a character boundary before its extension, which is kept when it is
+// short (a search for "flac" still finds the file). The supernode refuses a
+// longer name, and with it the batch that carries it.
+func indexName(name string) string {
+	if len(name) <= wire.MaxIndexName {
+		return name
+	}
+	ext := filepath.Ext(name)
+	if len(ext) > 16 || !utf8.ValidString(ext) {
+		ext = ""
+	}
+	stem := name[:wire.MaxIndexName-len(ext)]
+	for len(stem) > 0 && !utf8.RuneStart(name[len(stem)]) {
+		stem = stem[:len(stem)-1]
+	}
+	return stem + ext
 }

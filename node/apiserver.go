@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -194,9 +196,16 @@ func (n *Node) handleSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := n.Search(r.Context(), req)
 	if err != nil {
-		code := http.StatusBadGateway
-		if !errors.Is(err, leaf.ErrNotAttached) {
-			code = http.StatusBadRequest
+		code := http.StatusBadRequest
+		var slow *leaf.SlowDownError
+		switch {
+		case errors.Is(err, leaf.ErrNotAttached):
+			code = http.StatusBadGateway
+		case errors.As(err, &slow):
+			// The supernodes refused the search for its rate: the
+			// caller is told when to try again, as HTTP says it.
+			code = http.StatusTooManyRequests
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(slow.RetryAfter.Seconds())))))
 		}
 		writeError(w, code, err)
 		return

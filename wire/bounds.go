@@ -25,6 +25,12 @@ const (
 	// compressed 900 KB software string takes about 100 bytes on the wire;
 	// this bound refuses it before it is decompressed past 64 KiB.
 	MaxHelloEnvelope = 64 << 10
+	// MaxIndexName is the longest file name a supernode's index accepts
+	// (index.DefaultMaxNameBytes: 255 bytes, NAME_MAX of the common file
+	// systems). A leaf cuts longer names to it before it uploads them: NTFS
+	// and APFS count characters, so a long non-ASCII name can exceed 255
+	// bytes, and one such name must not cost the whole upload.
+	MaxIndexName = 255
 )
 
 // Bounded returns h with its strings cut to their bounds: the software string
