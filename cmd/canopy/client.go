@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/canopy-p2p/canopy/api"
+	"github.com/canopy-p2p/canopy/internal/textsafe"
 	"github.com/canopy-p2p/canopy/leaf"
 	"github.com/canopy-p2p/canopy/node"
 )
@@ -125,9 +126,9 @@ func runStatus(ctx context.Context, args []string) error {
 	w.Flush()
 	fmt.Printf("\nattached to %d supernode(s):\n", len(st.Supernodes))
 	for _, a := range st.Supernodes {
-		line := fmt.Sprintf("  %s  %s  since %s, holds %d of our files", a.ID[:10], a.Control, a.Since.Format(time.TimeOnly), a.Files)
+		line := fmt.Sprintf("  %s  %s  since %s, holds %d of our files", a.ID[:10], shown(a.Control), a.Since.Format(time.TimeOnly), a.Files)
 		if a.IndexError != "" {
-			line += " (refused some: " + a.IndexError + ")"
+			line += " (refused some: " + shown(a.IndexError) + ")"
 		}
 		fmt.Println(line)
 	}
@@ -158,7 +159,7 @@ func runStatus(ctx context.Context, args []string) error {
 			if m.Self {
 				self = "  (this node)"
 			}
-			fmt.Printf("  %s  %s  %d leaves, %d free slots, load %d%%%s\n", m.ID[:10], m.Control, m.Leaves, m.Slots, m.Load, self)
+			fmt.Printf("  %s  %s  %d leaves, %d free slots, load %d%%%s\n", m.ID[:10], shown(m.Control), m.Leaves, m.Slots, m.Load, self)
 		}
 	}
 	return nil
@@ -199,7 +200,7 @@ func runSearch(ctx context.Context, args []string) error {
 		if h.Local {
 			src += " + you"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", h.ID, humanBytes(h.Size), src, h.Name)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", h.ID, humanBytes(h.Size), src, shown(h.Name))
 	}
 	w.Flush()
 	fmt.Printf("\n%d file(s); first hit after %.0f ms. Download with: canopy get ID\n", len(res.Hits), res.FirstHitMS)
@@ -252,14 +253,14 @@ func runGet(ctx context.Context, args []string) error {
 		}
 		if tty {
 			if bar == nil {
-				bar = progressbar.DefaultBytes(ev.Total, ev.Name)
+				bar = progressbar.DefaultBytes(ev.Total, shown(ev.Name))
 			}
 			_ = bar.Set64(ev.Have)
 			return
 		}
 		if time.Since(lastLine) >= time.Second {
 			lastLine = time.Now()
-			fmt.Printf("%s: %s of %s (%.0f%%), %s/s from %d source(s)\n", ev.Name, humanBytes(ev.Have), humanBytes(ev.Total),
+			fmt.Printf("%s: %s of %s (%.0f%%), %s/s from %d source(s)\n", shown(ev.Name), humanBytes(ev.Have), humanBytes(ev.Total),
 				100*float64(ev.Have)/float64(ev.Total), humanBytes(int64(ev.Rate)), ev.Sources)
 		}
 	})
@@ -334,3 +335,15 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// shownMax bounds a string from the network on the terminal: a file name
+// (255 bytes at most in the index) or an address.
+const shownMax = 255
+
+// shown is a string that came from other nodes (a file name, a supernode's
+// address or complaint) as the terminal gets it: bounded, and without control
+// characters (escape sequences that move the cursor or retitle the window)
+// or bidirectional overrides (U+202E makes "photo\u202Egpj.exe" show as
+// "photoexe.jpg").
+// The JSON output carries the names as they are: JSON escapes them.
+func shown(s string) string { return textsafe.Bound(s, shownMax) }
