@@ -425,11 +425,11 @@ type Relay struct {
 	bufferWarn sync.Once
 
 	// mu guards the fields below.
-	mu        sync.Mutex
-	closed    bool
-	leaves    map[string]*relayLeaf
-	allocs    map[*relayAlloc]struct{}
-	tcpConns  map[*relayTCPConn]struct{}
+	mu       sync.Mutex
+	closed   bool
+	leaves   map[string]*relayLeaf
+	allocs   map[*relayAlloc]struct{}
+	tcpConns map[*relayTCPConn]struct{}
 	// tcpByRemote finds a TCP connection by its client's address, which
 	// is the source address pion reports for its requests.
 	tcpByRemote map[netip.AddrPort]*relayTCPConn
