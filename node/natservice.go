@@ -117,6 +117,22 @@ func (s *natServices) iceServers(leaf identity.NodeID, now time.Time) wire.ICESe
 	return out
 }
 
+// Attach is supernode.RelayLeaves: the relay issues TURN credentials only
+// to attached leaves and charges allocations only to them.
+func (s *natServices) Attach(leaf identity.NodeID) {
+	if s.relay != nil {
+		s.relay.Attach(leaf)
+	}
+}
+
+// Detach is supernode.RelayLeaves: the leaf's credentials stop working and
+// its allocations close.
+func (s *natServices) Detach(leaf identity.NodeID) {
+	if s.relay != nil {
+		s.relay.Detach(leaf)
+	}
+}
+
 // close stops the services.
 func (s *natServices) close() error {
 	var errs []error

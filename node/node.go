@@ -280,6 +280,7 @@ func (n *Node) startSupernode(ctx context.Context, seeds []string) error {
 	svc := n.startNATServices()
 	sn, err := supernode.Start(supernode.Config{
 		ICEServers:    svc.iceServers,
+		Relay:         svc,
 		Creds:         n.creds,
 		Control:       n.control,
 		GossipAddr:    n.cfg.gossipAddr(n.ln.Addr().(*net.TCPAddr)),

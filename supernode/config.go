@@ -164,6 +164,11 @@ type Config struct {
 	// DefaultICERefresh). Nil: the supernode hands out no ICE servers.
 	ICEServers func(leaf identity.NodeID, now time.Time) wire.ICEServers
 	ICERefresh time.Duration
+	// Relay, when set, is told which leaves are attached, so that the TURN
+	// credentials ICEServers hands out work only while their leaf is
+	// attached and the relay frees a leaf's allocations when it leaves.
+	// Nil: nothing is told (no relay, or one that needs no attachments).
+	Relay RelayLeaves
 	// Software is reported to peers, e.g. "canopy/0.1.0". Empty:
 	// DefaultSoftware.
 	Software string
@@ -176,6 +181,18 @@ type Config struct {
 	Refusals *link.Refusals
 	// Logger may be nil (no logging).
 	Logger *zap.Logger
+}
+
+// RelayLeaves is what the supernode tells its TURN relay about its leaves.
+// Both are called under the supernode's lock, in the order the leaf slots
+// change, so they must be quick and must not call back into the supernode.
+type RelayLeaves interface {
+	// Attach is called when a leaf takes a slot, before its first ICE
+	// servers are issued.
+	Attach(leaf identity.NodeID)
+	// Detach is called when the leaf's slot is gone (not when its link is
+	// replaced by a newer one from the same leaf).
+	Detach(leaf identity.NodeID)
 }
 
 // DefaultConfig returns a Config with every default set. Creds and

@@ -206,6 +206,12 @@ func (s *Supernode) dropLeaf(l *leafSlot) {
 		if s.othersLocked() == 0 && l.conn.Peer() != s.id {
 			s.lastLeaf = time.Now()
 		}
+		if s.cfg.Relay != nil {
+			// Revokes the leaf's TURN credentials and closes its
+			// allocations at once: a throw-away identity that attached,
+			// took credentials and left holds nothing of the relay.
+			s.cfg.Relay.Detach(l.conn.Peer())
+		}
 	}
 	s.mu.Unlock()
 	if current {

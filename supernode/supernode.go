@@ -352,6 +352,11 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 	// arriving at once from one leaf leave one slot, and the old link's
 	// reader, seeing it is no longer the leaf's slot, drops nothing.
 	s.leaves[c.Peer()] = slot
+	if s.cfg.Relay != nil {
+		// Under the lock, so that a concurrent dropLeaf of this leaf's
+		// previous slot cannot detach it after this attach.
+		s.cfg.Relay.Attach(c.Peer())
+	}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	if old != nil {

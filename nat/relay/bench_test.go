@@ -200,7 +200,7 @@ func TestRelayBenchHelper(t *testing.T) {
 		c.Quotas.MaxBytesPerSecondPerLeaf = unbinding
 		c.Quotas.MaxBytesPerSecond = unbinding
 	})
-	cred := r.cfg.Creds.Issue(relayTestLeaf(1), time.Now())
+	cred := relayIssue(r, relayTestLeaf(1))
 	fmt.Printf("relay %s %s %s\n", r.UDPAddrs()[0], cred.Username, cred.Password)
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	fmt.Printf("dropped %d\n", r.Stats().Dropped)

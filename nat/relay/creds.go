@@ -139,6 +139,15 @@ func (c *Creds) TTL() time.Duration { return c.ttl }
 // issues credentials rotates without a timer of its own, and the secret it
 // drops then signed only credentials that have expired.
 func (c *Creds) Issue(leaf identity.NodeID, now time.Time) Credential {
+	return c.issue(leaf, now, 0)
+}
+
+// issue is Issue for a credential that must expire after floor (Unix
+// seconds): the relay ties a credential to a leaf's attachment by refusing
+// those that expire no later than the floor it took when the leaf attached.
+// A credential issued under it lives at most a second longer than TTL for
+// that, as floor is at most the latest expiry issued before.
+func (c *Creds) issue(leaf identity.NodeID, now time.Time, floor int64) Credential {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := c.keys.Load()
@@ -150,6 +159,9 @@ func (c *Creds) Issue(leaf identity.NodeID, now time.Time) Credential {
 		// Issued after a rotation: must expire after everything signed with
 		// the previous secret, or Check would pick the wrong key.
 		exp = k.prevMaxExpiry + 1
+	}
+	if exp <= floor {
+		exp = floor + 1
 	}
 	if exp > k.curMaxExpiry {
 		nk := *k
@@ -197,12 +209,28 @@ func (c *Creds) rotateLocked(now time.Time) *relayKeys {
 // names that are malformed, expired or from a retired secret. The caller
 // must check that realm is its own.
 func (c *Creds) Check(username, realm string) (identity.NodeID, []byte, error) {
+	_, leaf, key, err := c.check(username, realm)
+	return leaf, key, err
+}
+
+// maxExpiry is the latest expiry of any credential issued so far (zero
+// before the first). A leaf's attachment takes it as its floor: every
+// credential issued before the attachment expires no later.
+func (c *Creds) maxExpiry() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := c.keys.Load()
+	return max(k.curMaxExpiry, k.prevMaxExpiry)
+}
+
+// check is Check, also returning the credential's expiry.
+func (c *Creds) check(username, realm string) (int64, identity.NodeID, []byte, error) {
 	exp, leaf, err := parseRelayUsername(username)
 	if err != nil {
-		return identity.NodeID{}, nil, err
+		return 0, identity.NodeID{}, nil, err
 	}
 	if c.clock().Unix() >= exp {
-		return identity.NodeID{}, nil, fmt.Errorf("%w: leaf %s at %s", ErrCredsExpired, leaf.Short(),
+		return 0, identity.NodeID{}, nil, fmt.Errorf("%w: leaf %s at %s", ErrCredsExpired, leaf.Short(),
 			time.Unix(exp, 0).UTC().Format(time.RFC3339))
 	}
 	k := c.keys.Load()
@@ -214,9 +242,9 @@ func (c *Creds) Check(username, realm string) (identity.NodeID, []byte, error) {
 		secret = k.prev
 	}
 	if secret == nil {
-		return identity.NodeID{}, nil, fmt.Errorf("%w: leaf %s", ErrCredsRetired, leaf.Short())
+		return 0, identity.NodeID{}, nil, fmt.Errorf("%w: leaf %s", ErrCredsRetired, leaf.Short())
 	}
-	return leaf, relayLongTermKey(username, realm, relayPassword(secret, username)), nil
+	return exp, leaf, relayLongTermKey(username, realm, relayPassword(secret, username)), nil
 }
 
 // parseRelayUsername splits "<unix expiry>:<leaf node ID>" and accepts only

@@ -10,6 +10,9 @@ var (
 	// holds as many allocations as its quota allows. A client sees TURN
 	// error 486 (Allocation Quota Reached).
 	ErrQuota = errors.New("relay: allocation quota reached")
+	// ErrDetached is an allocation refused because its leaf is not
+	// attached to this supernode (Relay.Attach) now. A client sees 486 too.
+	ErrDetached = errors.New("relay: leaf not attached")
 	// ErrClosed is returned for work asked of a closed relay.
 	ErrClosed = errors.New("relay: closed")
 	// errRelayUnsupported covers allocation kinds the relay does not offer:

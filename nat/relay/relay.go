@@ -63,6 +63,36 @@ const (
 	// resume from their verified pieces over a new connection, so a cut after
 	// 30 minutes (≈450 MiB at the per-leaf rate) costs a reconnection.
 	DefaultMaxAllocationLifetime = 30 * time.Minute
+
+	// DefaultMaxPendingTCPPerAddr bounds the TURN-over-TCP connections one
+	// address holds before any of them has sent an authenticated request.
+	// An honest client is in that state for two round trips (the 401
+	// challenge, then the signed Allocate), once per peer connection whose
+	// ICE gathers a TCP relay candidate: a leaf opening its four allocations
+	// at once (DefaultMaxAllocationsPerLeaf) with another leaf behind the
+	// same NAT gathering at the same moment is eight. coturn has no such
+	// cap; pion/turn offers none (it serves every accepted connection on a
+	// goroutine of its own), which is how 256 silent connections from one
+	// address locked every other client out.
+	DefaultMaxPendingTCPPerAddr = 8
+	// DefaultMaxPendingTCP bounds the unauthenticated TCP connections from
+	// all addresses together: a quarter of the 256 TCP connections the relay
+	// holds (twice DefaultMaxAllocations), so that clients in the middle of
+	// their handshake never crowd out the connections that carry
+	// allocations, while 64 handshakes at once is far more than the 200
+	// leaves of a supernode (supernode.DefaultMaxLeaves) start in one
+	// PendingTCPTimeout.
+	DefaultMaxPendingTCP = 64
+	// DefaultPendingTCPTimeout is how long a TCP connection may go without
+	// an authenticated request before it is closed. It is not extended by
+	// bytes that are not one, so a trickle does not keep it open. coturn's
+	// max-allocate-timeout (time for the whole allocation to be set up) is
+	// 60 s and pion/turn gives a TLS handshake 10 s; the two round trips a
+	// client needs take well under a second on any line that can carry a
+	// relayed transfer, and a TCP client that times out retries (RFC 8489
+	// §6.2.2 gives its transaction 39.5 s), so 10 s refuses no one honest
+	// while a flood needs a new connection every 10 s per slot.
+	DefaultPendingTCPTimeout = 10 * time.Second
 )
 
 // Unlimited, as a Quotas rate or count, switches that limit off.
@@ -110,6 +140,13 @@ type Quotas struct {
 	// MaxBytesPerAllocation closes an allocation once it has forwarded this
 	// many payload bytes. Zero (the default) means no limit.
 	MaxBytesPerAllocation int64
+	// MaxPendingTCPPerAddr and MaxPendingTCP bound the TURN-over-TCP
+	// connections that have not yet sent an authenticated request, from one
+	// IP address and in all. A connection over either is closed at once.
+	MaxPendingTCPPerAddr, MaxPendingTCP int64
+	// PendingTCPTimeout closes a TCP connection that has sent no
+	// authenticated request this long after it was accepted.
+	PendingTCPTimeout time.Duration
 }
 
 // DefaultQuotas returns the quotas of a home supernode, each explained
@@ -121,6 +158,9 @@ func DefaultQuotas() Quotas {
 		MaxBytesPerSecondPerLeaf: DefaultMaxBytesPerSecondPerLeaf,
 		MaxBytesPerSecond:        DefaultMaxBytesPerSecond,
 		MaxAllocationLifetime:    DefaultMaxAllocationLifetime,
+		MaxPendingTCPPerAddr:     DefaultMaxPendingTCPPerAddr,
+		MaxPendingTCP:            DefaultMaxPendingTCP,
+		PendingTCPTimeout:        DefaultPendingTCPTimeout,
 	}
 }
 
@@ -141,6 +181,15 @@ func (q Quotas) withDefaults() Quotas {
 	}
 	if q.MaxAllocationLifetime == 0 {
 		q.MaxAllocationLifetime = d.MaxAllocationLifetime
+	}
+	if q.MaxPendingTCPPerAddr == 0 {
+		q.MaxPendingTCPPerAddr = d.MaxPendingTCPPerAddr
+	}
+	if q.MaxPendingTCP == 0 {
+		q.MaxPendingTCP = d.MaxPendingTCP
+	}
+	if q.PendingTCPTimeout == 0 {
+		q.PendingTCPTimeout = d.PendingTCPTimeout
 	}
 	return q
 }
@@ -262,7 +311,8 @@ func (c Config) Validate() error {
 	q := c.Quotas
 	if q.MaxAllocationsPerLeaf < Unlimited || q.MaxAllocations < Unlimited ||
 		q.MaxBytesPerSecondPerLeaf < Unlimited || q.MaxBytesPerSecond < Unlimited ||
-		q.MaxAllocationLifetime < 0 || q.MaxBytesPerAllocation < 0 {
+		q.MaxAllocationLifetime < 0 || q.MaxBytesPerAllocation < 0 ||
+		q.MaxPendingTCPPerAddr < Unlimited || q.MaxPendingTCP < Unlimited || q.PendingTCPTimeout < 0 {
 		bad("Quotas", "must be positive, zero (default) or Unlimited")
 	}
 	return errors.Join(errs...)
@@ -311,6 +361,13 @@ type Stats struct {
 	// Capped counts allocations the relay closed for reaching
 	// MaxAllocationLifetime or MaxBytesPerAllocation.
 	Capped uint64
+	// Refusals breaks the refusals down by reason (RefusedAuth covers
+	// Refusals.Auth, Detached and Revoked), with the TCP connections refused
+	// and the allocations evicted or revoked.
+	Refusals RefusalCounts
+	// Attached is how many leaves are attached (Attach) now; PendingTCP how
+	// many TCP connections have not authenticated yet.
+	Attached, PendingTCP int
 	// PerLeaf is the usage of each leaf that holds an allocation or held one
 	// in the last minute, by leaf ID.
 	PerLeaf []LeafStats
@@ -363,16 +420,28 @@ type Relay struct {
 	closeErr  error
 
 	// Counters of Stats that no lock guards.
-	refusedAuth, refusedQuota, refusedPeer, capped atomic.Uint64
-	bufferWarn                                     sync.Once
+	ref        refusals
+	capped     atomic.Uint64
+	bufferWarn sync.Once
 
 	// mu guards the fields below.
-	mu        sync.Mutex
-	closed    bool
-	leaves    map[string]*relayLeaf
-	allocs    map[*relayAlloc]struct{}
-	tcpConns  map[*relayTCPConn]struct{}
+	mu       sync.Mutex
+	closed   bool
+	leaves   map[string]*relayLeaf
+	allocs   map[*relayAlloc]struct{}
+	tcpConns map[*relayTCPConn]struct{}
+	// tcpByRemote finds a TCP connection by its client's address, which
+	// is the source address pion reports for its requests.
+	tcpByRemote map[netip.AddrPort]*relayTCPConn
+	// pendingTCP counts the unauthenticated TCP connections per client IP;
+	// pendingTotal is their sum.
+	pendingTCP   map[netip.Addr]int
+	pendingTotal int
+	// attached maps the leaves attached now (Attach) to their credential
+	// floor: a credential of the leaf must expire after it.
+	attached  map[string]int64
 	total     int       // allocations open, including those being bound
+	allocSeq  uint64    // numbers allocations in the order they were made
 	retired   relayUse  // usage of closed allocations
 	lastSweep time.Time // of idle leaves
 }
@@ -415,11 +484,16 @@ func New(cfg Config) (*Relay, error) {
 		leaves:   make(map[string]*relayLeaf),
 		allocs:   make(map[*relayAlloc]struct{}),
 		tcpConns: make(map[*relayTCPConn]struct{}),
+
+		tcpByRemote: make(map[netip.AddrPort]*relayTCPConn),
+		pendingTCP:  make(map[netip.Addr]int),
+		attached:    make(map[string]int64),
 	}
 	if r.log == nil {
 		r.log = zap.NewNop()
 	}
 	r.log = r.log.Named("relay")
+	r.ref.log = r.log
 	if !r.bindIP.IsValid() {
 		r.bindIP = cfg.RelayIP
 	}
@@ -569,8 +643,18 @@ func relayAddrPort(a net.Addr) netip.AddrPort {
 // over TCP if there is a TCP listener. The URLs name RelayIP with the ports
 // the listeners are bound to; a supernode whose listeners are reached on
 // other ports (port forwarding) must rewrite them.
+//
+// Only an attached leaf (Attach) gets a credential; for any other leaf
+// TURNServers returns nil. The credential works while the leaf stays
+// attached, and never again once it has detached, even if it attaches anew.
 func (r *Relay) TURNServers(leaf identity.NodeID, now time.Time) []ice.TURNServer {
-	cred := r.cfg.Creds.Issue(leaf, now)
+	r.mu.Lock()
+	floor, ok := r.attached[leaf.String()]
+	r.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	cred := r.cfg.Creds.issue(leaf, now, floor)
 	var out []ice.TURNServer
 	url := func(port uint16, transport string) string {
 		return "turn:" + netip.AddrPortFrom(r.cfg.RelayIP, port).String() + "?transport=" + transport
@@ -595,12 +679,16 @@ func (r *Relay) TCPAddr() netip.AddrPort { return r.tcpAddr }
 func (r *Relay) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	ref := r.ref.Snapshot()
 	s := Stats{
-		RefusedAuth:  r.refusedAuth.Load(),
-		RefusedQuota: r.refusedQuota.Load(),
-		RefusedPeer:  r.refusedPeer.Load(),
+		RefusedAuth:  ref.Auth + ref.Detached + ref.Revoked,
+		RefusedQuota: ref.Quota,
+		RefusedPeer:  ref.Peer,
 		Capped:       r.capped.Load(),
 		Allocations:  len(r.allocs),
+		Refusals:     ref,
+		Attached:     len(r.attached),
+		PendingTCP:   r.pendingTotal,
 	}
 	s.Refused = s.RefusedAuth + s.RefusedQuota + s.RefusedPeer
 	total := r.retired
@@ -675,30 +763,58 @@ func (r *Relay) Close() error {
 // node ID, is what pion tags the allocation with and hands to allowAllocation
 // and the address generator, and what it compares on Refresh, so a leaf may
 // refresh with a newer credential than the one it allocated with.
+//
+// It also ties the credential to the leaf's attachment: pion asks it for
+// every authenticated request (Allocate, Refresh, CreatePermission,
+// ChannelBind), so a leaf that detached can neither allocate nor keep an
+// allocation alive, whatever the expiry in its user name.
 func (r *Relay) authenticate(ra *turn.RequestAttributes) (string, []byte, bool) {
 	if ra.Realm != r.cfg.Realm {
-		r.refusedAuth.Add(1)
-		r.log.Debug("refused foreign realm", zap.String("realm", ra.Realm), zap.Stringer("from", ra.SrcAddr))
+		// The realm is the client's text: its length only.
+		r.ref.refuse(refusedAuth, zap.String("why", "foreign realm"), zap.Int("realm_len", len(ra.Realm)),
+			zap.Stringer("from", ra.SrcAddr))
 		return "", nil, false
 	}
-	leaf, key, err := r.cfg.Creds.Check(ra.Username, ra.Realm)
+	exp, leaf, key, err := r.cfg.Creds.check(ra.Username, ra.Realm)
 	if err != nil {
-		r.refusedAuth.Add(1)
-		r.log.Debug("refused credential", zap.Error(err), zap.Stringer("from", ra.SrcAddr),
+		// Check's errors quote at most a bounded user name (maxRelayUsernameLen).
+		r.ref.refuse(refusedAuth, zap.Error(err), zap.Stringer("from", ra.SrcAddr),
 			zap.String("method", ra.Method.String()))
 		return "", nil, false
 	}
-	return leaf.String(), key, true
+	id := leaf.String()
+	r.mu.Lock()
+	floor, attached := r.attached[id]
+	r.mu.Unlock()
+	switch {
+	case !attached:
+		r.ref.refuse(refusedDetached, zap.String("leaf", leaf.Short()), zap.Stringer("from", ra.SrcAddr))
+		return "", nil, false
+	case exp <= floor:
+		r.ref.refuse(refusedRevoked, zap.String("leaf", leaf.Short()), zap.Stringer("from", ra.SrcAddr))
+		return "", nil, false
+	}
+	return id, key, true
 }
 
 // onAuth counts requests whose MESSAGE-INTEGRITY did not match the key
 // authenticate derived: a wrong password, or a user name altered to claim
 // another leaf or a later expiry.
+//
+// A request that passed is what takes a TCP connection out of the pending
+// state (MaxPendingTCPPerAddr, PendingTCPTimeout): only a client holding a
+// live credential of an attached leaf gets that far.
 func (r *Relay) onAuth(src, _ net.Addr, _, username, _, method string, ok bool) {
 	if !ok {
-		r.refusedAuth.Add(1)
-		r.log.Debug("refused bad message integrity", zap.String("username", username),
-			zap.Stringer("from", src), zap.String("method", method))
+		r.ref.refuse(refusedAuth, zap.String("why", "bad message integrity"),
+			zap.Int("username_len", len(username)), zap.Stringer("from", src), zap.String("method", method))
+		return
+	}
+	if ta, isTCP := src.(*net.TCPAddr); isTCP {
+		_, leaf, err := parseRelayUsername(username)
+		if err == nil {
+			r.tcpAuthenticated(ta.AddrPort(), leaf.String())
+		}
 	}
 }
 
@@ -708,30 +824,74 @@ func (r *Relay) onAuth(src, _ net.Addr, _, username, _, method string, ok bool) 
 // requests of one leaf on different sockets may pass here together.
 func (r *Relay) allowAllocation(leaf, _ string, src net.Addr) bool {
 	r.mu.Lock()
-	err := r.quotaLocked(leaf)
+	_, err := r.quotaLocked(leaf)
 	r.mu.Unlock()
 	if err != nil {
-		r.refusedQuota.Add(1)
-		r.log.Info("refused allocation", zap.Error(err), zap.Stringer("from", src))
+		r.refuseAllocation(err, src)
 		return false
 	}
 	return true
 }
 
-// quotaLocked reports whether leaf may make one more allocation.
-func (r *Relay) quotaLocked(leaf string) error {
+// refuseAllocation counts and logs an allocation refused with err.
+func (r *Relay) refuseAllocation(err error, src net.Addr) {
+	why := refusedQuota
+	if errors.Is(err, ErrDetached) {
+		why = refusedDetached
+	}
+	fields := []zap.Field{zap.Error(err)}
+	if src != nil {
+		fields = append(fields, zap.Stringer("from", src))
+	}
+	r.ref.refuse(why, fields...)
+}
+
+// quotaLocked reports whether leaf may make one more allocation, and, if the
+// relay is full, which allocation of another leaf gives way to it.
+//
+// The fairness rule, when the relay holds MaxAllocations: the newest
+// allocation of the leaf holding the most gives way if that leaf holds at
+// least two more than the one asking. So the relay refuses a leaf for the
+// total only when no leaf holds more than one allocation above it, which
+// makes the shares max-min fair: with n leaves asking, each is sure of
+// min(MaxAllocationsPerLeaf, ⌊MaxAllocations/n⌋) allocations, and many
+// identities can no longer take every allocation from a leaf that holds
+// fewer than they do. Only attached leaves count at all (Attach), so each
+// identity costs an attachment, which the supernode bounds with its leaf
+// slots. The newest allocation gives way because it has carried the least
+// of a transfer.
+func (r *Relay) quotaLocked(leaf string) (*relayAlloc, error) {
 	if r.closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	if max := r.quotas.MaxAllocations; max != Unlimited && int64(r.total) >= max {
-		return fmt.Errorf("%w: relay holds %d allocations", ErrQuota, r.total)
+	if _, ok := r.attached[leaf]; !ok {
+		return nil, fmt.Errorf("%w: leaf %s", ErrDetached, relayShortLeaf(leaf))
 	}
+	held := 0
 	if l := r.leaves[leaf]; l != nil {
+		held = l.allocs
 		if max := r.quotas.MaxAllocationsPerLeaf; max != Unlimited && int64(l.allocs) >= max {
-			return fmt.Errorf("%w: leaf %s holds %d allocations", ErrQuota, relayShortLeaf(leaf), l.allocs)
+			return nil, fmt.Errorf("%w: leaf %s holds %d allocations", ErrQuota, relayShortLeaf(leaf), l.allocs)
 		}
 	}
-	return nil
+	if max := r.quotas.MaxAllocations; max != Unlimited && int64(r.total) >= max {
+		var victim *relayAlloc
+		for a := range r.allocs {
+			if a.released || a.leaf.id == leaf {
+				continue
+			}
+			if victim == nil || a.leaf.allocs > victim.leaf.allocs ||
+				a.leaf == victim.leaf && a.seq > victim.seq {
+				victim = a
+			}
+		}
+		if victim == nil || victim.leaf.allocs < held+2 {
+			return nil, fmt.Errorf("%w: relay holds %d allocations, no leaf holds two more than this one's %d",
+				ErrQuota, r.total, held)
+		}
+		return victim, nil
+	}
+	return nil, nil
 }
 
 // permit is the pion PermissionHandler, applied to CreatePermission and
@@ -745,18 +905,25 @@ func (r *Relay) permit(client net.Addr, peer net.IP) bool {
 	if ok && allow(a.Unmap()) {
 		return true
 	}
-	r.refusedPeer.Add(1)
-	r.log.Debug("refused permission", zap.Stringer("peer", peer), zap.Stringer("from", client))
+	r.ref.refuse(refusedPeer, zap.Stringer("peer", peer), zap.Stringer("from", client))
 	return false
 }
 
-// reserve takes an allocation slot for leaf.
+// reserve takes an allocation slot for leaf, evicting another leaf's
+// allocation if the fairness rule (quotaLocked) says so.
 func (r *Relay) reserve(leaf string) (*relayLeaf, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.quotaLocked(leaf); err != nil {
+	victim, err := r.quotaLocked(leaf)
+	if err != nil {
+		r.mu.Unlock()
 		return nil, err
 	}
+	if victim != nil {
+		// Its slot is this leaf's from now on; the socket closes below.
+		r.releaseLocked(victim.leaf, victim)
+		defer victim.end("evicted for a leaf holding fewer", &r.ref.evicted)
+	}
+	defer r.mu.Unlock()
 	now := time.Now()
 	if now.Sub(r.lastSweep) > relayIdleLeafKeep {
 		r.sweepLocked(now)
@@ -776,7 +943,17 @@ func (r *Relay) reserve(leaf string) (*relayLeaf, error) {
 func (r *Relay) release(l *relayLeaf, a *relayAlloc) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.releaseLocked(l, a)
+}
+
+// releaseLocked is release, once per allocation: an evicted or revoked
+// allocation gives its slot up before its socket has closed.
+func (r *Relay) releaseLocked(l *relayLeaf, a *relayAlloc) {
 	if a != nil {
+		if a.released {
+			return
+		}
+		a.released = true
 		delete(r.allocs, a)
 		u := a.use()
 		r.retired.add(u)
@@ -841,7 +1018,7 @@ func (g *relayAddressGenerator) AllocatePacketConn(c turn.AllocateListenerConfig
 	}
 	leaf, err := r.reserve(c.UserID)
 	if err != nil {
-		r.refusedQuota.Add(1)
+		r.refuseAllocation(err, nil)
 		return nil, nil, err
 	}
 	pc, port, err := r.bindRelay(c.Network, c.RequestedPort)
@@ -856,12 +1033,18 @@ func (g *relayAddressGenerator) AllocatePacketConn(c turn.AllocateListenerConfig
 		a.reader = newRelayBatchReader(bc, relayAllocBatch)
 	}
 	r.mu.Lock()
-	if r.closed {
+	if _, attached := r.attached[leaf.id]; r.closed || !attached {
+		// Closed, or the leaf detached while its socket was being bound.
 		r.mu.Unlock()
 		_ = pc.Close()
 		r.release(leaf, nil)
-		return nil, nil, ErrClosed
+		if r.closed {
+			return nil, nil, ErrClosed
+		}
+		return nil, nil, fmt.Errorf("%w: leaf %s", ErrDetached, relayShortLeaf(leaf.id))
 	}
+	r.allocSeq++
+	a.seq = r.allocSeq
 	r.allocs[a] = struct{}{}
 	r.loops.Add(1) // pion starts the allocation's read loop on return
 	r.mu.Unlock()
@@ -947,9 +1130,26 @@ type relayAlloc struct {
 
 	bytes, packets, dropped, droppedBytes atomic.Uint64
 
-	closing            atomic.Bool // set by the first of capped and Close
+	closing            atomic.Bool // set by the first of capped, end and Close
 	closeOnce, readEnd sync.Once
 	closeErr           error
+
+	// seq and released are guarded by Relay.mu: the allocation's place in
+	// the order allocations were made (eviction takes the newest), and
+	// whether its slot has been given back.
+	seq      uint64
+	released bool
+}
+
+// end closes the allocation for the relay's own reason (eviction,
+// revocation), counting it in n. Its slot was released already.
+func (a *relayAlloc) end(why string, n *atomic.Uint64) {
+	if a.closing.Swap(true) {
+		return
+	}
+	n.Add(1)
+	a.r.log.Debug("allocation ended", zap.String("why", why), zap.String("leaf", relayShortLeaf(a.leaf.id)))
+	a.closeOnce.Do(a.close)
 }
 
 // use returns the allocation's counters.
@@ -1094,7 +1294,12 @@ func (l *relayTCPListener) Accept() (net.Conn, error) {
 			l.readEnd.Do(r.loops.Done)
 			return nil, err
 		}
-		tc := &relayTCPConn{Conn: c, r: r}
+		remote := relayAddrPort(c.RemoteAddr())
+		remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+		ip := remote.Addr()
+		tc := &relayTCPConn{Conn: c, r: r, remote: remote, pending: true}
+		q := r.quotas
+		var why refusal
 		r.mu.Lock()
 		switch {
 		case r.closed:
@@ -1102,35 +1307,67 @@ func (l *relayTCPListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			l.readEnd.Do(r.loops.Done)
 			return nil, net.ErrClosed
-		case r.quotas.MaxAllocations != Unlimited && int64(len(r.tcpConns)) >= 2*r.quotas.MaxAllocations:
+		case q.MaxAllocations != Unlimited && int64(len(r.tcpConns)) >= 2*q.MaxAllocations:
 			// Each connection costs pion a goroutine before it has
 			// authenticated anything; twice the allocation quota leaves room
 			// for clients that connect without allocating.
+			why = refusedTCPTotal
+		case q.MaxPendingTCPPerAddr != Unlimited && int64(r.pendingTCP[ip]) >= q.MaxPendingTCPPerAddr:
+			why = refusedTCPPerAddr
+		case q.MaxPendingTCP != Unlimited && int64(r.pendingTotal) >= q.MaxPendingTCP:
+			why = refusedTCPPending
+		}
+		if why != 0 {
 			r.mu.Unlock()
 			_ = c.Close()
-			r.refusedQuota.Add(1)
+			r.ref.refuse(why, zap.Stringer("from", remote))
 			continue
 		}
 		r.tcpConns[tc] = struct{}{}
+		r.tcpByRemote[remote] = tc
+		r.pendingTCP[ip]++
+		r.pendingTotal++
 		r.loops.Add(1)
 		r.mu.Unlock()
+		if d := q.PendingTCPTimeout; d > 0 {
+			// A fixed deadline from accept, which Read does not move while
+			// the connection is pending, so that trickled bytes buy nothing.
+			_ = c.SetReadDeadline(time.Now().Add(d))
+		}
 		return tc, nil
 	}
 }
 
-// relayTCPConn is one TURN-over-TCP client connection.
+// relayTCPConn is one TURN-over-TCP client connection. It is pending
+// until a request on it authenticates (onAuth), and counts against
+// MaxPendingTCPPerAddr and MaxPendingTCP until then.
 type relayTCPConn struct {
 	net.Conn
 	r         *Relay
+	remote    netip.AddrPort
+	authed    atomic.Bool // mirrors !pending for Read, which takes no lock
 	readEnd   sync.Once
 	closeOnce sync.Once
+
+	// pending and leaf are guarded by Relay.mu; leaf is the leaf whose
+	// credential authenticated the connection.
+	pending bool
+	leaf    string
 }
 
-// Read implements net.Conn, closing connections idle for relayTCPIdle.
+// Read implements net.Conn. A pending connection keeps the deadline set on
+// accept; an authenticated one is closed once idle for relayTCPIdle.
 func (c *relayTCPConn) Read(p []byte) (int, error) {
-	_ = c.Conn.SetReadDeadline(time.Now().Add(relayTCPIdle))
+	authed := c.authed.Load()
+	if authed {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(relayTCPIdle))
+	}
 	n, err := c.Conn.Read(p)
 	if err != nil {
+		var ne net.Error
+		if !authed && !c.authed.Load() && errors.As(err, &ne) && ne.Timeout() {
+			c.r.ref.refuse(refusedTCPNoAuth, zap.Stringer("from", c.remote))
+		}
 		c.readEnd.Do(c.r.loops.Done)
 	}
 	return n, err
@@ -1140,9 +1377,48 @@ func (c *relayTCPConn) Read(p []byte) (int, error) {
 func (c *relayTCPConn) Close() error {
 	err := c.Conn.Close()
 	c.closeOnce.Do(func() {
-		c.r.mu.Lock()
-		delete(c.r.tcpConns, c)
-		c.r.mu.Unlock()
+		r := c.r
+		r.mu.Lock()
+		delete(r.tcpConns, c)
+		if r.tcpByRemote[c.remote] == c {
+			delete(r.tcpByRemote, c.remote)
+		}
+		r.unpendLocked(c)
+		r.mu.Unlock()
 	})
 	return err
+}
+
+// unpendLocked takes c out of the pending counts, once.
+func (r *Relay) unpendLocked(c *relayTCPConn) {
+	if !c.pending {
+		return
+	}
+	c.pending = false
+	ip := c.remote.Addr()
+	if r.pendingTCP[ip]--; r.pendingTCP[ip] <= 0 {
+		delete(r.pendingTCP, ip)
+	}
+	r.pendingTotal--
+}
+
+// tcpAuthenticated marks the TCP connection from remote as authenticated
+// by leaf: it leaves the pending counts, its first-request deadline gives
+// way to the idle one, and it closes when leaf detaches.
+func (r *Relay) tcpAuthenticated(remote netip.AddrPort, leaf string) {
+	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+	r.mu.Lock()
+	c := r.tcpByRemote[remote]
+	if c == nil {
+		r.mu.Unlock()
+		return
+	}
+	wasPending := c.pending
+	r.unpendLocked(c)
+	c.leaf = leaf
+	r.mu.Unlock()
+	if wasPending {
+		c.authed.Store(true)
+		_ = c.Conn.SetReadDeadline(time.Now().Add(relayTCPIdle))
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/internal/testwait"
 	"github.com/canopy-p2p/canopy/logbridge"
 	"github.com/pion/stun/v4"
@@ -185,6 +186,10 @@ func TestRelayRelaysBothWays(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := newRelayForTest(t, nil)
 			leaf := relayTestLeaf(1)
+			if s := r.TURNServers(leaf, time.Now()); s != nil {
+				t.Fatalf("TURNServers for a leaf that is not attached = %+v", s)
+			}
+			r.Attach(leaf)
 			servers := r.TURNServers(leaf, time.Now())
 			if len(servers) != 2 || !strings.HasSuffix(servers[0].URL, "?transport=udp") ||
 				!strings.HasSuffix(servers[1].URL, "?transport=tcp") {
@@ -227,6 +232,7 @@ func TestRelayRelaysBothWays(t *testing.T) {
 func TestRelayRefusesBadCredentials(t *testing.T) {
 	r := newRelayForTest(t, nil)
 	creds := r.cfg.Creds
+	r.Attach(relayTestLeaf(1))
 	good := creds.Issue(relayTestLeaf(1), time.Now())
 	expired := creds.Issue(relayTestLeaf(1), time.Now().Add(-2*creds.TTL()))
 	other := NewCreds(CredsConfig{}).Issue(relayTestLeaf(1), time.Now())
@@ -270,7 +276,7 @@ func TestRelayRefusesBadCredentials(t *testing.T) {
 func TestRelayAllocationQuotas(t *testing.T) {
 	t.Run("per leaf", func(t *testing.T) {
 		r := newRelayForTest(t, func(c *Config) { c.Quotas.MaxAllocationsPerLeaf = 2 })
-		cred := r.cfg.Creds.Issue(relayTestLeaf(1), time.Now())
+		cred := relayIssue(r, relayTestLeaf(1))
 		var conns []net.PacketConn
 		for range 2 {
 			conns = append(conns, dialRelayTURN(t, r.UDPAddrs()[0], false, cred.Username, cred.Password).allocate(t))
@@ -280,7 +286,7 @@ func TestRelayAllocationQuotas(t *testing.T) {
 			t.Fatalf("third allocation of one leaf: %v (code %d), want 486 Allocation Quota Reached", err, code)
 		}
 		// Another leaf is not affected, even over TCP.
-		other := r.cfg.Creds.Issue(relayTestLeaf(2), time.Now())
+		other := relayIssue(r, relayTestLeaf(2))
 		dialRelayTURN(t, r.TCPAddr(), true, other.Username, other.Password).allocate(t)
 		if s := r.Stats(); s.RefusedQuota != 1 || s.Allocations != 3 || s.Leaves != 2 {
 			t.Fatalf("stats %+v", s)
@@ -293,7 +299,7 @@ func TestRelayAllocationQuotas(t *testing.T) {
 	t.Run("total", func(t *testing.T) {
 		r := newRelayForTest(t, func(c *Config) { c.Quotas.MaxAllocations = 2 })
 		for i := range 3 {
-			cred := r.cfg.Creds.Issue(relayTestLeaf(byte(i)), time.Now())
+			cred := relayIssue(r, relayTestLeaf(byte(i)))
 			c := dialRelayTURN(t, r.UDPAddrs()[0], false, cred.Username, cred.Password)
 			if i < 2 {
 				c.allocate(t)
@@ -309,6 +315,7 @@ func TestRelayAllocationQuotas(t *testing.T) {
 		// together; the address generator refuses the one over quota.
 		r := newRelayForTest(t, func(c *Config) { c.Quotas.MaxAllocationsPerLeaf = 1 })
 		gen := &relayAddressGenerator{r: r}
+		r.Attach(relayTestLeaf(1))
 		leaf := relayTestLeaf(1).String()
 		pc, _, err := gen.AllocatePacketConn(turn.AllocateListenerConfig{Network: "udp4", UserID: leaf})
 		if err != nil {
@@ -349,7 +356,7 @@ func TestRelayBandwidthQuota(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRelayForTest(t, func(c *Config) { c.Quotas = tt.quotas })
-			cred := r.cfg.Creds.Issue(relayTestLeaf(1), time.Now())
+			cred := relayIssue(r, relayTestLeaf(1))
 			rc := dialRelayTURN(t, r.UDPAddrs()[0], false, cred.Username, cred.Password).allocate(t)
 			peer := newRelayTestPeer(t)
 
@@ -398,7 +405,7 @@ func TestRelayBandwidthQuota(t *testing.T) {
 func TestRelayCaps(t *testing.T) {
 	t.Run("lifetime", func(t *testing.T) {
 		r := newRelayForTest(t, func(c *Config) { c.Quotas.MaxAllocationLifetime = 300 * time.Millisecond })
-		cred := r.cfg.Creds.Issue(relayTestLeaf(1), time.Now())
+		cred := relayIssue(r, relayTestLeaf(1))
 		rc := dialRelayTURN(t, r.UDPAddrs()[0], false, cred.Username, cred.Password).allocate(t)
 		peer := newRelayTestPeer(t)
 		relayEcho(t, rc, peer, "before the cap")
@@ -415,7 +422,7 @@ func TestRelayCaps(t *testing.T) {
 	t.Run("volume", func(t *testing.T) {
 		const max = 10_000
 		r := newRelayForTest(t, func(c *Config) { c.Quotas.MaxBytesPerAllocation = max })
-		cred := r.cfg.Creds.Issue(relayTestLeaf(1), time.Now())
+		cred := relayIssue(r, relayTestLeaf(1))
 		rc := dialRelayTURN(t, r.UDPAddrs()[0], false, cred.Username, cred.Password).allocate(t)
 		peer := newRelayTestPeer(t)
 		payload := make([]byte, 1000)
@@ -433,7 +440,7 @@ func TestRelayCaps(t *testing.T) {
 
 func TestRelayRefusesPrivatePeers(t *testing.T) {
 	r := newRelayForTest(t, func(c *Config) { c.AllowPeer = nil })
-	cred := r.cfg.Creds.Issue(relayTestLeaf(1), time.Now())
+	cred := relayIssue(r, relayTestLeaf(1))
 	rc := dialRelayTURN(t, r.UDPAddrs()[0], false, cred.Username, cred.Password).allocate(t)
 	peer := newRelayTestPeer(t)
 	_, err := rc.WriteTo([]byte("to the supernode's loopback"), peer.LocalAddr())
@@ -516,7 +523,7 @@ func TestRelayPortRange(t *testing.T) {
 	_ = probe.Close()
 	lo, hi := uint16(base), uint16(min(base+15, 65535))
 	r := newRelayForTest(t, func(c *Config) { c.RelayPortMin, c.RelayPortMax = lo, hi })
-	cred := r.cfg.Creds.Issue(relayTestLeaf(1), time.Now())
+	cred := relayIssue(r, relayTestLeaf(1))
 	rc := dialRelayTURN(t, r.UDPAddrs()[0], false, cred.Username, cred.Password).allocate(t)
 	if p := rc.LocalAddr().(*net.UDPAddr).Port; p < int(lo) || p > int(hi) {
 		t.Fatalf("relay port %d outside %d-%d", p, lo, hi)
@@ -541,6 +548,7 @@ func TestRelayCloseLeavesNoGoroutines(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		r.Attach(relayTestLeaf(1))
 		cred := cfg.Creds.Issue(relayTestLeaf(1), time.Now())
 		peer, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(relayLoopback, 0)))
 		if err != nil {
@@ -663,7 +671,7 @@ func TestRelaySharedPortListeners(t *testing.T) {
 	if len(listeners) != 2 {
 		t.Fatalf("%d listening sockets, want 2", len(listeners))
 	}
-	cred := r.cfg.Creds.Issue(relayTestLeaf(1), time.Now())
+	cred := relayIssue(r, relayTestLeaf(1))
 	peer := newRelayTestPeer(t)
 	// With 20 clients, all landing on one socket has odds of 2 in a million.
 	for i := range 20 {
@@ -678,4 +686,12 @@ func TestRelaySharedPortListeners(t *testing.T) {
 	if s := r.Stats(); s.Allocations != 20 {
 		t.Fatalf("%d allocations, want 20", s.Allocations)
 	}
+}
+
+// relayIssue attaches leaf to r and issues it a credential, as a supernode
+// does when the leaf attaches.
+func relayIssue(r *Relay, leaf identity.NodeID) Credential {
+	r.Attach(leaf)
+	s := r.TURNServers(leaf, time.Now())
+	return Credential{Username: s[0].Username, Password: s[0].Credential}
 }
