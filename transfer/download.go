@@ -11,6 +11,7 @@ import (
 
 	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/textsafe"
 	"github.com/canopy-p2p/canopy/wire"
 	"go.uber.org/zap"
 )
@@ -524,8 +525,18 @@ func transferError(env wire.Envelope) error {
 	if err := env.Decode(&te); err != nil {
 		return fmt.Errorf("%w: %v", ErrProtocol, err)
 	}
-	return fmt.Errorf("%w: %q", ErrSourceFailed, te.Reason)
+	reason := textsafe.Bound(te.Reason, maxReasonLen)
+	if reason == reasonBusy {
+		// An uploader whose slots filled while it connected: a refusal,
+		// like a Close "busy" before connecting.
+		return fmt.Errorf("%w: %w: %q", ErrRefused, ErrSourceFailed, reason)
+	}
+	return fmt.Errorf("%w: %q", ErrSourceFailed, reason)
 }
+
+// maxReasonLen bounds the reason of a peer's TransferError or Close kept in
+// errors and logs; every reason Canopy sends is far shorter.
+const maxReasonLen = 64
 
 // fetchManifest fetches the piece hash list, up to Window requests ahead,
 // and verifies it against the content ID. It returns nil, nil when another

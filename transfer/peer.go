@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/canopy-p2p/canopy/content"
+	"github.com/canopy-p2p/canopy/internal/textsafe"
 	"github.com/canopy-p2p/canopy/wire"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -288,7 +289,7 @@ func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID, log *
 	if err != nil {
 		return nil, err
 	}
-	defer e.endSession(sess, false)
+	defer e.endSession(sess)
 
 	pc, err := e.newPeerConnection()
 	if err != nil {
@@ -351,7 +352,7 @@ func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID, log *
 				}
 			case wire.SignalClose:
 				offered = false // nothing to free on the other side
-				return fail(fmt.Errorf("%w: %s", ErrRefused, s.Data))
+				return fail(fmt.Errorf("%w: %s", ErrRefused, textsafe.Bound(s.Data, maxReasonLen)))
 			}
 		case <-c.open:
 			e.countConn(c.connected(sent))
