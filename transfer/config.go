@@ -220,9 +220,12 @@ func (c Config) Validate() error {
 type Request struct {
 	// Content is the file to fetch. Must not be zero.
 	Content content.ID
-	// Name is the file name to save as, usually from a search hit. It is
-	// sanitized (no directories, no "..", no control characters); an empty
-	// result means the content ID in hex.
+	// Name is the file name to save as, usually from the search hit the
+	// user picked: the caller's choice is kept. It is sanitized (no
+	// directories, no "..", no control or bidi-override characters). An
+	// empty result means the first-hand name (see firstHandName) of the
+	// source that delivered the most, or the content ID in hex if no source
+	// named the file.
 	Name string
 	// Size is the size the hit announced. It is a hint only: the verified
 	// manifest decides.
@@ -277,6 +280,10 @@ type SourceReport struct {
 	// Bad is set when the source sent data that failed verification (a bad
 	// piece, a manifest that does not match the ID) or broke the protocol.
 	Bad bool
+	// Name is the source's own name for the file, from its signed answer
+	// (bounded and cleaned of control and bidi characters, not yet made a
+	// file name); empty if it never answered.
+	Name string
 	// Conn says how the source was reached: the candidate pair in use when
 	// the session ended (the pair selected when the data channel opened,
 	// or a later one if ICE switched) and the time to connect. It is zero

@@ -184,6 +184,10 @@ func (e *Engine) Download(ctx context.Context, req Request) (Result, error) {
 		return Result{}, fmt.Errorf("%w: no output directory", ErrBadRequest)
 	}
 	name := sanitizeName(req.Name, req.Content)
+	// A request without a usable name is saved under the name a source
+	// that delivered the file gives it (firstHandName), known only at the
+	// end; until then the part file is named by the content ID.
+	unnamed := name == req.Content.String()
 	part := filepath.Join(req.OutDir, "."+name+partSuffix)
 
 	e.mu.Lock()
@@ -250,6 +254,11 @@ func (e *Engine) Download(ctx context.Context, req Request) (Result, error) {
 		return Result{Sources: reports}, fmt.Errorf("transfer: close %s: %w", part, err)
 	}
 	placed = true
+	if unnamed {
+		if n := firstHandName(req.Sources, reports); n != "" {
+			name = sanitizeName(n, req.Content)
+		}
+	}
 	path, err := placeFile(part, req.OutDir, name)
 	if err != nil {
 		os.Remove(part)
@@ -362,6 +371,7 @@ func (d *download) runSource(ctx context.Context, src wire.Source) sourceResult 
 		// Read after the session ended, so that a pair change during the
 		// transfer shows in the report.
 		s.report.Conn = s.ch.connInfo()
+		s.report.Name = s.ch.peerName
 	}
 	if d.isComplete() {
 		// Ending because the file is complete is success, however the

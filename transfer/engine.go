@@ -356,8 +356,13 @@ func (e *Engine) endSession(sess *session) {
 // empty, for callers whose Signal function routes by itself).
 func (e *Engine) sendSignal(ctx context.Context, to identity.NodeID, vias []identity.NodeID,
 	id [16]byte, kind wire.SignalKind, data string, contentID [32]byte) error {
-	s := wire.Signal{Session: id, From: e.self, To: to, Kind: kind, Data: data,
-		Content: contentID, PubKey: e.cfg.Identity.Public, Time: time.Now().UnixMilli()}
+	return e.sendSigned(ctx, wire.Signal{Session: id, To: to, Kind: kind, Data: data, Content: contentID}, vias)
+}
+
+// sendSigned fills in this node as the sender, with the time, signs s and
+// sends it as sendSignal does.
+func (e *Engine) sendSigned(ctx context.Context, s wire.Signal, vias []identity.NodeID) error {
+	s.From, s.PubKey, s.Time = e.self, e.cfg.Identity.Public, time.Now().UnixMilli()
 	s.Sig = e.cfg.Identity.Sign(s.SignedBytes())
 	if len(vias) == 0 {
 		return e.cfg.Signal(ctx, s)

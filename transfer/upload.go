@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/canopy-p2p/canopy/content"
@@ -57,7 +58,10 @@ func (e *Engine) runUpload(sess *session, offer wire.Signal, received time.Time)
 	}
 	defer f.Close()
 
-	ch, err := e.accept(e.ctx, sess, offer, received, log)
+	// This node's own name for the file, sent with the answer: the name a
+	// downloader can trust came from a sharer rather than from a vote.
+	name := boundName(filepath.Base(path))
+	ch, err := e.accept(e.ctx, sess, offer, received, name, log)
 	if err != nil {
 		if errors.Is(err, ErrConnect) && e.ctx.Err() == nil {
 			e.refused.pendingExpired.Add(1)
