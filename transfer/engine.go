@@ -120,8 +120,10 @@ func (e *Engine) Close() error {
 
 // Stats are counters since the engine started.
 type Stats struct {
-	// UploadsAccepted and UploadsRefused count offers served and declined
-	// (busy, not shared).
+	// UploadsAccepted counts offers admitted (answered; an upload slot is
+	// taken only when the data channel opens). UploadsRefused counts
+	// offers declined with a Close or, at open, a TransferError "busy";
+	// Refusals has every refusal by reason.
 	UploadsAccepted, UploadsRefused int64
 	// PiecesServed counts pieces sent by uploads; StalePieces counts pieces
 	// not sent because the file no longer matched its manifest.
