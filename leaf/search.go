@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/textsafe"
 	"github.com/canopy-p2p/canopy/wire"
 )
 
@@ -129,6 +131,7 @@ func (l *Leaf) query(ctx context.Context, q wire.Query, limit int, onHit func([]
 		return nil, ErrNotAttached
 	}
 	agg := newAggregate(l.id)
+	agg.localName = l.localName
 	var slow SlowDownError
 	refused := map[identity.NodeID]bool{}
 	// done returns the results, or the refusal when there are none: a
@@ -170,10 +173,28 @@ func (l *Leaf) query(ctx context.Context, q wire.Query, limit int, onHit func([]
 
 // aggregate merges hits from many supernodes: one result per content ID, its
 // sources de-duplicated by node with their supernode routes merged.
+//
+// The name shown for a result: this node's own name when it shares the file
+// itself (localName), since a user expects to see a file they share under
+// the name they gave it, whatever others call it. Otherwise the name of the
+// first supernode that answered, bounded and cleaned (textsafe.Bound). A
+// supernode's name is the vote of its own leaves that own the file, which a
+// sybil attached to it can tie or win; the leaf cannot do better from hits,
+// which carry one name per supernode and not who gave it. What resists
+// sybils is the first-hand name: a download with no name is saved under the
+// name the source that delivered it uses (transfer.Request.Name), and each
+// source's own name is in transfer.SourceReport.Name. Trust levels
+// (contacts) do not exist yet; when they do, a trusted owner's name belongs
+// before the supernode's here, which needs per-owner names in hits.
 type aggregate struct {
 	self  identity.NodeID
 	order []content.ID
 	byID  map[content.ID]*Result
+	// localName, if set, returns this node's own name for a file it
+	// shares, or "".
+	localName func(content.ID) string
+	// ownNamed marks the results already named by localName.
+	ownNamed map[content.ID]bool
 }
 
 func newAggregate(self identity.NodeID) *aggregate {
@@ -182,6 +203,20 @@ func newAggregate(self identity.NodeID) *aggregate {
 
 func (a *aggregate) len() int { return len(a.order) }
 
+// localName is the leaf's own name for a file it shares: the base name of
+// the file its library serves it from, bounded like an index name. It is
+// "" when the library does not serve the content (any more).
+func (l *Leaf) localName(id content.ID) string {
+	if l.cfg.Library == nil {
+		return ""
+	}
+	_, path, err := l.cfg.Library.Manifest(id)
+	if err != nil {
+		return ""
+	}
+	return textsafe.Bound(indexName(filepath.Base(path)), wire.MaxIndexName)
+}
+
 // add merges a batch and returns the results it touched.
 func (a *aggregate) add(qh wire.QueryHit) []Result {
 	var touched []Result
@@ -189,7 +224,7 @@ func (a *aggregate) add(qh wire.QueryHit) []Result {
 		id := content.ID(h.ID)
 		r := a.byID[id]
 		if r == nil {
-			r = &Result{ID: id, Name: h.Name, Size: h.Size}
+			r = &Result{ID: id, Name: textsafe.Bound(h.Name, wire.MaxIndexName), Size: h.Size}
 			a.byID[id] = r
 			a.order = append(a.order, id)
 		}
@@ -207,6 +242,15 @@ func (a *aggregate) add(qh wire.QueryHit) []Result {
 				if !slices.Contains(r.Sources[i].Via, v) {
 					r.Sources[i].Via = append(r.Sources[i].Via, v)
 				}
+			}
+		}
+		if r.Local && a.localName != nil && !a.ownNamed[id] {
+			if a.ownNamed == nil {
+				a.ownNamed = make(map[content.ID]bool)
+			}
+			a.ownNamed[id] = true
+			if n := a.localName(id); n != "" {
+				r.Name = n
 			}
 		}
 		touched = append(touched, *r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/internal/testwait"
 	"github.com/canopy-p2p/canopy/link"
@@ -167,5 +169,44 @@ func TestSearchSurfacesSlowDown(t *testing.T) {
 	res, err = l.Search(sctx, "quiet morning", 0, nil)
 	if err != nil || len(res) != 1 || res[0].Name != "quiet morning.mp3" {
 		t.Fatalf("answered search: %v, %+v", err, res)
+	}
+}
+
+// A file this node shares is shown under its own name, whatever the
+// supernodes' vote says; other names are bounded and cleaned.
+func TestAggregateNames(t *testing.T) {
+	self, a := identity.NodeID{1}, identity.NodeID{2}
+	sn1, sn2 := identity.NodeID{10}, identity.NodeID{11}
+	mine, theirs := content.ID{9}, content.ID{8}
+	agg := newAggregate(self)
+	calls := 0
+	agg.localName = func(id content.ID) string {
+		calls++
+		if id == mine {
+			return "my holiday.jpg"
+		}
+		return ""
+	}
+	agg.add(wire.QueryHit{From: sn1, Hits: []wire.Hit{
+		{ID: mine, Name: "!!! renamed by sybils.jpg", Sources: []wire.Source{{Node: a, Via: []identity.NodeID{sn1}}, {Node: self, Via: []identity.NodeID{sn1}}}},
+		{ID: theirs, Name: "evil\u202egpj.exe\n" + strings.Repeat("x", 400), Sources: []wire.Source{{Node: a, Via: []identity.NodeID{sn1}}}},
+	}})
+	agg.add(wire.QueryHit{From: sn2, Hits: []wire.Hit{
+		{ID: mine, Name: "!!! renamed by sybils.jpg", Sources: []wire.Source{{Node: self, Via: []identity.NodeID{sn2}}}},
+	}})
+	for _, r := range agg.results() {
+		switch r.ID {
+		case mine:
+			if r.Name != "my holiday.jpg" || !r.Local {
+				t.Errorf("own file shown as %+v", r)
+			}
+		case theirs:
+			if len(r.Name) > wire.MaxIndexName || strings.ContainsAny(r.Name, "\u202e\n") {
+				t.Errorf("name not bounded and cleaned: %q", r.Name)
+			}
+		}
+	}
+	if calls != 1 {
+		t.Errorf("library asked %d times, want once for the one local file", calls)
 	}
 }

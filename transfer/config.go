@@ -41,6 +41,33 @@ const (
 	// Gathering with STUN/TURN plus relayed signalling take a few seconds on
 	// a bad day; ICE itself gives up after ~25 s in pion.
 	DefaultConnectTimeout = 20 * time.Second
+	// DefaultOfferWindow is how far an offer's signed time may lie from the
+	// receiver's clock, either way. Home machines without working NTP drift
+	// by tens of seconds (a minute is not rare after a suspend), and an
+	// offer spends up to a few seconds in relayed signalling; two minutes
+	// covers both with room, and is short enough that a captured offer is
+	// useless soon. Offers seen are remembered for this long (replays).
+	DefaultOfferWindow = 2 * time.Minute
+	// DefaultMaxPendingPerPeer bounds the offers of one peer that were
+	// answered but whose data channel has not opened yet. A downloader
+	// opens one session per source and download; two leaves room for a
+	// second download starting while the first connects.
+	DefaultMaxPendingPerPeer = 2
+	// DefaultPendingPerUpload sets the default total of pending offers:
+	// this many per upload slot (2 × MaxUploads). Pending offers cost a
+	// peer connection and a gathering each, not upload bandwidth, so a few
+	// more than the slots keep slots filled without letting signalling
+	// alone cost much.
+	DefaultPendingPerUpload = 2
+	// DefaultMaxOffersPerPeer bounds the offers of one peer remembered
+	// within OfferWindow, and so the offers a peer may make in it. An
+	// honest leaf offers once per download and retry; 32 in two minutes is
+	// far beyond that, and keeps the replay cache of one peer small.
+	DefaultMaxOffersPerPeer = 32
+	// DefaultMaxOfferCache bounds the offers remembered from all peers
+	// (at most 4096 × ~40 bytes). When it is full, offers are refused
+	// rather than forgotten: forgetting one would let it be replayed.
+	DefaultMaxOfferCache = 4096
 )
 
 // NoUploads, as Config.MaxUploads, serves no uploads: every offer is
@@ -91,8 +118,30 @@ type Config struct {
 	// means DefaultWindow.
 	Window int
 	// ConnectTimeout bounds how long a source may take from offer to open
-	// data channel. Zero means DefaultConnectTimeout.
+	// data channel. It is also the deadline of a pending offer on the
+	// uploading side: an answered offer whose data channel has not opened
+	// within it is dropped and frees its pending place. Zero means
+	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
+	// OfferWindow is how old (or how far in the future) an offer's signed
+	// time may be; older offers are dropped, and offers seen are remembered
+	// this long so that a replay is dropped too. Zero means
+	// DefaultOfferWindow.
+	OfferWindow time.Duration
+	// MaxPendingPerPeer bounds one peer's offers answered but not yet
+	// connected; more are refused. Zero means DefaultMaxPendingPerPeer.
+	MaxPendingPerPeer int
+	// MaxPending bounds all offers answered but not yet connected. Upload
+	// slots are taken only when a data channel opens, so that offers which
+	// never connect cannot hold them. Zero means DefaultPendingPerUpload ×
+	// MaxUploads.
+	MaxPending int
+	// MaxOffersPerPeer bounds one peer's offers remembered within
+	// OfferWindow (more are refused). Zero means DefaultMaxOffersPerPeer.
+	MaxOffersPerPeer int
+	// MaxOfferCache bounds all offers remembered. Zero means
+	// DefaultMaxOfferCache.
+	MaxOfferCache int
 	// Logger receives the engine's logs. Nil means no logging.
 	Logger *zap.Logger
 }
@@ -106,6 +155,11 @@ func DefaultConfig() Config {
 		MaxSourcesPerDownload: DefaultMaxSourcesPerDownload,
 		Window:                DefaultWindow,
 		ConnectTimeout:        DefaultConnectTimeout,
+		OfferWindow:           DefaultOfferWindow,
+		MaxPendingPerPeer:     DefaultMaxPendingPerPeer,
+		MaxPending:            DefaultPendingPerUpload * DefaultMaxUploads,
+		MaxOffersPerPeer:      DefaultMaxOffersPerPeer,
+		MaxOfferCache:         DefaultMaxOfferCache,
 	}
 }
 
@@ -124,6 +178,21 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = d.ConnectTimeout
+	}
+	if c.OfferWindow <= 0 {
+		c.OfferWindow = d.OfferWindow
+	}
+	if c.MaxPendingPerPeer <= 0 {
+		c.MaxPendingPerPeer = d.MaxPendingPerPeer
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = DefaultPendingPerUpload * max(c.MaxUploads, 0)
+	}
+	if c.MaxOffersPerPeer <= 0 {
+		c.MaxOffersPerPeer = d.MaxOffersPerPeer
+	}
+	if c.MaxOfferCache <= 0 {
+		c.MaxOfferCache = d.MaxOfferCache
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
@@ -151,9 +220,12 @@ func (c Config) Validate() error {
 type Request struct {
 	// Content is the file to fetch. Must not be zero.
 	Content content.ID
-	// Name is the file name to save as, usually from a search hit. It is
-	// sanitized (no directories, no "..", no control characters); an empty
-	// result means the content ID in hex.
+	// Name is the file name to save as, usually from the search hit the
+	// user picked: the caller's choice is kept. It is sanitized (no
+	// directories, no "..", no control or bidi-override characters). An
+	// empty result means the first-hand name (see firstHandName) of the
+	// source that delivered the most, or the content ID in hex if no source
+	// named the file.
 	Name string
 	// Size is the size the hit announced. It is a hint only: the verified
 	// manifest decides.
@@ -208,6 +280,10 @@ type SourceReport struct {
 	// Bad is set when the source sent data that failed verification (a bad
 	// piece, a manifest that does not match the ID) or broke the protocol.
 	Bad bool
+	// Name is the source's own name for the file, from its signed answer
+	// (bounded and cleaned of control and bidi characters, not yet made a
+	// file name); empty if it never answered.
+	Name string
 	// Conn says how the source was reached: the candidate pair in use when
 	// the session ended (the pair selected when the data channel opened,
 	// or a later one if ICE switched) and the time to connect. It is zero

@@ -11,6 +11,7 @@ import (
 
 	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/textsafe"
 	"github.com/canopy-p2p/canopy/wire"
 	"go.uber.org/zap"
 )
@@ -183,6 +184,10 @@ func (e *Engine) Download(ctx context.Context, req Request) (Result, error) {
 		return Result{}, fmt.Errorf("%w: no output directory", ErrBadRequest)
 	}
 	name := sanitizeName(req.Name, req.Content)
+	// A request without a usable name is saved under the name a source
+	// that delivered the file gives it (firstHandName), known only at the
+	// end; until then the part file is named by the content ID.
+	unnamed := name == req.Content.String()
 	part := filepath.Join(req.OutDir, "."+name+partSuffix)
 
 	e.mu.Lock()
@@ -249,6 +254,11 @@ func (e *Engine) Download(ctx context.Context, req Request) (Result, error) {
 		return Result{Sources: reports}, fmt.Errorf("transfer: close %s: %w", part, err)
 	}
 	placed = true
+	if unnamed {
+		if n := firstHandName(req.Sources, reports); n != "" {
+			name = sanitizeName(n, req.Content)
+		}
+	}
 	path, err := placeFile(part, req.OutDir, name)
 	if err != nil {
 		os.Remove(part)
@@ -361,6 +371,7 @@ func (d *download) runSource(ctx context.Context, src wire.Source) sourceResult 
 		// Read after the session ended, so that a pair change during the
 		// transfer shows in the report.
 		s.report.Conn = s.ch.connInfo()
+		s.report.Name = s.ch.peerName
 	}
 	if d.isComplete() {
 		// Ending because the file is complete is success, however the
@@ -524,8 +535,18 @@ func transferError(env wire.Envelope) error {
 	if err := env.Decode(&te); err != nil {
 		return fmt.Errorf("%w: %v", ErrProtocol, err)
 	}
-	return fmt.Errorf("%w: %q", ErrSourceFailed, te.Reason)
+	reason := textsafe.Bound(te.Reason, maxReasonLen)
+	if reason == reasonBusy {
+		// An uploader whose slots filled while it connected: a refusal,
+		// like a Close "busy" before connecting.
+		return fmt.Errorf("%w: %w: %q", ErrRefused, ErrSourceFailed, reason)
+	}
+	return fmt.Errorf("%w: %q", ErrSourceFailed, reason)
 }
+
+// maxReasonLen bounds the reason of a peer's TransferError or Close kept in
+// errors and logs; every reason Canopy sends is far shorter.
+const maxReasonLen = 64
 
 // fetchManifest fetches the piece hash list, up to Window requests ahead,
 // and verifies it against the content ID. It returns nil, nil when another

@@ -48,15 +48,24 @@ type Engine struct {
 	// engine into a lying source.
 	corruptPiece func(index int, data []byte)
 
-	stats stats
+	stats      stats
+	refused    refusalCounters
+	refusalLog logLimiter
 
 	mu sync.Mutex // guards the fields below
 	// closed is set by Close; no session starts afterwards.
 	closed bool
 	// sessions are the sessions still signalling, by session ID.
 	sessions map[[16]byte]*session
-	// uploads counts upload sessions, from accepted offer to end.
+	// uploads counts the upload sessions holding a slot: from open data
+	// channel to end. An offer that never connects never takes one.
 	uploads int
+	// pending counts upload sessions answered but not yet connected, in
+	// all and by peer.
+	pending     int
+	peerPending map[identity.NodeID]int
+	// offers remembers recent offers, against replays.
+	offers offerCache
 	// parts holds the temporary files of running downloads.
 	parts map[string]bool
 }
@@ -68,6 +77,10 @@ type session struct {
 	id    [16]byte
 	peer  identity.NodeID
 	inbox chan wire.Signal
+	// pending and slot say what an upload session holds (guarded by
+	// Engine.mu): a pending place until its data channel opens, then an
+	// upload slot.
+	pending, slot bool
 }
 
 // New starts an engine. Close it when done.
@@ -78,14 +91,16 @@ func New(cfg Config) (*Engine, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
-		cfg:      cfg,
-		log:      cfg.Logger.With(zap.String("node", cfg.Identity.ID.Short())),
-		self:     cfg.Identity.ID,
-		ctx:      ctx,
-		cancel:   cancel,
-		refusals: make(chan wire.Signal, refusalQueue),
-		sessions: make(map[[16]byte]*session),
-		parts:    make(map[string]bool),
+		cfg:         cfg,
+		log:         cfg.Logger.With(zap.String("node", cfg.Identity.ID.Short())),
+		self:        cfg.Identity.ID,
+		ctx:         ctx,
+		cancel:      cancel,
+		refusals:    make(chan wire.Signal, refusalQueue),
+		sessions:    make(map[[16]byte]*session),
+		offers:      offerCache{byPeer: make(map[identity.NodeID][]seenOffer)},
+		peerPending: make(map[identity.NodeID]int),
+		parts:       make(map[string]bool),
 	}
 	e.wg.Add(1)
 	go e.sendRefusals()
@@ -105,8 +120,10 @@ func (e *Engine) Close() error {
 
 // Stats are counters since the engine started.
 type Stats struct {
-	// UploadsAccepted and UploadsRefused count offers served and declined
-	// (busy, not shared).
+	// UploadsAccepted counts offers admitted (answered; an upload slot is
+	// taken only when the data channel opens). UploadsRefused counts
+	// offers declined with a Close or, at open, a TransferError "busy";
+	// Refusals has every refusal by reason.
 	UploadsAccepted, UploadsRefused int64
 	// PiecesServed counts pieces sent by uploads; StalePieces counts pieces
 	// not sent because the file no longer matched its manifest.
@@ -122,6 +139,8 @@ type Stats struct {
 	// of the candidate pair in use at that moment (see ConnInfo). A path
 	// that changes later is not counted again.
 	DirectConnections, RelayedConnections int64
+	// Refusals counts refused offers by reason (see Engine.Refusals).
+	Refusals Refusals
 }
 
 type stats struct {
@@ -141,6 +160,7 @@ func (e *Engine) Stats() Stats {
 		SignalsDropped: s.signalsDropped.Load(),
 		BadSources:     s.badSources.Load(), BadPieces: s.badPieces.Load(), BadManifests: s.badMfst.Load(),
 		DirectConnections: s.directConns.Load(), RelayedConnections: s.relayedConns.Load(),
+		Refusals: e.refused.Snapshot(),
 	}
 }
 
@@ -194,7 +214,13 @@ func (e *Engine) dropSignal(s wire.Signal, why string, err error) {
 
 // handleOffer admits an upload session or refuses it. The content lookup
 // happens on the session goroutine because the library may take time.
+//
+// Admission takes a pending place, not an upload slot: the slot is taken
+// when the data channel opens (takeSlot). Otherwise offers that never
+// connect, a few every ConnectTimeout, would hold every slot and make each
+// honest downloader hear "busy".
 func (e *Engine) handleOffer(s wire.Signal) {
+	now := time.Now()
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -205,31 +231,73 @@ func (e *Engine) handleOffer(s wire.Signal) {
 		e.dropSignal(s, "duplicate offer", nil)
 		return
 	}
+	if why := e.checkOffer(s, now); why != "" {
+		e.mu.Unlock()
+		// Dropped without an answer: see Refusals.
+		e.countRefusal(s, why)
+		e.dropSignal(s, why, nil)
+		return
+	}
 	var refuse string
 	switch {
 	case e.cfg.Source == nil:
-		refuse = "not shared"
+		refuse = reasonNotShared
 	case e.uploads >= e.cfg.MaxUploads:
-		refuse = "busy"
+		refuse = reasonBusy
+	case e.peerPending[s.From] >= e.cfg.MaxPendingPerPeer:
+		refuse = reasonPeerPending
+	case e.pending >= e.cfg.MaxPending:
+		refuse = reasonPending
 	}
 	if refuse != "" {
 		e.mu.Unlock()
 		e.refuse(s, refuse)
 		return
 	}
-	sess := &session{id: s.Session, peer: s.From, inbox: make(chan wire.Signal, sessionInbox)}
+	sess := &session{id: s.Session, peer: s.From, inbox: make(chan wire.Signal, sessionInbox), pending: true}
 	e.sessions[s.Session] = sess
-	e.uploads++
+	e.pending++
+	e.peerPending[s.From]++
 	e.wg.Add(1)
 	e.mu.Unlock()
 	e.stats.uploadsAccepted.Add(1)
-	go e.runUpload(sess, s, time.Now())
+	go e.runUpload(sess, s, now)
+}
+
+// takeSlot moves an upload session whose data channel opened from its
+// pending place to an upload slot. It reports false when every slot is
+// taken: other sessions connected first.
+func (e *Engine) takeSlot(sess *session) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.releasePending(sess)
+	if e.uploads >= e.cfg.MaxUploads {
+		return false
+	}
+	sess.slot = true
+	e.uploads++
+	return true
+}
+
+// releasePending frees the session's pending place, if it holds one. e.mu
+// must be held.
+func (e *Engine) releasePending(sess *session) {
+	if !sess.pending {
+		return
+	}
+	sess.pending = false
+	e.pending--
+	if n := e.peerPending[sess.peer] - 1; n > 0 {
+		e.peerPending[sess.peer] = n
+	} else {
+		delete(e.peerPending, sess.peer)
+	}
 }
 
 // refuse queues a Close signal that tells the offerer why it is not served.
 func (e *Engine) refuse(offer wire.Signal, reason string) {
 	e.stats.uploadsRefused.Add(1)
-	e.log.Debug("offer refused", zap.String("from", offer.From.Short()), zap.String("reason", reason))
+	e.countRefusal(offer, reason)
 	reply := wire.Signal{Session: offer.Session, To: offer.From, Kind: wire.SignalClose,
 		Data: reason, Content: offer.Content, FromVia: offer.FromVia}
 	select {
@@ -274,10 +342,12 @@ func (e *Engine) newSession(peer identity.NodeID) (*session, error) {
 }
 
 // endSession forgets a session; later signals for it are dropped.
-func (e *Engine) endSession(sess *session, upload bool) {
+func (e *Engine) endSession(sess *session) {
 	e.mu.Lock()
 	delete(e.sessions, sess.id)
-	if upload {
+	e.releasePending(sess)
+	if sess.slot {
+		sess.slot = false
 		e.uploads--
 	}
 	e.mu.Unlock()
@@ -288,8 +358,13 @@ func (e *Engine) endSession(sess *session, upload bool) {
 // empty, for callers whose Signal function routes by itself).
 func (e *Engine) sendSignal(ctx context.Context, to identity.NodeID, vias []identity.NodeID,
 	id [16]byte, kind wire.SignalKind, data string, contentID [32]byte) error {
-	s := wire.Signal{Session: id, From: e.self, To: to, Kind: kind, Data: data,
-		Content: contentID, PubKey: e.cfg.Identity.Public}
+	return e.sendSigned(ctx, wire.Signal{Session: id, To: to, Kind: kind, Data: data, Content: contentID}, vias)
+}
+
+// sendSigned fills in this node as the sender, with the time, signs s and
+// sends it as sendSignal does.
+func (e *Engine) sendSigned(ctx context.Context, s wire.Signal, vias []identity.NodeID) error {
+	s.From, s.PubKey, s.Time = e.self, e.cfg.Identity.Public, time.Now().UnixMilli()
 	s.Sig = e.cfg.Identity.Sign(s.SignedBytes())
 	if len(vias) == 0 {
 		return e.cfg.Signal(ctx, s)

@@ -10,6 +10,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/canopy-p2p/canopy/content"
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/textsafe"
+	"github.com/canopy-p2p/canopy/wire"
 )
 
 // partSuffix marks a download in progress: OutDir/.NAME.canopy-part.
@@ -28,6 +31,11 @@ const maxNumbered = 10000
 // bytes. An empty result becomes the content ID in hex. Names come from
 // other peers' search hits, so they must never reach outside OutDir.
 func sanitizeName(name string, id content.ID) string {
+	// Bound replaces control and the Unicode format characters
+	// (bidirectional overrides, zero-width) with U+FFFD, which becomes '_'
+	// below: "photo\u202egpj.exe" must not be shown as "photoexe.jpg".
+	// Each byte grows to at most 3, so nothing is cut here.
+	name = textsafe.Bound(name, 3*len(name))
 	var b strings.Builder
 	for _, r := range name {
 		switch {
@@ -122,4 +130,63 @@ func emptyManifest(id content.ID) bool {
 		}
 	}
 	return false
+}
+
+// firstHandName picks the name for a download the caller did not name: the
+// name the source that delivered the most verified bytes gives the file in
+// its signed answer, ties going to the source listed first. Why this and
+// not the most common name among the sources: names cost nothing, so a vote
+// is won by whoever runs the most identities, while delivering the file
+// costs a source its upload; and a user who gives no name expects the name
+// the file has where it came from. Trust levels (contacts, sources the user
+// vouched for) do not exist yet; when they do, a trusted source's name
+// should come first here, before the bytes it delivered. It returns "" when
+// no source that delivered anything named the file.
+func firstHandName(sources []wire.Source, reports []SourceReport) string {
+	rank := make(map[identity.NodeID]int, len(sources))
+	for i, s := range sources {
+		if _, dup := rank[s.Node]; !dup {
+			rank[s.Node] = i
+		}
+	}
+	best := -1
+	for i, r := range reports {
+		if r.Name == "" || r.Bytes == 0 && r.Pieces == 0 {
+			continue
+		}
+		if best < 0 {
+			best = i
+			continue
+		}
+		b := reports[best]
+		if r.Bytes > b.Bytes || r.Bytes == b.Bytes && rank[r.Node] < rank[b.Node] {
+			best = i
+		}
+	}
+	if best < 0 {
+		return ""
+	}
+	return reports[best].Name
+}
+
+// boundName bounds a first-hand name to wire.MaxSignalNameBytes, cutting
+// on a character boundary before a short extension, which is kept (it
+// says what the file is), and makes it harmless to print: control and
+// bidi-override characters become U+FFFD (textsafe.Bound). It is used on
+// the name an uploader sends and on the one a downloader receives.
+func boundName(name string) string {
+	if len(name) > wire.MaxSignalNameBytes {
+		ext := filepath.Ext(name)
+		if len(ext) > 16 || !utf8.ValidString(ext) {
+			ext = ""
+		}
+		stem := name[:wire.MaxSignalNameBytes-len(ext)]
+		for len(stem) > 0 && !utf8.RuneStart(name[len(stem)]) {
+			stem = stem[:len(stem)-1]
+		}
+		name = stem + ext
+	}
+	// Replacements may grow the name past the bound; Bound then cuts it,
+	// marked, which only a name full of control characters reaches.
+	return textsafe.Bound(name, wire.MaxSignalNameBytes)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/canopy-p2p/canopy/content"
+	"github.com/canopy-p2p/canopy/internal/textsafe"
 	"github.com/canopy-p2p/canopy/wire"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -60,6 +61,11 @@ type channel struct {
 	conn ConnInfo
 	// opened is set by connected.
 	opened bool
+
+	// peerName is, on a download's channel, the name the uploader gave the
+	// content in its answer (bounded, cleaned). Set by dial before it
+	// returns the channel and read only afterwards.
+	peerName string
 }
 
 func newChannel(pc *webrtc.PeerConnection, log *zap.Logger) *channel {
@@ -288,7 +294,7 @@ func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID, log *
 	if err != nil {
 		return nil, err
 	}
-	defer e.endSession(sess, false)
+	defer e.endSession(sess)
 
 	pc, err := e.newPeerConnection()
 	if err != nil {
@@ -342,6 +348,10 @@ func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID, log *
 					continue
 				}
 				answered = true
+				// The source's own name for the file, bounded and made
+				// harmless to print; sanitizeName makes it a file name
+				// if it is ever used as one.
+				c.peerName = boundName(s.Name)
 				if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: s.Data}); err != nil {
 					return fail(fmt.Errorf("%w: bad answer: %v", ErrProtocol, err))
 				}
@@ -351,7 +361,7 @@ func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID, log *
 				}
 			case wire.SignalClose:
 				offered = false // nothing to free on the other side
-				return fail(fmt.Errorf("%w: %s", ErrRefused, s.Data))
+				return fail(fmt.Errorf("%w: %s", ErrRefused, textsafe.Bound(s.Data, maxReasonLen)))
 			}
 		case <-c.open:
 			e.countConn(c.connected(sent))
@@ -365,10 +375,11 @@ func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID, log *
 }
 
 // accept answers an offer that arrived at received: it applies the offer,
-// sends a signed answer and waits until the offerer's data channel is open.
-// The caller closes the returned channel. log is the session's logger.
+// sends a signed answer carrying name (this node's name for the content) and
+// waits until the offerer's data channel is open. The caller closes the
+// returned channel. log is the session's logger.
 func (e *Engine) accept(ctx context.Context, sess *session, offer wire.Signal, received time.Time,
-	log *zap.Logger) (*channel, error) {
+	name string, log *zap.Logger) (*channel, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
 	defer cancel()
 	pc, err := e.newPeerConnection()
@@ -392,7 +403,9 @@ func (e *Engine) accept(ctx context.Context, sess *session, offer wire.Signal, r
 	if err != nil {
 		return fail(fmt.Errorf("%w: gather: %v", ErrConnect, err))
 	}
-	if err := e.sendSignal(ctx, offer.From, offer.FromVia, sess.id, wire.SignalAnswer, sdp, offer.Content); err != nil {
+	reply := wire.Signal{Session: sess.id, To: offer.From, Kind: wire.SignalAnswer, Data: sdp,
+		Content: offer.Content, Name: name}
+	if err := e.sendSigned(ctx, reply, offer.FromVia); err != nil {
 		return fail(fmt.Errorf("%w: send answer: %v", ErrConnect, err))
 	}
 	for {

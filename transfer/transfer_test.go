@@ -368,6 +368,10 @@ func TestSanitizeName(t *testing.T) {
 		{"tab\there", "tab_here"},
 		{"what?.txt", "what_.txt"},
 		{"\xff\xfe.bin", "__.bin"},
+		// A right-to-left override would show "photo\u202egpj.exe" as
+		// "photoexe.jpg"; zero-width characters hide what a name says.
+		{"photo\u202egpj.exe", "photo_gpj.exe"},
+		{"zero\u200bwidth.txt", "zero_width.txt"},
 	} {
 		if got := sanitizeName(c.in, id); got != c.want {
 			t.Errorf("sanitizeName(%q) = %q, want %q", c.in, got, c.want)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/canopy-p2p/canopy/content"
@@ -40,7 +41,7 @@ type upload struct {
 // received, to close.
 func (e *Engine) runUpload(sess *session, offer wire.Signal, received time.Time) {
 	defer e.wg.Done()
-	defer e.endSession(sess, true)
+	defer e.endSession(sess)
 	log := e.log.With(zap.String("peer", offer.From.Short()), zap.String("content", content.ID(offer.Content).String()[:16]))
 	id := content.ID(offer.Content)
 
@@ -52,17 +53,35 @@ func (e *Engine) runUpload(sess *session, offer wire.Signal, received time.Time)
 	if err != nil {
 		log.Debug("offer for content not shared", zap.Error(err))
 		e.stats.uploadsAccepted.Add(-1)
-		e.refuse(offer, "not shared")
+		e.refuse(offer, reasonNotShared)
 		return
 	}
 	defer f.Close()
 
-	ch, err := e.accept(e.ctx, sess, offer, received, log)
+	// This node's own name for the file, sent with the answer: the name a
+	// downloader can trust came from a sharer rather than from a vote.
+	name := boundName(filepath.Base(path))
+	ch, err := e.accept(e.ctx, sess, offer, received, name, log)
 	if err != nil {
+		if errors.Is(err, ErrConnect) && e.ctx.Err() == nil {
+			e.refused.pendingExpired.Add(1)
+		}
 		log.Debug("upload not connected", zap.Error(err))
 		return
 	}
 	defer ch.close()
+	if !e.takeSlot(sess) {
+		// Every slot filled while this session connected. Tell the peer on
+		// the channel (it is live now), which its download reads as a
+		// refusal, and let it try another source.
+		e.refused.busyAtOpen.Add(1)
+		e.stats.uploadsRefused.Add(1)
+		ctx, cancel := context.WithTimeout(e.ctx, signalTimeout)
+		_ = ch.sendMsg(ctx, wire.TypeTransferError, wire.TransferError{Content: id, Reason: reasonBusy})
+		cancel()
+		log.Debug("upload connected with every slot taken; refused")
+		return
+	}
 	// At Info, unlike the rest of the session: which uploads needed a
 	// relay, and how long connecting took, is what an operator looks for
 	// when transfers are slow or a supernode's relay is busy.

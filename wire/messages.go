@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/canopy-p2p/canopy/identity"
@@ -231,18 +232,39 @@ type Signal struct {
 	Content [32]byte `cbor:"8,keyasint,omitempty"`
 	PubKey  []byte   `cbor:"9,keyasint,omitempty"`
 	Sig     []byte   `cbor:"10,keyasint,omitempty"`
+	// Time is when the sender signed the signal, in Unix milliseconds. It is
+	// signed, so that a receiver can refuse an offer replayed after its
+	// window (see transfer.DefaultOfferWindow); the session ID is the nonce
+	// that makes each offer unique within it.
+	Time int64 `cbor:"11,keyasint,omitempty"`
+	// Name is, in an answer, the uploader's own name for the content: the
+	// name of the file it serves from. It is first-hand (signed by the
+	// sharer), unlike a hit's name, which supernodes choose among the names
+	// of every owner. A receiver bounds it to MaxSignalNameBytes.
+	Name string `cbor:"12,keyasint,omitempty"`
 }
+
+// MaxSignalNameBytes bounds the Name of an answer a receiver keeps: 255
+// bytes, the index's bound on names (index.DefaultMaxNameBytes, NAME_MAX of
+// the common file systems).
+const MaxSignalNameBytes = MaxIndexName
 
 // SignedBytes is what the sender of a signal signs: everything that matters to
 // the receiver, with a domain tag.
 func (s *Signal) SignedBytes() []byte {
-	b := make([]byte, 0, 128+len(s.Data))
-	b = append(b, "canopy signal v1\x00"...)
+	b := make([]byte, 0, 128+len(s.Name)+len(s.Data))
+	// v2 added Time: a v1 signature does not cover it, so the tag changed
+	// rather than letting an old signature vouch for any time.
+	b = append(b, "canopy signal v2\x00"...)
 	b = append(b, s.Session[:]...)
 	b = append(b, s.From[:]...)
 	b = append(b, s.To[:]...)
 	b = append(b, byte(s.Kind))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.Time))
 	b = append(b, s.Content[:]...)
+	// Length-prefixed, so that no byte moves between Name and Data.
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Name)))
+	b = append(b, s.Name...)
 	b = append(b, s.Data...)
 	return b
 }
