@@ -128,6 +128,8 @@ func turnICEServers(servers []ice.TURNServer) []webrtc.ICEServer {
 func relayOnly(r *relay.Relay) func(*Config) {
 	return func(c *Config) {
 		leaf := c.Identity.ID
+		// The relay serves attached leaves only, as a supernode's does.
+		r.Attach(leaf)
 		c.WebRTC.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 		c.ICEServers = func() []webrtc.ICEServer { return turnICEServers(r.TURNServers(leaf, time.Now())) }
 	}
