@@ -1,9 +1,17 @@
 package node
 
 import (
+	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/nat/reach"
+	"github.com/canopy-p2p/canopy/wire"
 )
 
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
@@ -125,5 +133,56 @@ func TestNeedsMapping(t *testing.T) {
 		if got := needsMapping(s); got != want {
 			t.Errorf("needsMapping(%s) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// testAdvertNode is a node with just what choosing its advertised address
+// needs: an identity, a control address on a home network, the
+// reachability state and the dial-back observations.
+func testAdvertNode(t *testing.T, control string) *Node {
+	t.Helper()
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{id: id, log: zap.NewNop(), control: control, reach: newReachState(reach.Config{})}
+	n.advert.obs = newObservations(DefaultMaxAddrObservers, DefaultObservedTTL)
+	return n
+}
+
+// Dial-back results reach the advertised address: what other supernodes
+// confirmed counts, the node's own supernode does not, a failure
+// withdraws a confirmation.
+func TestDialBacksConfirmTheAdvertisedAddress(t *testing.T) {
+	n := testAdvertNode(t, "192.168.1.2:7373")
+	ring := []string{"203.0.113.10:7373"}
+	a, b := identity.NodeID{1}, identity.NodeID{2}
+	now := time.Now()
+	if c := n.chooseAdvert(now, ring); c.Addr != "" {
+		t.Fatalf("before any dial-back: %+v, want no address", c)
+	}
+	n.onDialBack(n.id.ID, wire.DialBackResult{Addr: "198.51.100.1:7373", OK: true}) // its own supernode: proves nothing
+	n.onDialBack(a, wire.DialBackResult{Addr: "192.0.2.9:7373", OK: true})
+	if c := n.chooseAdvert(now, ring); c.Addr != "192.0.2.9:7373" || c.Source != AdvertObserved {
+		t.Fatalf("after a's dial-back: %+v, want 192.0.2.9:7373 observed", c)
+	}
+	n.onDialBack(b, wire.DialBackResult{Addr: "192.0.2.9:7373", OK: false, Error: "timeout"})
+	n.onDialBack(a, wire.DialBackResult{Addr: "192.0.2.9:7373", OK: false, Error: "timeout"})
+	if c := n.chooseAdvert(now, ring); c.Addr != "" {
+		t.Errorf("after the dial-backs failed: %+v, want no address", c)
+	}
+}
+
+func TestRefuseAdvertCountsAndWraps(t *testing.T) {
+	n := testAdvertNode(t, "192.168.1.2:7373")
+	now := time.Now()
+	for i := range 3 {
+		err := n.refuseAdvert(now.Add(time.Duration(i)*time.Second), advertChoice{Reason: "nothing reachable"})
+		if !errors.Is(err, ErrNoReachableAddress) || !strings.Contains(err.Error(), "nothing reachable") {
+			t.Fatalf("refuseAdvert = %v, want ErrNoReachableAddress with the reason", err)
+		}
+	}
+	if got := n.AdvertStats().Refused; got != 3 {
+		t.Errorf("Refused = %d, want 3", got)
 	}
 }

@@ -331,20 +331,15 @@ func needsMapping(control string) bool {
 
 // chooseAdvert chooses the control address the supernode role advertises
 // (chooseAdvertise), from what the node knows now; seeds are ring members'
-// control addresses the caller knows of beyond the node's own view.
+// control addresses the caller knows of beyond the node's own view (those
+// it joins through). A node that founds a network, no seed having
+// answered, has no ring yet: its own network is the whole ring until its
+// advertLoop finds better (a mapping granted later).
 func (n *Node) chooseAdvert(now time.Time, seeds []string) advertChoice {
 	in := advertInput{Explicit: n.cfg.Advertise, LocalNets: localNets(), Ring: slices.Clone(seeds)}
 	in.Local, _ = netip.ParseAddrPort(n.control)
 	in.Mapped, _ = n.nat.mappings()
 	in.Observed = n.advert.obs.list(now)
-	// The seeds it was given and those it cached are supernodes of the
-	// network it is in, whether or not they answered this time.
-	in.Ring = append(in.Ring, n.cfg.Join...)
-	if n.hosts != nil {
-		for _, p := range n.hosts.peers() {
-			in.Ring = append(in.Ring, p.Control)
-		}
-	}
 	if l := n.leaf; l != nil {
 		for _, p := range l.Known() {
 			if p.ID != n.id.ID {

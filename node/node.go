@@ -165,7 +165,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if role == RoleSupernode {
 		// The ring is joined below, once the control port answers: ring
 		// members verify a joiner by dialling it before they let it in.
-		if err = n.startSupernode(ctx, nil); err != nil {
+		if err = n.startSupernodeAt(ctx, nil, seeds); err != nil {
 			return nil, err
 		}
 		why := "no supernode answered: this node starts a new network as its first supernode"
@@ -292,7 +292,14 @@ func (n *Node) reachable(ctx context.Context, seeds []string) []string {
 // address others can reach (chooseAdvert), and joins the ring through seeds.
 // It refuses, with ErrNoReachableAddress, when there is none.
 func (n *Node) startSupernode(ctx context.Context, seeds []string) error {
-	adv := n.chooseAdvert(time.Now(), seeds)
+	return n.startSupernodeAt(ctx, seeds, seeds)
+}
+
+// startSupernodeAt is startSupernode for a ring of which the node knows
+// the members at ring but joins through seeds only (Start joins once its
+// control port answers).
+func (n *Node) startSupernodeAt(ctx context.Context, seeds, ring []string) error {
+	adv := n.chooseAdvert(time.Now(), ring)
 	if adv.Addr == "" {
 		return n.refuseAdvert(time.Now(), adv)
 	}
