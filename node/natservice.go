@@ -19,6 +19,7 @@ import (
 	"github.com/canopy-p2p/canopy/nat/portmap"
 	"github.com/canopy-p2p/canopy/nat/relay"
 	"github.com/canopy-p2p/canopy/nat/stun"
+	"github.com/canopy-p2p/canopy/promotion"
 	"github.com/canopy-p2p/canopy/wire"
 )
 
@@ -174,6 +175,9 @@ type natState struct {
 	servers string // the servers of the last discovery, joined
 	running bool
 	mapper  *portmap.Mapper
+	// gossipMapper maps the gossip port; nil when the node never becomes
+	// a supernode or the port is not known before the role starts.
+	gossipMapper *portmap.Mapper
 }
 
 // natDue reports whether a discovery should start: the node has discovery
@@ -273,7 +277,10 @@ func (n *Node) natStatus() api.NAT {
 
 // mapPort asks the router to forward the control port (NAT-PMP, then
 // UPnP-IGD), so that a node behind a cooperative home router becomes
-// reachable; the mapper renews the mapping and removes it on close.
+// reachable; the mapper renews the mapping and removes it on close. A node
+// that may become a supernode maps its gossip port too, UDP and TCP as
+// memberlist uses both, so that the ring can gossip with it behind the
+// router: the supernode advertises the mapped ports (startSupernode).
 func (n *Node) mapPort() {
 	defer n.wg.Done()
 	port := n.ln.Addr().(*net.TCPAddr).Port
@@ -283,7 +290,158 @@ func (n *Node) mapPort() {
 	if err != nil {
 		n.log.Info("port mapping", zap.Error(err))
 	}
+	var gm *portmap.Mapper
+	// Port 0 (tests) means memberlist picks one when the role starts, too
+	// late to map it for the address the supernode advertises.
+	if gp := portOf(n.cfg.gossipAddr(n.ln.Addr().(*net.TCPAddr))); n.cfg.Consent != promotion.ConsentNever && gp > 0 && gp != port {
+		gcfg := cfg
+		gcfg.LocalPort, gcfg.Description = uint16(gp), cfg.Description+" gossip"
+		if gm, err = portmap.Map(n.ctx, gcfg); err != nil {
+			n.log.Info("gossip port mapping", zap.Error(err))
+		}
+	}
 	n.nat.mu.Lock()
-	n.nat.mapper = m
+	n.nat.mapper, n.nat.gossipMapper = m, gm
 	n.nat.mu.Unlock()
 }
+
+// closeMappers deletes the port mappings; the node has stopped mapPort.
+func (s *natState) closeMappers() error {
+	s.mu.Lock()
+	m, gm := s.mapper, s.gossipMapper
+	s.mu.Unlock()
+	var errs []error
+	for _, x := range []*portmap.Mapper{m, gm} {
+		if x != nil {
+			errs = append(errs, x.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// mappings returns the router's TCP mapping of the control port and the
+// mapping of the gossip port (valid only when UDP and TCP got the same
+// external port, since memberlist advertises one port for both).
+func (s *natState) mappings() (control, gossip netip.AddrPort) {
+	s.mu.Lock()
+	m, gm := s.mapper, s.gossipMapper
+	s.mu.Unlock()
+	if m != nil {
+		control = m.State().ExternalTCP
+	}
+	if gm != nil {
+		if st := gm.State(); st.External.IsValid() && st.External == st.ExternalTCP {
+			gossip = st.External
+		}
+	}
+	return control, gossip
+}
+
+// needsMapping reports whether a control address on this host is one that
+// others could not reach without the router's help: neither loopback nor
+// public.
+func needsMapping(control string) bool {
+	ip := hostIP(control)
+	return !ip.IsValid() || !(ip.IsLoopback() || publicIP(ip))
+}
+
+// chooseAdvert chooses the control address the supernode role advertises
+// (chooseAdvertise), from what the node knows now; seeds are ring members'
+// control addresses the caller knows of beyond the node's own view (those
+// it joins through). A node that founds a network, no seed having
+// answered, has no ring yet: its own network is the whole ring until its
+// advertLoop finds better (a mapping granted later).
+func (n *Node) chooseAdvert(now time.Time, seeds []string) advertChoice {
+	in := advertInput{Explicit: n.cfg.Advertise, LocalNets: localNets(), Ring: slices.Clone(seeds)}
+	in.Local, _ = netip.ParseAddrPort(n.control)
+	in.Mapped, _ = n.nat.mappings()
+	in.Observed = n.advert.obs.list(now)
+	if l := n.leaf; l != nil {
+		for _, p := range l.Known() {
+			if p.ID != n.id.ID {
+				in.Ring = append(in.Ring, p.Control)
+			}
+		}
+	}
+	if sn := n.Supernode(); sn != nil {
+		for _, m := range sn.Members() {
+			if !m.Self {
+				in.Ring = append(in.Ring, m.Meta.Control)
+			}
+		}
+	}
+	in.Ring = slices.DeleteFunc(in.Ring, func(r string) bool { return r == "" || r == n.control || r == in.Explicit })
+	slices.Sort(in.Ring)
+	in.Ring = slices.Compact(in.Ring)
+	return chooseAdvertise(in)
+}
+
+// gossipAdvertise is supernode.Config.GossipAdvertise for a supernode
+// advertising control: the router's mapping of the gossip port when the
+// control address is the router's too; otherwise "" (the control host and
+// the bound port).
+func (n *Node) gossipAdvertise(control string) string {
+	_, g := n.nat.mappings()
+	if !g.IsValid() || hostIP(control).Unmap() != g.Addr().Unmap() {
+		return ""
+	}
+	return g.String()
+}
+
+// refuseAdvert counts and logs (one line per DefaultAdvertLogInterval) a
+// supernode role refused for want of an address others could reach.
+func (n *Node) refuseAdvert(now time.Time, c advertChoice) error {
+	n.advert.stats.refused.Add(1)
+	if last := n.advert.lastLog.Load(); now.UnixNano()-last >= int64(DefaultAdvertLogInterval) && n.advert.lastLog.CompareAndSwap(last, now.UnixNano()) {
+		n.log.Warn("not becoming a supernode: no address others could reach", zap.String("reason", c.Reason),
+			zap.Uint64("refused", n.advert.stats.refused.Load()))
+	}
+	return fmt.Errorf("%w: %s (set --advertise, or let the router map the port)", ErrNoReachableAddress, c.Reason)
+}
+
+// onDialBack is the leaf side's dial-back callback: a success confirms the
+// address the supernode dialled (the host it saw the leaf's link come from,
+// the control port) for the advertised address, a failure withdraws that
+// supernode's confirmation; then the reachability verdict gets it.
+func (n *Node) onDialBack(from identity.NodeID, res wire.DialBackResult) {
+	if from != n.id.ID {
+		n.advert.obs.record(time.Now(), from.String(), res.Addr, res.OK)
+	}
+	n.dialBackResult(from, res)
+}
+
+// advertLoop keeps a running supernode's advertised control address the one
+// others can reach: when the router's mapping is renewed with another port,
+// or dial-backs confirm a new public address, the supernode republishes its
+// metadata (and the ring verifies it at the new address). It is the only
+// goroutine that changes the address after the role starts.
+func (n *Node) advertLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(DefaultAdvertInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		sn := n.Supernode()
+		if sn == nil || n.cfg.Advertise != "" {
+			continue
+		}
+		c := n.chooseAdvert(time.Now(), nil)
+		if c.Addr == "" || c.Addr == sn.Control() {
+			continue
+		}
+		prev := sn.Control()
+		if err := sn.SetControl(c.Addr); err != nil {
+			n.log.Debug("republishing the advertised address", zap.Error(err))
+		}
+		n.advert.stats.changed.Add(1)
+		n.log.Info("advertised control address changed", zap.String("from", prev), zap.String("to", c.Addr),
+			zap.String("source", c.Source), zap.String("why", c.Reason))
+	}
+}
+
+// AdvertStats returns the counts of advertised-address decisions.
+func (n *Node) AdvertStats() AdvertStats { return n.advert.stats.Snapshot() }

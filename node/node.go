@@ -63,7 +63,8 @@ type Node struct {
 	reach        *reachState
 	probes       probeCounter
 
-	nat natState
+	nat    natState
+	advert advertState // the supernode role's advertised address (advertise.go)
 
 	mu      sync.Mutex           // guards sn, svc, role and consent
 	sn      *supernode.Supernode // nil while the node is a leaf only
@@ -138,6 +139,15 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: control listener: %w", err)
 	}
 	n.control = cfg.advertiseAddr(n.ln.Addr().(*net.TCPAddr))
+	n.advert.obs = newObservations(DefaultMaxAddrObservers, DefaultObservedTTL)
+	// A supernode from the start behind a router advertises the router's
+	// mapping, so ask for it before the role starts (Map's first attempt is
+	// bounded by portmap.DefaultTimeout per exchange); others map later.
+	mapFirst := cfg.PortMap && cfg.Consent == promotion.ConsentAlways && cfg.Advertise == "" && needsMapping(n.control)
+	if mapFirst {
+		n.wg.Add(1)
+		n.mapPort()
+	}
 	n.hosts = openHostCache(filepath.Join(cfg.DataDir, "hosts.json"), n.log)
 	now := time.Now()
 	var herr error
@@ -155,7 +165,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if role == RoleSupernode {
 		// The ring is joined below, once the control port answers: ring
 		// members verify a joiner by dialling it before they let it in.
-		if err = n.startSupernode(ctx, nil); err != nil {
+		if err = n.startSupernodeAt(ctx, nil, seeds); err != nil {
 			return nil, err
 		}
 		why := "no supernode answered: this node starts a new network as its first supernode"
@@ -186,7 +196,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		OnSupernodes: n.hosts.update,
 		Control:      n.control,
 		Candidate:    cfg.Consent != promotion.ConsentNever,
-		OnDialBack:   n.dialBackResult,
+		OnDialBack:   n.onDialBack,
 		Logger:       n.log,
 	}); err != nil {
 		return nil, err
@@ -199,10 +209,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if sn := n.Supernode(); sn != nil && len(seeds) > 0 {
 		n.joinRing(ctx, sn, seeds)
 	}
-	if cfg.PortMap {
+	if cfg.PortMap && !mapFirst {
 		n.wg.Add(1)
 		go n.mapPort()
 	}
+	n.wg.Add(1)
+	go n.advertLoop()
 	if cfg.RoleInterval > 0 {
 		n.wg.Add(1)
 		go n.roleLoop()
@@ -276,20 +288,36 @@ func (n *Node) reachable(ctx context.Context, seeds []string) []string {
 	return out
 }
 
+// startSupernode starts the supernode role, advertising the control
+// address others can reach (chooseAdvert), and joins the ring through seeds.
+// It refuses, with ErrNoReachableAddress, when there is none.
 func (n *Node) startSupernode(ctx context.Context, seeds []string) error {
+	return n.startSupernodeAt(ctx, seeds, seeds)
+}
+
+// startSupernodeAt is startSupernode for a ring of which the node knows
+// the members at ring but joins through seeds only (Start joins once its
+// control port answers).
+func (n *Node) startSupernodeAt(ctx context.Context, seeds, ring []string) error {
+	adv := n.chooseAdvert(time.Now(), ring)
+	if adv.Addr == "" {
+		return n.refuseAdvert(time.Now(), adv)
+	}
+	n.log.Info("advertising as a supernode", zap.String("control", adv.Addr), zap.String("source", adv.Source), zap.String("why", adv.Reason))
 	svc := n.startNATServices()
 	sn, err := supernode.Start(supernode.Config{
-		ICEServers:    svc.iceServers,
-		Relay:         svc,
-		Creds:         n.creds,
-		Control:       n.control,
-		GossipAddr:    n.cfg.gossipAddr(n.ln.Addr().(*net.TCPAddr)),
-		GossipProfile: n.cfg.GossipProfile,
-		MaxLeaves:     n.cfg.MaxLeaves,
-		Policy:        n.policy,
-		Software:      Software,
-		Logger:        n.log,
-		Refusals:      n.refusals,
+		ICEServers:      svc.iceServers,
+		Relay:           svc,
+		Creds:           n.creds,
+		Control:         adv.Addr,
+		GossipAddr:      n.cfg.gossipAddr(n.ln.Addr().(*net.TCPAddr)),
+		GossipAdvertise: n.gossipAdvertise(adv.Addr),
+		GossipProfile:   n.cfg.GossipProfile,
+		MaxLeaves:       n.cfg.MaxLeaves,
+		Policy:          n.policy,
+		Software:        Software,
+		Logger:          n.log,
+		Refusals:        n.refusals,
 
 		GuidanceInterval: n.cfg.GuidanceInterval,
 		DialBackInterval: n.cfg.DialBackInterval,
@@ -525,9 +553,7 @@ func (n *Node) stop(crash bool) error {
 		if n.svc != nil {
 			errs = append(errs, n.svc.close())
 		}
-		if n.nat.mapper != nil {
-			errs = append(errs, n.nat.mapper.Close())
-		}
+		errs = append(errs, n.nat.closeMappers())
 		if n.hist != nil {
 			if err := n.hist.Close(time.Now()); err != nil {
 				n.log.Warn("role history", zap.Error(err))

@@ -108,6 +108,13 @@ type Config struct {
 	// GossipAddr is the host:port memberlist binds (port 0: any free port).
 	// Empty: DefaultGossipAddr.
 	GossipAddr string
+	// GossipAdvertise is the host:port other members reach memberlist at,
+	// when it is not the control host and the bound port: a home router's
+	// port mapping may forward another public port to the gossip port.
+	// memberlist cannot change it while it runs, so it is fixed for the
+	// supernode's life (the control address is not: SetControl). Empty:
+	// Control's host and the bound gossip port.
+	GossipAdvertise string
 	// GossipProfile is "lan" or "local" (fast timers for loopback tests).
 	// Empty: DefaultGossipProfile.
 	GossipProfile string
@@ -296,6 +303,11 @@ func (c Config) Validate() error {
 	}
 	if c.Control == "" {
 		errs = append(errs, fmt.Errorf("%w: Control must be set", ErrConfig))
+	}
+	if c.GossipAdvertise != "" {
+		if _, p, err := splitHostPort(c.GossipAdvertise); err != nil || p <= 0 || p > 65535 {
+			errs = append(errs, fmt.Errorf("%w: GossipAdvertise %q is not host:port", ErrConfig, c.GossipAdvertise))
+		}
 	}
 	// A limiter with a burst below one never allows anything.
 	if c.QueryBurst < 1 {

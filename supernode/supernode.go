@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -47,6 +48,10 @@ type Supernode struct {
 	// ringChanged wakes maintain when gossip reports a membership change, so
 	// that links to new members are dialled at once rather than on the next tick.
 	ringChanged chan struct{}
+
+	// control is the advertised control address: Config.Control until
+	// SetControl changes it.
+	control atomic.Pointer[string]
 
 	mu      sync.Mutex               // guards the fields below
 	members map[identity.NodeID]bool // ring members, from gossip events
@@ -163,11 +168,17 @@ func Start(cfg Config) (*Supernode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("supernode: gossip address: %w", err)
 	}
-	// Others reach our gossip port at the host they reach our control port at.
+	// Others reach our gossip port at the host they reach our control port
+	// at, unless a port mapping says where.
 	advHost, _, err := splitHostPort(cfg.Control)
 	if err != nil {
 		return nil, fmt.Errorf("supernode: control address: %w", err)
 	}
+	advPort := 0 // the bound port
+	if cfg.GossipAdvertise != "" {
+		advHost, advPort, _ = splitHostPort(cfg.GossipAdvertise) // Validate checked it
+	}
+	s.control.Store(&cfg.Control)
 	// The context exists before the ring: the ring verifies members with
 	// s.probe from the moment it starts.
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -176,6 +187,7 @@ func Start(cfg Config) (*Supernode, error) {
 		BindAddr:      host,
 		BindPort:      port,
 		AdvertiseAddr: advHost,
+		AdvertisePort: advPort,
 		Meta:          s.meta,
 		Verify:        s.verifyMember,
 		Events:        s.ringEvent,
@@ -194,6 +206,27 @@ func Start(cfg Config) (*Supernode, error) {
 
 // ID is the supernode's node ID.
 func (s *Supernode) ID() identity.NodeID { return s.id }
+
+// Control is the control address the supernode advertises now.
+func (s *Supernode) Control() string { return *s.control.Load() }
+
+// SetControl changes the advertised control address, when the node learns
+// that others reach it elsewhere (its router's mapping was renewed with
+// another port, dial-backs confirmed a new public address), and gossips the
+// new metadata at once. The ring verifies the member again at the new
+// address before it trusts it there (gossip verifies per node ID and
+// control address). The gossip address stays what it was: memberlist
+// cannot change it while it runs.
+func (s *Supernode) SetControl(addr string) error {
+	if _, p, err := splitHostPort(addr); err != nil || p <= 0 || p > 65535 {
+		return fmt.Errorf("%w: control address %q is not host:port", ErrConfig, addr)
+	}
+	if prev := s.control.Swap(&addr); *prev == addr {
+		return nil
+	}
+	s.log.Info("advertised control address changed", zap.String("control", addr))
+	return s.ring.UpdateMeta(2 * time.Second)
+}
 
 // GossipAddr is the address memberlist listens on.
 func (s *Supernode) GossipAddr() string { return s.ring.LocalAddr() }
@@ -215,7 +248,7 @@ func (s *Supernode) meta() gossip.Meta {
 	s.mu.Unlock()
 	free := max(s.cfg.MaxLeaves-n, 0)
 	return gossip.Meta{
-		Control:  s.cfg.Control,
+		Control:  s.Control(),
 		Software: s.cfg.Software,
 		Proto:    wire.Version,
 		Leaves:   uint16(min(n, 65535)),
@@ -269,7 +302,7 @@ func (s *Supernode) Join(ctx context.Context, controls []string) (int, error) {
 // hello introduces this supernode on a link it dialled and reads the answer.
 func (s *Supernode) hello(c *link.Conn) (wire.Welcome, error) {
 	var w wire.Welcome
-	if err := c.SendBody(wire.TypeHello, &wire.Hello{Role: wire.RoleSupernode, Software: s.cfg.Software, Control: s.cfg.Control, Gossip: s.ring.LocalAddr()}); err != nil {
+	if err := c.SendBody(wire.TypeHello, &wire.Hello{Role: wire.RoleSupernode, Software: s.cfg.Software, Control: s.Control(), Gossip: s.ring.LocalAddr()}); err != nil {
 		return w, err
 	}
 	e, err := c.Recv(link.HandshakeTimeout)
