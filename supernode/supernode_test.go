@@ -332,8 +332,12 @@ func TestHelloSoftwareBoundedInLog(t *testing.T) {
 	if _, e := dialAs(t, addr, creds, wire.Hello{Role: wire.RoleLeaf, Software: strings.Repeat("canopy/", 100_000)}); e.Type != wire.TypeWelcome {
 		t.Fatalf("answer %s", e.Type)
 	}
-	attached := logs.FilterMessage("leaf attached").All()
-	if len(attached) != 1 {
+	// The welcome goes out before the line is logged: wait for it.
+	var attached []observer.LoggedEntry
+	if err := testwait.For(5*time.Second, func() bool {
+		attached = logs.FilterMessage("leaf attached").All()
+		return len(attached) > 0
+	}); err != nil || len(attached) != 1 {
 		t.Fatalf("%d 'leaf attached' lines", len(attached))
 	}
 	sw, _ := attached[0].ContextMap()["software"].(string)
