@@ -3,7 +3,6 @@ package supernode
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -29,47 +28,25 @@ func newCandidateLeaf(t *testing.T, snAddr string) *candidateLeaf {
 	t.Helper()
 	id, _ := identity.Generate()
 	creds, _ := link.NewCredentials(id)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				c, err := link.Accept(context.Background(), raw, creds, nil)
-				if err != nil {
-					return
-				}
-				defer c.Close("probe answered")
-				if e, err := c.Recv(5 * time.Second); err == nil && e.Type == wire.TypeHello {
-					_ = c.SendBody(wire.TypeWelcome, &wire.Welcome{Role: wire.RoleLeaf})
-				}
-			}()
-		}
-	}()
+	control := answerProbes(t, creds)
 	c, err := link.Dial(context.Background(), snAddr, creds, identity.NodeID{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close("test over") })
-	if err := c.SendBody(wire.TypeHello, &wire.Hello{Role: wire.RoleLeaf, Candidate: true, Control: ln.Addr().String()}); err != nil {
+	if err := c.SendBody(wire.TypeHello, &wire.Hello{Role: wire.RoleLeaf, Candidate: true, Control: control}); err != nil {
 		t.Fatal(err)
 	}
 	if e, err := recvSkipping(c, 5*time.Second); err != nil || e.Type != wire.TypeWelcome {
 		t.Fatalf("no welcome: %v %s", err, e.Type)
 	}
-	if err := c.SendBody(wire.TypeDialBack, &wire.DialBack{Control: ln.Addr().String()}); err != nil {
+	if err := c.SendBody(wire.TypeDialBack, &wire.DialBack{Control: control}); err != nil {
 		t.Fatal(err)
 	}
 	if res := expectDialBack(t, c); !res.OK {
 		t.Fatalf("the leaf's dial-back failed: %+v", res)
 	}
-	return &candidateLeaf{conn: c, id: id.ID, creds: creds, control: ln.Addr().String()}
+	return &candidateLeaf{conn: c, id: id.ID, creds: creds, control: control}
 }
 
 // recvSkipping reads the next envelope that is neither guidance nor ICE
