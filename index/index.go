@@ -186,9 +186,19 @@ type Index struct {
 	owners []*owner // by slot; nil for a free slot
 	// dying marks, by slot, the owners detached and being reclaimed:
 	// searches skip their entries.
-	dying      []bool
+	dying []bool
+	// joined holds, by slot, the owner's place in the order in which owners
+	// joined the index (see ownerSeq). The name and size votes of a search
+	// break ties by it, older first, so it sits next to dying, which every
+	// search reads too, rather than behind the owner's pointer.
+	joined     []uint64
 	freeOwners []uint32
-	byOwner    map[identity.NodeID]uint32
+	// ownerSeq counts the owners that have joined the index: an owner takes
+	// the next number when it is added, keeps it while it has files (a
+	// Replace that swaps it for a new slot carries it over) and takes a new
+	// one if it is dropped and comes back. A uint64 does not wrap.
+	ownerSeq uint64
+	byOwner  map[identity.NodeID]uint32
 
 	// bytes is what the index accounts for its entries and words (see
 	// Bytes); reservedFiles and reservedBytes are held by changes under
@@ -357,7 +367,7 @@ func (x *Index) Add(who identity.NodeID, files ...File) error {
 		return err
 	}
 	if !known {
-		slot = x.addOwner(who)
+		slot = x.addOwner(who, 0)
 		o = x.owners[slot]
 	}
 	x.reserve(o, len(fresh), cost)
@@ -424,10 +434,15 @@ func (x *Index) Replace(who identity.NodeID, files []File) error {
 		return err
 	}
 	var old *owner
+	var joined uint64 // zero: a new owner, with a new number
 	if known {
+		// The owner stays in the index, under a new slot: it keeps its
+		// age, or a large upload would make a leaf as young as a sybil
+		// that just attached.
+		joined = x.joined[slot]
 		old = x.detach(slot)
 	}
-	slot = x.addOwner(who)
+	slot = x.addOwner(who, joined)
 	o := x.owners[slot]
 	x.reserve(o, len(batch), cost)
 	if known {
@@ -808,17 +823,24 @@ func (x *Index) dropTerm(t uint32) {
 	x.terms.release(t)
 }
 
-func (x *Index) addOwner(who identity.NodeID) uint32 {
+// addOwner adds an owner with no files and returns its slot. joined is its
+// number in the order of joining (see ownerSeq); zero gives it the next one.
+func (x *Index) addOwner(who identity.NodeID, joined uint64) uint32 {
+	if joined == 0 {
+		x.ownerSeq++
+		joined = x.ownerSeq
+	}
 	o := &owner{id: who, files: make(map[uint32]uint32)}
 	var slot uint32
 	if n := len(x.freeOwners); n > 0 {
 		slot = x.freeOwners[n-1]
 		x.freeOwners = x.freeOwners[:n-1]
-		x.owners[slot], x.dying[slot] = o, false
+		x.owners[slot], x.dying[slot], x.joined[slot] = o, false, joined
 	} else {
 		slot = uint32(len(x.owners))
 		x.owners = append(x.owners, o)
 		x.dying = append(x.dying, false)
+		x.joined = append(x.joined, joined)
 	}
 	x.byOwner[who] = slot
 	return slot
@@ -929,6 +951,7 @@ func (x *Index) shrink() {
 		}
 		x.owners = append([]*owner(nil), x.owners[:n]...)
 		x.dying = append([]bool(nil), x.dying[:n]...)
+		x.joined = append([]uint64(nil), x.joined[:n]...)
 		x.freeOwners = append([]uint32(nil), keep...)
 	}
 }
