@@ -106,10 +106,17 @@ func checkInvariants(t *testing.T, x *Index) {
 		}
 	}
 	var total int64
+	joined := map[uint64]bool{}
 	for slot, o := range x.owners {
 		if o == nil {
 			continue
 		}
+		// Owners' numbers break the ties of votes: live owners must not
+		// share one.
+		if j := x.joined[slot]; j == 0 || j > x.ownerSeq || joined[j] {
+			t.Fatalf("owner slot %d: joined %d (last %d) is zero, unissued or shared", slot, j, x.ownerSeq)
+		}
+		joined[x.joined[slot]] = true
 		if x.dying[slot] || x.byOwner[o.id] != uint32(slot) {
 			t.Fatalf("owner slot %d: dying %v or not mapped", slot, x.dying[slot])
 		}
@@ -411,24 +418,48 @@ func TestLimitsAndAtomicity(t *testing.T) {
 }
 
 // model is the obvious implementation of the index, for comparison.
-type model map[identity.NodeID]map[fileKey]int64
+type model struct {
+	files map[identity.NodeID]map[fileKey]int64
+	// joined numbers the owners in the order they came to have files; an
+	// owner left with none is forgotten and numbered anew when it returns.
+	joined map[identity.NodeID]uint64
+	seq    uint64
+}
 
-func (m model) files() int {
+func newModel() *model {
+	return &model{files: map[identity.NodeID]map[fileKey]int64{}, joined: map[identity.NodeID]uint64{}}
+}
+
+func (m *model) count() int {
 	n := 0
-	for _, fs := range m {
+	for _, fs := range m.files {
 		n += len(fs)
 	}
 	return n
 }
 
-func (m model) add(l Limits, who identity.NodeID, files []File, replace bool) error {
+// set makes fs the whole of who's files.
+func (m *model) set(who identity.NodeID, fs map[fileKey]int64) {
+	if len(fs) == 0 {
+		delete(m.files, who)
+		delete(m.joined, who)
+		return
+	}
+	if _, ok := m.files[who]; !ok {
+		m.seq++
+		m.joined[who] = m.seq
+	}
+	m.files[who] = fs
+}
+
+func (m *model) add(l Limits, who identity.NodeID, files []File, replace bool) error {
 	for _, f := range files {
 		if f.Name == "" || len(f.Name) > l.MaxNameBytes || f.Size < 0 {
 			return ErrBadFile
 		}
 	}
-	fs, known := m[who]
-	if !known && len(files) > 0 && len(m) >= l.MaxOwners {
+	fs, known := m.files[who]
+	if !known && len(files) > 0 && len(m.files) >= l.MaxOwners {
 		return ErrTooManyOwners
 	}
 	next := map[fileKey]int64{}
@@ -443,71 +474,73 @@ func (m model) add(l Limits, who identity.NodeID, files []File, replace bool) er
 	if len(next) > l.MaxFilesPerOwner {
 		return ErrOwnerFull
 	}
-	if m.files()-len(fs)+len(next) > l.MaxFiles {
+	if m.count()-len(fs)+len(next) > l.MaxFiles {
 		return ErrIndexFull
 	}
-	if len(next) == 0 {
-		delete(m, who)
-	} else {
-		m[who] = next
-	}
+	m.set(who, next)
 	return nil
 }
 
-func (m model) search(words string, limit int) []Hit {
+// remove is Index.Remove.
+func (m *model) remove(who identity.NodeID, id ContentID, name string) {
+	next := map[fileKey]int64{}
+	for k, v := range m.files[who] {
+		if k.id != id || name != "" && k.name != name {
+			next[k] = v
+		}
+	}
+	m.set(who, next)
+}
+
+func (m *model) search(words string, limit int) []Hit {
 	q := Tokenize(words)
 	if len(q) == 0 {
 		return nil
 	}
 	last := q[len(q)-1]
-	type agg struct {
-		owners map[identity.NodeID]bool
-		names  map[string]int
-		sizes  map[int64]int
-	}
-	groups := map[ContentID]*agg{}
-	for who, fs := range m {
-		for k, size := range fs {
-			toks := Tokenize(k.name)
-			ok := true
-			for i, w := range q {
-				if i == len(q)-1 && isPrefixWord(w) {
-					ok = ok && slices.ContainsFunc(toks, func(t string) bool { return strings.HasPrefix(t, last) })
-				} else {
-					ok = ok && slices.Contains(toks, w)
+	matches := func(name string) bool {
+		toks := Tokenize(name)
+		for i, w := range q {
+			if i == len(q)-1 && isPrefixWord(w) {
+				if !slices.ContainsFunc(toks, func(t string) bool { return strings.HasPrefix(t, last) }) {
+					return false
 				}
+			} else if !slices.Contains(toks, w) {
+				return false
 			}
-			if !ok {
+		}
+		return true
+	}
+	// Each owner's vote for a content ID: its matching entry whose name
+	// sorts first.
+	type choice struct {
+		name string
+		size int64
+	}
+	votes := map[ContentID]map[identity.NodeID]choice{}
+	for who, fs := range m.files {
+		for k, size := range fs {
+			if !matches(k.name) {
 				continue
 			}
-			g := groups[k.id]
-			if g == nil {
-				g = &agg{map[identity.NodeID]bool{}, map[string]int{}, map[int64]int{}}
-				groups[k.id] = g
+			if votes[k.id] == nil {
+				votes[k.id] = map[identity.NodeID]choice{}
 			}
-			g.owners[who] = true
-			g.names[k.name]++
-			g.sizes[size]++
+			if c, ok := votes[k.id][who]; !ok || k.name < c.name {
+				votes[k.id][who] = choice{k.name, size}
+			}
 		}
 	}
 	var hits []Hit
-	for id, g := range groups {
-		h := Hit{ID: id, OwnerCount: len(g.owners), Size: -1}
-		best := 0
-		for n, c := range g.names {
-			if c > best || c == best && n < h.Name {
-				h.Name, best = n, c
-			}
-		}
-		best = 0
-		for s, c := range g.sizes {
-			if c > best || c == best && s < h.Size {
-				h.Size, best = s, c
-			}
-		}
-		for who := range g.owners {
+	for id, byOwner := range votes {
+		names, sizes := map[string]modelTally{}, map[int64]modelTally{}
+		h := Hit{ID: id, OwnerCount: len(byOwner)}
+		for who, c := range byOwner {
+			modelVote(names, c.name, m.joined[who])
+			modelVote(sizes, c.size, m.joined[who])
 			h.Owners = append(h.Owners, who)
 		}
+		h.Name, h.Size = modelWinner(names), modelWinner(sizes)
 		hits = append(hits, h)
 	}
 	slices.SortFunc(hits, func(a, b Hit) int {
@@ -522,8 +555,40 @@ func (m model) search(words string, limit int) []Hit {
 	return hits[:min(limit, len(hits))]
 }
 
+// modelTally counts the voters for one name or size and the number of the
+// one that joined first.
+type modelTally struct {
+	votes  int
+	oldest uint64
+}
+
+func modelVote[K cmp.Ordered](ts map[K]modelTally, k K, joined uint64) {
+	t, ok := ts[k]
+	if !ok || joined < t.oldest {
+		t.oldest = joined
+	}
+	t.votes++
+	ts[k] = t
+}
+
+// modelWinner returns the key with the most voters, then the one with the
+// voter that joined first, then the least key.
+func modelWinner[K cmp.Ordered](ts map[K]modelTally) K {
+	var best K
+	var bt modelTally
+	for k, t := range ts {
+		if bt.votes == 0 || t.votes > bt.votes ||
+			t.votes == bt.votes && (t.oldest < bt.oldest || t.oldest == bt.oldest && k < best) {
+			best, bt = k, t
+		}
+	}
+	return best
+}
+
 // TestAgainstModel runs random operations on an index and on the model and
-// compares their searches, errors and counts after every step.
+// compares their searches, errors and counts after every step. Owners share
+// one content under several names and lie about sizes often, so that the
+// name and size votes are exercised, ties and owners' ages included.
 func TestAgainstModel(t *testing.T) {
 	vocab := []string{"alpha", "alphabet", "Alps", "beta", "gamma", "café", "CAFE", "straße", "東京都", "京都", "mp3", "01", "x", "ab"}
 	seps := []string{" ", "_", " - ", ".", ""}
@@ -531,7 +596,7 @@ func TestAgainstModel(t *testing.T) {
 	lim := Limits{MaxOwners: 4, MaxFilesPerOwner: 8, MaxFiles: 20, MaxNameBytes: 40}
 	for seed := range uint64(20) {
 		r := rand.New(rand.NewPCG(seed, 1))
-		x, m := New(lim), model{}
+		x, m := New(lim), newModel()
 		randFiles := func(max int) []File {
 			fs := make([]File, r.IntN(max+1))
 			for i := range fs {
@@ -559,32 +624,25 @@ func TestAgainstModel(t *testing.T) {
 			case op < 9:
 				id := cid(byte(r.IntN(6)))
 				var name string
-				if fs := m[who]; len(fs) > 0 && r.IntN(2) == 0 {
+				if fs := m.files[who]; len(fs) > 0 && r.IntN(2) == 0 {
 					for k := range fs {
 						id, name = k.id, k.name
 						break
 					}
 				}
 				x.Remove(who, id, name)
-				for k := range m[who] {
-					if k.id == id && (name == "" || k.name == name) {
-						delete(m[who], k)
-					}
-				}
-				if len(m[who]) == 0 {
-					delete(m, who)
-				}
+				m.remove(who, id, name)
 			default:
-				if got, want := x.DropOwner(who), len(m[who]); got != want {
+				if got, want := x.DropOwner(who), len(m.files[who]); got != want {
 					t.Fatalf("seed %d step %d: DropOwner = %d, want %d", seed, step, got, want)
 				}
-				delete(m, who)
+				m.set(who, nil)
 			}
 			if !errors.Is(err, want) || (err == nil) != (want == nil) {
 				t.Fatalf("seed %d step %d: err = %v, want %v", seed, step, err, want)
 			}
-			if s := x.Stats(); s.Owners != len(m) || s.Files != m.files() {
-				t.Fatalf("seed %d step %d: stats %+v, model %d owners %d files", seed, step, s, len(m), m.files())
+			if s := x.Stats(); s.Owners != len(m.files) || s.Files != m.count() {
+				t.Fatalf("seed %d step %d: stats %+v, model %d owners %d files", seed, step, s, len(m.files), m.count())
 			}
 			checkInvariants(t, x)
 			for _, q := range queries {

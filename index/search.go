@@ -45,12 +45,18 @@ type Query struct {
 type Hit struct {
 	// ID is the content ID.
 	ID ContentID
-	// Name is the name the most matching entries use; ties go to the
-	// name that sorts first, so the choice does not depend on the order of
-	// uploads.
+	// Name is the name the most owners use, each owner voting once, for
+	// the matching name of its own that sorts first. A tie goes to the
+	// name one of whose voters has been in the index longest (an owner
+	// that leaves and comes back starts again), then to the name that
+	// sorts first. So a leaf sharing one content under many names has one
+	// vote, and a leaf that just attached cannot win a tie against one
+	// that was there before it by choosing a name that sorts first; and
+	// the choice does not depend on the order in which entries are visited.
 	Name string
-	// Size is the size the most matching entries report. Entries of one
-	// content ID should agree; a leaf that lies is outvoted.
+	// Size is the size of the entry each owner voted for with its name,
+	// chosen the same way. Owners of one content ID should agree; a leaf
+	// that lies is outvoted.
 	Size int64
 	// Owners lists up to MaxHitOwners of the owners with a matching entry.
 	Owners []identity.NodeID
@@ -255,15 +261,39 @@ next:
 type group struct {
 	content uint32
 	owners  int
-	// name and size are the first seen; their votes count the entries
-	// that agree. Other names and sizes are counted in aggregate's maps,
-	// which most groups never touch.
-	name      string
-	nameVotes int
-	size      int64
-	sizeVotes int
+	// name and size are the first voted for, with their tallies. Other
+	// names and sizes are tallied in aggregate's maps, which most groups
+	// never touch.
+	name     string
+	nameVote tally
+	size     int64
+	sizeVote tally
 	// hit is the group's position in the result plus one, or zero.
 	hit int
+}
+
+// tally counts the owners voting for one name or size, and keeps the
+// earliest joined (Index.joined) of them for breaking ties.
+type tally struct {
+	votes  int
+	oldest uint64
+}
+
+func (t *tally) add(joined uint64) {
+	if t.votes == 0 || joined < t.oldest {
+		t.oldest = joined
+	}
+	t.votes++
+}
+
+// beats reports whether t wins against u: more votes, or as many with an
+// older voter. Owners' numbers are distinct, so a tie between two tallies
+// with votes is left to the caller only when both are empty.
+func (t tally) beats(u tally) bool {
+	if t.votes != u.votes {
+		return t.votes > u.votes
+	}
+	return t.oldest < u.oldest
 }
 
 type nameVote struct {
@@ -295,9 +325,13 @@ type scratch struct {
 type aggregate struct {
 	x *Index
 	*scratch
-	names  map[nameVote]int
-	sizes  map[sizeVote]int
-	owners map[ownerVote]struct{}
+	names map[nameVote]tally
+	sizes map[sizeVote]tally
+	// owners holds, for each owner with several entries of a group's
+	// content ID, the matching one it votes with: the one whose name sorts
+	// first. Those votes are cast in hits, once every entry has been seen,
+	// so that the choice does not depend on the order of visits.
+	owners map[ownerVote]uint32
 }
 
 // newAggregate takes a scratch from the pool; x.mu must be held for reading.
@@ -339,39 +373,59 @@ func (a *aggregate) add(e uint32) {
 		a.groups = append(a.groups, group{content: en.content, name: en.name, size: en.size})
 	}
 	a.matches = append(a.matches, e)
+
+	if !en.shared {
+		// The common case: the owner's only entry of this content, and so
+		// its vote.
+		a.groups[g].owners++
+		a.vote(g, en)
+		return
+	}
+	if a.owners == nil {
+		a.owners = make(map[ownerVote]uint32)
+	}
+	k := ownerVote{g, en.owner}
+	if prev, dup := a.owners[k]; !dup {
+		a.groups[g].owners++
+		a.owners[k] = e
+	} else if en.name < a.x.entries.at(prev).name {
+		a.owners[k] = e
+	}
+}
+
+// vote counts entry en's name and size for group g, as one owner's vote.
+func (a *aggregate) vote(g int32, en *entry) {
+	joined := a.x.joined[en.owner]
 	gr := &a.groups[g]
-
-	newOwner := true
-	if en.shared {
-		if a.owners == nil {
-			a.owners = make(map[ownerVote]struct{})
-		}
-		k := ownerVote{g, en.owner}
-		if _, dup := a.owners[k]; dup {
-			newOwner = false
-		} else {
-			a.owners[k] = struct{}{}
-		}
-	}
-	if newOwner {
-		gr.owners++
-	}
-
-	if en.name == gr.name {
-		gr.nameVotes++
-	} else {
+	switch {
+	case gr.nameVote.votes == 0:
+		gr.name = en.name
+		gr.nameVote.add(joined)
+	case en.name == gr.name:
+		gr.nameVote.add(joined)
+	default:
 		if a.names == nil {
-			a.names = make(map[nameVote]int)
+			a.names = make(map[nameVote]tally)
 		}
-		a.names[nameVote{g, en.name}]++
+		k := nameVote{g, en.name}
+		t := a.names[k]
+		t.add(joined)
+		a.names[k] = t
 	}
-	if en.size == gr.size {
-		gr.sizeVotes++
-	} else {
+	switch {
+	case gr.sizeVote.votes == 0:
+		gr.size = en.size
+		gr.sizeVote.add(joined)
+	case en.size == gr.size:
+		gr.sizeVote.add(joined)
+	default:
 		if a.sizes == nil {
-			a.sizes = make(map[sizeVote]int)
+			a.sizes = make(map[sizeVote]tally)
 		}
-		a.sizes[sizeVote{g, en.size}]++
+		k := sizeVote{g, en.size}
+		t := a.sizes[k]
+		t.add(joined)
+		a.sizes[k] = t
 	}
 }
 
@@ -393,16 +447,23 @@ func (a *aggregate) hits(limit int) []Hit {
 	if len(a.groups) == 0 {
 		return nil
 	}
-	for k, n := range a.names {
+	// The votes of owners with several entries of one content ID first:
+	// every group has at least one vote once they are cast.
+	for k, e := range a.owners {
+		a.vote(k.g, a.x.entries.at(e))
+	}
+	// Tallies with votes never tie (owners' numbers are distinct); the
+	// name and size orders only keep the choice total.
+	for k, t := range a.names {
 		g := &a.groups[k.g]
-		if n > g.nameVotes || n == g.nameVotes && k.name < g.name {
-			g.name, g.nameVotes = k.name, n
+		if t.beats(g.nameVote) || !g.nameVote.beats(t) && k.name < g.name {
+			g.name, g.nameVote = k.name, t
 		}
 	}
-	for k, n := range a.sizes {
+	for k, t := range a.sizes {
 		g := &a.groups[k.g]
-		if n > g.sizeVotes || n == g.sizeVotes && k.size < g.size {
-			g.size, g.sizeVotes = k.size, n
+		if t.beats(g.sizeVote) || !g.sizeVote.beats(t) && k.size < g.size {
+			g.size, g.sizeVote = k.size, t
 		}
 	}
 
