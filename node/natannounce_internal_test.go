@@ -28,7 +28,9 @@ func TestAnnounceAt(t *testing.T) {
 	}{
 		{"loopback", func(in *announceInput) { in.Advertised, in.LocalIPs = "127.0.0.1:7373", nil },
 			natAddrs{IP: netip.MustParseAddr("127.0.0.1"), UDP: 3478, TCP: 3478}, ""},
-		{"public host", func(in *announceInput) { in.Advertised, in.LocalIPs = "198.51.100.4:7373", []netip.Addr{netip.MustParseAddr("198.51.100.4")} },
+		{"public host", func(in *announceInput) {
+			in.Advertised, in.LocalIPs = "198.51.100.4:7373", []netip.Addr{netip.MustParseAddr("198.51.100.4")}
+		},
 			natAddrs{IP: netip.MustParseAddr("198.51.100.4"), UDP: 3478, TCP: 3478}, ""},
 		{"mapped, same ports", func(in *announceInput) {
 			in.Advertised, in.Control, in.TURNUDP, in.TURNTCP = mapped(7373).String(), mapped(7373), mapped(3478), mapped(3478)
@@ -50,7 +52,9 @@ func TestAnnounceAt(t *testing.T) {
 		}, natAddrs{IP: router, UDP: 3478, TCP: 3478}, "RFC 5780"},
 		{"observed address: bound ports", func(in *announceInput) { in.Advertised = "198.51.100.200:7373" },
 			natAddrs{IP: netip.MustParseAddr("198.51.100.200"), UDP: 3478, TCP: 3478}, ""},
-		{"TURN off", func(in *announceInput) { in.Advertised, in.Relay, in.RelayUDP, in.RelayTCP = "127.0.0.1:7373", false, 0, 0 },
+		{"TURN off", func(in *announceInput) {
+			in.Advertised, in.Relay, in.RelayUDP, in.RelayTCP = "127.0.0.1:7373", false, 0, 0
+		},
 			natAddrs{IP: netip.MustParseAddr("127.0.0.1")}, ""},
 		{"a name", func(in *announceInput) { in.Advertised = "home.example:7373" }, natAddrs{}, "not an IP"},
 	}
