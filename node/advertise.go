@@ -277,15 +277,23 @@ type AdvertStats struct {
 	// Changed counts changes of a running supernode's advertised control
 	// address, each republished in gossip.
 	Changed uint64
+	// ServicesMoved counts changes of where the supernode announces its
+	// STUN/TURN services to its leaves, each sent to them at once.
+	ServicesMoved uint64
+	// ServicesWithheld counts those changes that left a service
+	// unannounced (a TURN port the router did not map).
+	ServicesWithheld uint64
 }
 
 type advertCounters struct {
-	refused, changed atomic.Uint64
+	refused, changed                atomic.Uint64
+	servicesMoved, servicesWithheld atomic.Uint64
 }
 
 // Snapshot returns the counts.
 func (c *advertCounters) Snapshot() AdvertStats {
-	return AdvertStats{Refused: c.refused.Load(), Changed: c.changed.Load()}
+	return AdvertStats{Refused: c.refused.Load(), Changed: c.changed.Load(),
+		ServicesMoved: c.servicesMoved.Load(), ServicesWithheld: c.servicesWithheld.Load()}
 }
 
 // localNets lists the networks of this host's interfaces.

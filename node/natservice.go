@@ -34,29 +34,46 @@ const natRecheck = 20 * time.Minute
 // it is every leaf's server-reflexive source) and, optionally, an RFC 5780
 // STUN service for NAT behaviour discovery.
 type natServices struct {
-	relay     *relay.Relay // nil when TURN is off
-	creds     *relay.Creds // with relay
-	stun      *stun.Server // nil when the discovery service is off
-	stunURLs  []string     // binding services, as ICE URLs
-	discovery string       // host:port leaves run discovery against
+	relay *relay.Relay // nil when TURN is off
+	creds *relay.Creds // with relay
+	stun  *stun.Server // nil when the discovery service is off
+
+	// mu guards at: the advertiser moves it while leaf slots read it.
+	mu sync.Mutex
+	at natAddrs
 }
 
-// startNATServices starts the services cfg asks for, on the node's
-// advertised IP; a service that cannot run (no IP address to advertise, a
-// port in use) is logged and left out rather than failing the promotion:
-// leaves then fall back on the other supernodes' services.
-func (n *Node) startNATServices() *natServices {
+// natAddrs is where leaves reach a supernode's services: the host of its
+// advertised control address, on the ports as seen from there (the
+// router's mapping for a home supernode). A zero port is not announced.
+type natAddrs struct {
+	IP       netip.Addr
+	UDP, TCP uint16 // the TURN relay (UDP also STUN binding)
+	STUN     uint16 // the RFC 5780 service
+	// Why says what is left unannounced and why, "" when nothing is.
+	Why string
+}
+
+// startNATServices starts the services cfg asks for, bound on this host; a
+// service that cannot run (a port in use) is logged and left out rather
+// than failing the promotion: leaves then fall back on the other
+// supernodes' services. Where they are announced is setNATAddrs's.
+func (n *Node) startNATServices(advertised string) *natServices {
 	svc := &natServices{}
-	host, _, _ := net.SplitHostPort(n.control)
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		n.log.Warn("no STUN/TURN services: the advertised control host is not an IP address", zap.String("host", host))
+	local := hostIP(n.control)
+	ip := hostIP(advertised).Unmap()
+	if !ip.IsValid() {
+		n.log.Warn("no STUN/TURN services: the advertised control host is not an IP address", zap.String("control", advertised))
 		return svc
 	}
+	var err error
 	if n.cfg.TURN != Off {
 		svc.creds = relay.NewCreds(relay.CredsConfig{})
 		rc := relay.DefaultConfig()
 		rc.ListenUDP, rc.ListenTCP = []string{n.cfg.TURN}, n.cfg.TURN
+		// Relayed candidates name the advertised IP: behind a home router
+		// that is the router's, where the peer's packets arrive (the
+		// relay's own sends open the router's filter for them).
 		rc.RelayIP, rc.Creds, rc.Logger = ip, svc.creds, n.log
 		rc.Quotas = n.cfg.RelayQuotas
 		if q := &rc.Quotas; q.MaxBytesPerSecond == 0 {
@@ -77,17 +94,14 @@ func (n *Node) startNATServices() *natServices {
 		if svc.relay, err = relay.New(rc); err != nil {
 			n.log.Warn("no TURN relay", zap.String("listen", n.cfg.TURN), zap.Error(err))
 			svc.relay = nil
-		} else if addrs := svc.relay.UDPAddrs(); len(addrs) > 0 {
-			bound := netip.AddrPortFrom(ip, addrs[0].Port())
-			svc.stunURLs = append(svc.stunURLs, "stun:"+bound.String())
-			svc.discovery = bound.String()
 		}
 	}
 	if n.cfg.STUN != Off {
 		primary, err := netip.ParseAddrPort(n.cfg.STUN)
 		if err != nil {
-			port := portOf(n.cfg.STUN)
-			primary = netip.AddrPortFrom(ip, uint16(port))
+			// A bare port binds this host's control address: the service
+			// needs addresses of its own (RFC 5780), never the router's.
+			primary = netip.AddrPortFrom(local, uint16(portOf(n.cfg.STUN)))
 		}
 		sc := stun.DefaultServerConfig()
 		sc.Primary, sc.Alternate, sc.Logger = primary, n.cfg.STUNAlternate, n.log
@@ -95,26 +109,165 @@ func (n *Node) startNATServices() *natServices {
 			n.log.Warn("no STUN discovery service", zap.String("listen", n.cfg.STUN), zap.Error(err))
 		} else {
 			svc.stun = s
-			// Leaves reach it at the advertised IP, on the port it bound.
-			svc.discovery = netip.AddrPortFrom(ip, s.Addrs()[0].Port()).String()
 		}
 	}
 	return svc
 }
 
-// iceServers is supernode.Config.ICEServers: the services and one leaf's
-// TURN credentials.
-func (s *natServices) iceServers(leaf identity.NodeID, now time.Time) wire.ICEServers {
-	out := wire.ICEServers{Discovery: s.discovery}
-	if len(s.stunURLs) > 0 {
-		out.Servers = append(out.Servers, wire.ICEServer{URLs: s.stunURLs})
+// natAddrsFor is where leaves reach svc's services while the supernode
+// advertises control address advertised (announceAt, with what the node
+// knows now).
+func (n *Node) natAddrsFor(svc *natServices, advertised string) natAddrs {
+	in := announceInput{Advertised: advertised}
+	in.Control, _ = n.nat.mappings()
+	in.TURNUDP, in.TURNTCP = n.nat.turnMappings()
+	for _, p := range localNets() {
+		in.LocalIPs = append(in.LocalIPs, p.Addr())
 	}
-	if s.relay != nil {
-		exp := now.Add(s.creds.TTL()).Unix()
-		for _, t := range s.relay.TURNServers(leaf, now) {
-			out.Servers = append(out.Servers, wire.ICEServer{URLs: []string{t.URL}, Username: t.Username, Credential: t.Credential, Expires: exp})
+	if r := svc.relay; r != nil {
+		in.Relay = true
+		if a := r.UDPAddrs(); len(a) > 0 {
+			in.RelayUDP = a[0].Port()
+		}
+		in.RelayTCP = r.TCPAddr().Port()
+	}
+	if svc.stun != nil {
+		in.STUN = svc.stun.Addrs()[0].Port()
+	}
+	return announceAt(in)
+}
+
+// announceInput is what decides where a supernode's services are
+// announced.
+type announceInput struct {
+	// Advertised is the control address the supernode advertises.
+	Advertised string
+	// Control is the router's TCP mapping of the control port, and
+	// TURNUDP, TURNTCP its mappings of the TURN port; invalid when none.
+	Control, TURNUDP, TURNTCP netip.AddrPort
+	// LocalIPs are this host's interface addresses.
+	LocalIPs []netip.Addr
+	// Relay says the TURN relay runs, bound on RelayUDP and RelayTCP (0:
+	// no listener of that protocol).
+	Relay              bool
+	RelayUDP, RelayTCP uint16
+	// STUN is the bound port of the RFC 5780 service, 0 without.
+	STUN uint16
+}
+
+// announceAt says where leaves reach the services. On this host's own
+// address (loopback, public, --advertise, or one dial-backs confirmed)
+// they are on their bound ports. On the router's mapping they are on the
+// router's mapping of the TURN port, UDP and TCP each as granted; a
+// protocol the router did not map is not announced, since leaves would
+// only wait for it, and neither is the RFC 5780 service (it needs two
+// public addresses of its own).
+func announceAt(in announceInput) natAddrs {
+	at := natAddrs{IP: hostIP(in.Advertised).Unmap()}
+	if !at.IP.IsValid() {
+		at.Why = "the advertised control host is not an IP address"
+		return at
+	}
+	viaRouter := in.Control.IsValid() && in.Control.Addr().Unmap() == at.IP &&
+		!slices.ContainsFunc(in.LocalIPs, func(a netip.Addr) bool { return a.Unmap() == at.IP })
+	granted := func(m netip.AddrPort) bool { return m.IsValid() && m.Port() != 0 && m.Addr().Unmap() == at.IP }
+	var why []string
+	switch {
+	case !in.Relay:
+	case !viaRouter:
+		at.UDP, at.TCP = in.RelayUDP, in.RelayTCP
+	default:
+		if at.UDP = in.TURNUDP.Port(); in.RelayUDP == 0 || !granted(in.TURNUDP) {
+			at.UDP = 0
+			if in.RelayUDP != 0 {
+				why = append(why, "TURN/UDP: the router does not map the TURN port")
+			}
+		}
+		if at.TCP = in.TURNTCP.Port(); in.RelayTCP == 0 || !granted(in.TURNTCP) {
+			at.TCP = 0
+			if in.RelayTCP != 0 {
+				why = append(why, "TURN/TCP: the router does not map the TURN port")
+			}
 		}
 	}
+	if in.STUN != 0 {
+		if viaRouter {
+			why = append(why, "RFC 5780 STUN: needs two public addresses of this host, and the router maps neither")
+		} else {
+			at.STUN = in.STUN
+		}
+	}
+	at.Why = strings.Join(why, "; ")
+	return at
+}
+
+// setNATAddrs announces svc's services where leaves reach them while the
+// supernode advertises advertised (natAddrsFor), and moves the relay's
+// address there. It reports whether anything changed, for the caller to
+// send leaves their ICE servers again.
+func (n *Node) setNATAddrs(svc *natServices, advertised string) bool {
+	at := n.natAddrsFor(svc, advertised)
+	if svc.relay != nil && at.IP.IsValid() && (at.UDP != 0 || at.TCP != 0) {
+		if err := svc.relay.SetRelayIP(at.IP); err != nil {
+			at.UDP, at.TCP = 0, 0
+			at.Why = strings.TrimPrefix(at.Why+"; TURN: "+err.Error(), "; ")
+		}
+	}
+	svc.mu.Lock()
+	prev := svc.at
+	svc.at = at
+	svc.mu.Unlock()
+	if prev == at {
+		return false
+	}
+	if prev.IP.IsValid() {
+		n.advert.stats.servicesMoved.Add(1)
+	}
+	if at.Why != "" {
+		n.advert.stats.servicesWithheld.Add(1)
+	}
+	// Logged on a change only: the advertiser asks every few seconds.
+	n.log.Info("STUN/TURN services announced", zap.Stringer("ip", at.IP), zap.Uint16("turn_udp", at.UDP),
+		zap.Uint16("turn_tcp", at.TCP), zap.Uint16("stun", at.STUN), zap.String("not_announced", at.Why))
+	return true
+}
+
+// iceServers is supernode.Config.ICEServers: the services where leaves
+// reach them now, and one leaf's TURN credentials.
+func (s *natServices) iceServers(leaf identity.NodeID, now time.Time) wire.ICEServers {
+	s.mu.Lock()
+	at := s.at
+	s.mu.Unlock()
+	var out wire.ICEServers
+	if !at.IP.IsValid() {
+		return out
+	}
+	if at.UDP != 0 {
+		// The relay answers STUN binding requests on its UDP port.
+		bound := netip.AddrPortFrom(at.IP, at.UDP).String()
+		out.Servers = append(out.Servers, wire.ICEServer{URLs: []string{"stun:" + bound}})
+		out.Discovery = bound
+	}
+	if at.STUN != 0 {
+		out.Discovery = netip.AddrPortFrom(at.IP, at.STUN).String()
+	}
+	if s.relay == nil || (at.UDP == 0 && at.TCP == 0) {
+		return out
+	}
+	// The relay's own URLs name its bound ports; leaves reach it at at's.
+	turns := s.relay.TURNServers(leaf, now)
+	if len(turns) == 0 {
+		return out // the leaf is not attached (any more)
+	}
+	exp := now.Add(s.creds.TTL()).Unix()
+	add := func(port uint16, transport string) {
+		if port != 0 {
+			url := "turn:" + netip.AddrPortFrom(at.IP, port).String() + "?transport=" + transport
+			out.Servers = append(out.Servers, wire.ICEServer{URLs: []string{url}, Username: turns[0].Username, Credential: turns[0].Credential, Expires: exp})
+		}
+	}
+	add(at.UDP, "udp")
+	add(at.TCP, "tcp")
 	return out
 }
 
@@ -178,6 +331,8 @@ type natState struct {
 	// gossipMapper maps the gossip port; nil when the node never becomes
 	// a supernode or the port is not known before the role starts.
 	gossipMapper *portmap.Mapper
+	// turnMapper maps the TURN port (UDP and TCP), on the same terms.
+	turnMapper *portmap.Mapper
 }
 
 // natDue reports whether a discovery should start: the node has discovery
@@ -280,7 +435,9 @@ func (n *Node) natStatus() api.NAT {
 // reachable; the mapper renews the mapping and removes it on close. A node
 // that may become a supernode maps its gossip port too, UDP and TCP as
 // memberlist uses both, so that the ring can gossip with it behind the
-// router: the supernode advertises the mapped ports (startSupernode).
+// router: the supernode advertises the mapped ports (startSupernode). It
+// maps the TURN port too, UDP and TCP, so that leaves reach the relay (and
+// its STUN binding service) at the router's address (natAddrsFor).
 func (n *Node) mapPort() {
 	defer n.wg.Done()
 	port := n.ln.Addr().(*net.TCPAddr).Port
@@ -300,18 +457,29 @@ func (n *Node) mapPort() {
 			n.log.Info("gossip port mapping", zap.Error(err))
 		}
 	}
+	var tm *portmap.Mapper
+	// Port 0 is left alone for the same reason; a TURN port that is the
+	// control or gossip port is already mapped (and would clash).
+	if tp := portOf(n.cfg.TURN); n.cfg.Consent != promotion.ConsentNever && n.cfg.TURN != Off && tp > 0 && tp != port &&
+		tp != portOf(n.cfg.gossipAddr(n.ln.Addr().(*net.TCPAddr))) {
+		tcfg := cfg
+		tcfg.LocalPort, tcfg.Description = uint16(tp), cfg.Description+" turn"
+		if tm, err = portmap.Map(n.ctx, tcfg); err != nil {
+			n.log.Info("TURN port mapping", zap.Error(err))
+		}
+	}
 	n.nat.mu.Lock()
-	n.nat.mapper, n.nat.gossipMapper = m, gm
+	n.nat.mapper, n.nat.gossipMapper, n.nat.turnMapper = m, gm, tm
 	n.nat.mu.Unlock()
 }
 
 // closeMappers deletes the port mappings; the node has stopped mapPort.
 func (s *natState) closeMappers() error {
 	s.mu.Lock()
-	m, gm := s.mapper, s.gossipMapper
+	m, gm, tm := s.mapper, s.gossipMapper, s.turnMapper
 	s.mu.Unlock()
 	var errs []error
-	for _, x := range []*portmap.Mapper{m, gm} {
+	for _, x := range []*portmap.Mapper{m, gm, tm} {
 		if x != nil {
 			errs = append(errs, x.Close())
 		}
@@ -335,6 +503,20 @@ func (s *natState) mappings() (control, gossip netip.AddrPort) {
 		}
 	}
 	return control, gossip
+}
+
+// turnMappings returns the router's mappings of the TURN port, UDP and
+// TCP; each is invalid when the router did not grant it. The external
+// ports may differ from the local one and from each other.
+func (s *natState) turnMappings() (udp, tcp netip.AddrPort) {
+	s.mu.Lock()
+	tm := s.turnMapper
+	s.mu.Unlock()
+	if tm == nil {
+		return udp, tcp
+	}
+	st := tm.State()
+	return st.External, st.ExternalTCP
 }
 
 // needsMapping reports whether a control address on this host is one that
@@ -413,8 +595,10 @@ func (n *Node) onDialBack(from identity.NodeID, res wire.DialBackResult) {
 // advertLoop keeps a running supernode's advertised control address the one
 // others can reach: when the router's mapping is renewed with another port,
 // or dial-backs confirm a new public address, the supernode republishes its
-// metadata (and the ring verifies it at the new address). It is the only
-// goroutine that changes the address after the role starts.
+// metadata (and the ring verifies it at the new address), and its leaves
+// get their ICE servers again at the new address. It is the only
+// goroutine that changes the address, or the services', after the role
+// starts.
 func (n *Node) advertLoop() {
 	defer n.wg.Done()
 	tick := time.NewTicker(DefaultAdvertInterval)
@@ -425,21 +609,26 @@ func (n *Node) advertLoop() {
 			return
 		case <-tick.C:
 		}
-		sn := n.Supernode()
-		if sn == nil || n.cfg.Advertise != "" {
+		n.mu.Lock()
+		sn, svc := n.sn, n.svc
+		n.mu.Unlock()
+		if sn == nil {
 			continue
 		}
-		c := n.chooseAdvert(time.Now(), nil)
-		if c.Addr == "" || c.Addr == sn.Control() {
-			continue
+		if c := n.chooseAdvert(time.Now(), nil); c.Source != AdvertExplicit && c.Addr != "" && c.Addr != sn.Control() {
+			prev := sn.Control()
+			if err := sn.SetControl(c.Addr); err != nil {
+				n.log.Debug("republishing the advertised address", zap.Error(err))
+			}
+			n.advert.stats.changed.Add(1)
+			n.log.Info("advertised control address changed", zap.String("from", prev), zap.String("to", c.Addr),
+				zap.String("source", c.Source), zap.String("why", c.Reason))
 		}
-		prev := sn.Control()
-		if err := sn.SetControl(c.Addr); err != nil {
-			n.log.Debug("republishing the advertised address", zap.Error(err))
+		// The services follow the advertised address, and the router's
+		// mapping of the TURN port, which a renewal may move on its own.
+		if svc != nil && n.setNATAddrs(svc, sn.Control()) {
+			sn.RefreshICEServers()
 		}
-		n.advert.stats.changed.Add(1)
-		n.log.Info("advertised control address changed", zap.String("from", prev), zap.String("to", c.Addr),
-			zap.String("source", c.Source), zap.String("why", c.Reason))
 	}
 }
 

@@ -304,7 +304,8 @@ func (n *Node) startSupernodeAt(ctx context.Context, seeds, ring []string) error
 		return n.refuseAdvert(time.Now(), adv)
 	}
 	n.log.Info("advertising as a supernode", zap.String("control", adv.Addr), zap.String("source", adv.Source), zap.String("why", adv.Reason))
-	svc := n.startNATServices()
+	svc := n.startNATServices(adv.Addr)
+	n.setNATAddrs(svc, adv.Addr)
 	sn, err := supernode.Start(supernode.Config{
 		ICEServers:      svc.iceServers,
 		Relay:           svc,

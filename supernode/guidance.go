@@ -181,6 +181,11 @@ func (s *Supernode) sendICEServers(l *leafSlot, now time.Time) {
 	_ = l.conn.SendBody(wire.TypeICEServers, &ice)
 }
 
+// RefreshICEServers sends every leaf its STUN/TURN services again now, for
+// a node whose services moved (its advertised address changed), rather
+// than at the next credential refresh.
+func (s *Supernode) RefreshICEServers() { s.refreshICEServers(time.Now()) }
+
 // refreshICEServers re-sends every leaf its credentials before they expire.
 func (s *Supernode) refreshICEServers(now time.Time) {
 	s.mu.Lock()

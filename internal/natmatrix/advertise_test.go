@@ -2,9 +2,12 @@ package natmatrix
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +22,11 @@ import (
 // through verifies it there and gossips with it through the mapped gossip
 // port, a leaf on the internet attaches to it at that address alone, and
 // downloads, found through it, a file from a leaf behind another NAT.
+// Its STUN/TURN services are announced at the router's address too, on
+// the TURN port the router maps: the internet leaf's NAT discovery gets a
+// binding answer there, and a leaf whose network blocks UDP, attached to
+// home alone, downloads through home's relay (TURN over TCP, relayed
+// addresses on the router's address).
 func TestAdvertiseBehindUPnP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("natmatrix: runs four canopy nodes in a NAT lab; skipped under -short")
@@ -47,11 +55,15 @@ func TestAdvertiseBehindUPnP(t *testing.T) {
 	homeHost := lab.Home("home", nat.PortRestrictedCone, natlab.WithUPnP())
 	farHost := lab.Home("far", nat.PortRestrictedCone)
 	pubHost := lab.Public("pub", 1)
+	blkHost := lab.Home("blk", nat.UDPBlocked)
 
 	// sn1 derives its address (its host's own, public); home maps its
 	// ports with the router before it starts its supernode role.
 	sn1 := startNode(t, ctx, bin, work, sn1Host, "--supernode", "always", "--listen", listen)
-	home := startNode(t, ctx, bin, work, homeHost, "--supernode", "always", "--listen", listen, "--join", control(sn1Host))
+	// A relay rate well above the 8 MiB file's, so that the relayed
+	// download below takes a few seconds rather than the default quota's 32.
+	home := startNode(t, ctx, bin, work, homeHost, "--supernode", "always", "--listen", listen, "--join", control(sn1Host),
+		"--relay-rate", "100mbit")
 	farShare := filepath.Join(work, farHost.Name, "share")
 	file, err := writeShare(farShare, farHost.Name)
 	if err != nil {
@@ -102,8 +114,61 @@ func TestAdvertiseBehindUPnP(t *testing.T) {
 		t.Fatalf("pub downloading from far through home: %v\n--- home log ---\n%s\n--- pub log ---\n%s\n--- far log ---\n%s",
 			r.err, home.logTail(30), pub.logTail(30), far.logTail(30))
 	}
-	t.Logf("home advertised %s (gossip %s); pub got far's file %s in %.1f s (%s); total %v",
-		want, wantGossip, r.conn.Path, r.seconds, r.conn.Remote, time.Since(began).Round(time.Millisecond))
+
+	// pub's only supernode is home, so the one discovery server it has is
+	// the one home announced: a STUN binding from the internet to the
+	// router's mapping of home's TURN port must answer (on the private
+	// address nothing would).
+	wantSTUN := netip.AddrPortFrom(homeHost.Public, turnPort).String()
+	nc, err := natcheck(ctx, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := "test I: " + wantSTUN + " answered"
+	if !slices.ContainsFunc(nc.Evidence, func(e string) bool { return strings.HasPrefix(e, answered) }) ||
+		!strings.HasPrefix(nc.Public, pubHost.Public.String()+":") {
+		t.Fatalf("pub's NAT discovery against home's announced STUN %s: kind %s, public %s, error %q, evidence %q\n--- home log ---\n%s",
+			wantSTUN, nc.Kind, nc.Public, nc.Error, nc.Evidence, home.logTail(30))
+	}
+
+	// A leaf whose network blocks UDP can only reach a relay over TCP, and
+	// knows only home: its download from far goes through home's relay,
+	// at the router's mapping of the TURN port (TCP), with relayed
+	// addresses on the router's address. runPair checks the path is
+	// relayed.
+	blk := startNode(t, ctx, bin, work, blkHost, "--supernode", "never", "--listen", listen, "--join", want, "--attach", "1")
+	waitAll(t, ctx, "blk attached to home at the advertised address", startupTimeout, []*node{blk}, func(n *node, st api.Status) (bool, string) {
+		return len(st.Supernodes) == 1 && st.Supernodes[0].ID == home.id, fmt.Sprintf("attachments %+v", st.Supernodes)
+	})
+	rb := runPair(t, ctx, far, blk, "out")
+	if rb.err != nil {
+		t.Fatalf("blk (UDP blocked) downloading from far through home's relay: %v\n--- home log ---\n%s\n--- blk log ---\n%s\n--- far log ---\n%s",
+			rb.err, home.logTail(30), blk.logTail(30), far.logTail(30))
+	}
+	if rb.conn.Local != "relay" {
+		t.Fatalf("blk's side of the connection is %q, want a relay candidate (home's TURN): %+v", rb.conn.Local, rb.conn)
+	}
+	t.Logf("home advertised %s (gossip %s, STUN/TURN %s); pub got far's file %s in %.1f s (%s); blk got it %s in %.1f s (%s/%s); total %v",
+		want, wantGossip, wantSTUN, r.conn.Path, r.seconds, r.conn.Remote, rb.conn.Path, rb.seconds, rb.conn.Local, rb.conn.Remote,
+		time.Since(began).Round(time.Millisecond))
+}
+
+// turnPort is the default TURN port every supernode of the lab listens on
+// (canopy up --turn 0.0.0.0:3478).
+const turnPort = 3478
+
+// natcheck runs `canopy natcheck --json` on n: a NAT discovery now,
+// against the STUN services of n's supernodes.
+func natcheck(ctx context.Context, n *node) (api.NAT, error) {
+	var nc api.NAT
+	out, err := n.run(ctx, 40*time.Second, "natcheck", "--json")
+	if err != nil {
+		return nc, err
+	}
+	if err := json.Unmarshal(out, &nc); err != nil {
+		return nc, fmt.Errorf("%s: canopy natcheck --json: %v: %q", n.name, err, out)
+	}
+	return nc, nil
 }
 
 // portMap is the port mapping line of a status, for failure messages.

@@ -411,6 +411,11 @@ type Relay struct {
 	udpAddrs []netip.AddrPort // one per ListenUDP entry, as bound
 	tcpAddr  netip.AddrPort   // zero without a TCP listener
 
+	// relayIP is Config.RelayIP until SetRelayIP changes it: a supernode
+	// behind a home router learns its public address after the relay has
+	// started, and again when the router's address changes.
+	relayIP atomic.Pointer[netip.Addr]
+
 	// loops counts the read loops pion runs on sockets the relay owns
 	// (listeners, relay sockets, TCP connections); each is done when its
 	// socket's read fails, which is how every pion loop ends. Close waits
@@ -498,6 +503,8 @@ func New(cfg Config) (*Relay, error) {
 		r.bindIP = cfg.RelayIP
 	}
 	r.limiter = newRelayLimiter(r.quotas.MaxBytesPerSecond)
+	relayIP := cfg.RelayIP
+	r.relayIP.Store(&relayIP)
 
 	var pcs []turn.PacketConnConfig
 	var lns []turn.ListenerConfig
@@ -656,8 +663,9 @@ func (r *Relay) TURNServers(leaf identity.NodeID, now time.Time) []ice.TURNServe
 	}
 	cred := r.cfg.Creds.issue(leaf, now, floor)
 	var out []ice.TURNServer
+	relayIP := r.RelayIP()
 	url := func(port uint16, transport string) string {
-		return "turn:" + netip.AddrPortFrom(r.cfg.RelayIP, port).String() + "?transport=" + transport
+		return "turn:" + netip.AddrPortFrom(relayIP, port).String() + "?transport=" + transport
 	}
 	for _, a := range r.udpAddrs {
 		out = append(out, ice.TURNServer{URL: url(a.Port(), "udp"), Username: cred.Username, Credential: cred.Password})
@@ -666,6 +674,27 @@ func (r *Relay) TURNServers(leaf identity.NodeID, now time.Time) []ice.TURNServe
 		out = append(out, ice.TURNServer{URL: url(r.tcpAddr.Port(), "tcp"), Username: cred.Username, Credential: cred.Password})
 	}
 	return out
+}
+
+// RelayIP is the address relayed candidates and TURNServers name now.
+func (r *Relay) RelayIP() netip.Addr { return *r.relayIP.Load() }
+
+// SetRelayIP changes the address put in relayed candidates and URLs from
+// now on; allocations made before keep the address they were given. It
+// must be a concrete address of the family the relay sockets bind to,
+// since the sockets stay where they are.
+func (r *Relay) SetRelayIP(ip netip.Addr) error {
+	ip = ip.Unmap()
+	if !ip.IsValid() || ip.IsUnspecified() {
+		return fmt.Errorf("%w: RelayIP %s must be a concrete address", ErrConfig, ip)
+	}
+	if ip.Is4() != r.bindIP.Unmap().Is4() {
+		return fmt.Errorf("%w: RelayIP %s is not of the relay sockets' address family (%s)", ErrConfig, ip, r.bindIP)
+	}
+	if prev := r.relayIP.Swap(&ip); *prev != ip {
+		r.log.Info("relay address changed", zap.Stringer("from", *prev), zap.Stringer("to", ip))
+	}
+	return nil
 }
 
 // UDPAddrs returns the bound address of each ListenUDP entry (its sockets
@@ -1051,7 +1080,7 @@ func (g *relayAddressGenerator) AllocatePacketConn(c turn.AllocateListenerConfig
 	if d := r.quotas.MaxAllocationLifetime; d > 0 {
 		a.capTimer.Store(time.AfterFunc(d, func() { a.capped("lifetime") }))
 	}
-	relayAddr := &net.UDPAddr{IP: r.cfg.RelayIP.AsSlice(), Port: int(port)}
+	relayAddr := &net.UDPAddr{IP: r.RelayIP().AsSlice(), Port: int(port)}
 	r.log.Debug("allocation", zap.String("leaf", relayShortLeaf(leaf.id)), zap.Stringer("relay", relayAddr))
 	return a, relayAddr, nil
 }
@@ -1076,7 +1105,7 @@ const relayPortTries = 64
 // the port range if one is set, and returns it with its port.
 func (r *Relay) bindRelay(network string, requestedPort int) (net.PacketConn, uint16, error) {
 	if want4 := network == "udp4"; want4 != r.bindIP.Unmap().Is4() {
-		return nil, 0, fmt.Errorf("%w: %s requested, relay address is %s", errRelayUnsupported, network, r.cfg.RelayIP)
+		return nil, 0, fmt.Errorf("%w: %s requested, relay address is %s", errRelayUnsupported, network, r.RelayIP())
 	}
 	ip := r.bindIP.Unmap()
 	try := func(port uint16) (net.PacketConn, uint16, error) {

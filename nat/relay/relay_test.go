@@ -695,3 +695,37 @@ func relayIssue(r *Relay, leaf identity.NodeID) Credential {
 	s := r.TURNServers(leaf, time.Now())
 	return Credential{Username: s[0].Username, Password: s[0].Credential}
 }
+
+// TestRelaySetRelayIP: a supernode that learns its public address after
+// the relay started (a home router's mapping) moves the relay's announced
+// address; new allocations and URLs name it, and an address the relay
+// sockets cannot serve is refused without changing anything.
+func TestRelaySetRelayIP(t *testing.T) {
+	r := newRelayForTest(t, func(c *Config) { c.RelayBindIP = relayLoopback })
+	moved := netip.MustParseAddr("127.0.0.2")
+	for _, bad := range []netip.Addr{{}, netip.IPv4Unspecified(), netip.MustParseAddr("2001:db8::1")} {
+		if err := r.SetRelayIP(bad); !errors.Is(err, ErrConfig) {
+			t.Errorf("SetRelayIP(%v) = %v, want ErrConfig", bad, err)
+		}
+	}
+	if got := r.RelayIP(); got != relayLoopback {
+		t.Fatalf("after refused changes RelayIP = %s, want %s", got, relayLoopback)
+	}
+	if err := r.SetRelayIP(netip.AddrFrom16(moved.As16())); err != nil { // a mapped form is unmapped
+		t.Fatal(err)
+	}
+	if got := r.RelayIP(); got != moved {
+		t.Fatalf("RelayIP = %s, want %s", got, moved)
+	}
+	leaf := relayTestLeaf(1)
+	cred := relayIssue(r, leaf)
+	for _, s := range r.TURNServers(leaf, time.Now()) {
+		if !strings.HasPrefix(s.URL, "turn:"+moved.String()+":") {
+			t.Errorf("TURN URL %s does not name %s", s.URL, moved)
+		}
+	}
+	rc := dialRelayTURN(t, r.UDPAddrs()[0], false, cred.Username, cred.Password).allocate(t)
+	if got := rc.LocalAddr().(*net.UDPAddr).IP; !got.Equal(moved.AsSlice()) {
+		t.Fatalf("relayed address %s, want the new RelayIP %s", got, moved)
+	}
+}
