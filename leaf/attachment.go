@@ -3,10 +3,8 @@ package leaf
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -159,21 +157,7 @@ func send(ctx context.Context, c *link.Conn, u *wire.IndexUpdate) error {
 	return c.SendWait(ctx, e)
 }
 
-// indexName is name as the leaf uploads it: at most wire.MaxIndexName bytes,
-// cut on a character boundary before its extension, which is kept when it is
-// short (a search for "flac" still finds the file). The supernode refuses a
-// longer name, and with it the batch that carries it.
-func indexName(name string) string {
-	if len(name) <= wire.MaxIndexName {
-		return name
-	}
-	ext := filepath.Ext(name)
-	if len(ext) > 16 || !utf8.ValidString(ext) {
-		ext = ""
-	}
-	stem := name[:wire.MaxIndexName-len(ext)]
-	for len(stem) > 0 && !utf8.RuneStart(name[len(stem)]) {
-		stem = stem[:len(stem)-1]
-	}
-	return stem + ext
-}
+// indexName is name as the leaf uploads it: at most wire.MaxIndexName bytes
+// (wire.CutName). The supernode refuses a longer name, and with it the batch
+// that carries it.
+func indexName(name string) string { return wire.CutName(name, wire.MaxIndexName) }

@@ -175,17 +175,7 @@ func firstHandName(sources []wire.Source, reports []SourceReport) string {
 // bidi-override characters become U+FFFD (textsafe.Bound). It is used on
 // the name an uploader sends and on the one a downloader receives.
 func boundName(name string) string {
-	if len(name) > wire.MaxSignalNameBytes {
-		ext := filepath.Ext(name)
-		if len(ext) > 16 || !utf8.ValidString(ext) {
-			ext = ""
-		}
-		stem := name[:wire.MaxSignalNameBytes-len(ext)]
-		for len(stem) > 0 && !utf8.RuneStart(name[len(stem)]) {
-			stem = stem[:len(stem)-1]
-		}
-		name = stem + ext
-	}
+	name = wire.CutName(name, wire.MaxSignalNameBytes)
 	// Replacements may grow the name past the bound; Bound then cuts it,
 	// marked, which only a name full of control characters reaches.
 	return textsafe.Bound(name, wire.MaxSignalNameBytes)

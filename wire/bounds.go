@@ -1,6 +1,11 @@
 package wire
 
-import "github.com/canopy-p2p/canopy/internal/textsafe"
+import (
+	"path/filepath"
+	"unicode/utf8"
+
+	"github.com/canopy-p2p/canopy/internal/textsafe"
+)
 
 // Bounds on the strings a peer sends, applied by the receiver before it logs
 // or keeps them. The decoder already bounds a whole message (MaxPayload);
@@ -61,4 +66,24 @@ func (h Hello) Bounded() Hello {
 		break
 	}
 	return h
+}
+
+// CutName returns a file name of at most max bytes: name itself when it
+// fits, else cut on a character boundary before its extension, which is kept
+// when it is short (up to 16 bytes: it says what the file is, and a search
+// for "flac" should still find it). It does not clean the name; see
+// textsafe.Bound for what is shown or logged.
+func CutName(name string, max int) string {
+	if len(name) <= max {
+		return name
+	}
+	ext := filepath.Ext(name)
+	if len(ext) > 16 || len(ext) >= max || !utf8.ValidString(ext) {
+		ext = ""
+	}
+	stem := name[:max-len(ext)]
+	for len(stem) > 0 && !utf8.RuneStart(name[len(stem)]) {
+		stem = stem[:len(stem)-1]
+	}
+	return stem + ext
 }

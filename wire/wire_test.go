@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -408,6 +409,28 @@ func TestAllTypesHaveBodies(t *testing.T) {
 	for typ := range typeNames {
 		if bodyFor(typ) == nil {
 			t.Errorf("%s has no body type in bodyFor", typ)
+		}
+	}
+}
+
+// TestCutName: a long name is cut on a character boundary, keeping a short
+// extension; a name that fits is untouched.
+func TestCutName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		max  int
+		want string
+	}{
+		{"song.mp3", 20, "song.mp3"},
+		{"abcdefghij.flac", 10, "abcde.flac"},
+		{"日本語日本語.txt", 12, "日本.txt"}, // a third character would not fit before the extension
+		{"abcdefghij", 4, "abcd"},
+		{"x.abcdefghijklmnopqrstuvwxyz", 8, "x.abcdef"}, // an extension too long to keep
+		{"ab.mp3", 4, "ab.m"},                           // one that would fill the bound
+	} {
+		got := CutName(tc.name, tc.max)
+		if got != tc.want || len(got) > tc.max || !utf8.ValidString(got) {
+			t.Errorf("CutName(%q, %d) = %q, want %q", tc.name, tc.max, got, tc.want)
 		}
 	}
 }
