@@ -1,11 +1,12 @@
 package gossip
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/canopy-p2p/canopy/internal/loglimit"
 )
 
 // Refusals counts what the ring refused, by reason, since it started. It is a
@@ -98,16 +99,13 @@ const refusalLogEvery = 10 * time.Second
 // refusalCounters counts refusals and logs them, at most one line per
 // reason per refusalLogEvery, saying how many were not logged since.
 type refusalCounters struct {
-	n   [numReasons]atomic.Uint64
-	log *zap.Logger
-
-	mu         sync.Mutex
-	last       [numReasons]time.Time
-	suppressed [numReasons]uint64
+	n     [numReasons]atomic.Uint64
+	log   *zap.Logger
+	lines loglimit.Limiter[reason]
 }
 
 func newRefusalCounters(log *zap.Logger) *refusalCounters {
-	return &refusalCounters{log: log}
+	return &refusalCounters{log: log, lines: loglimit.Limiter[reason]{Every: refusalLogEvery}}
 }
 
 // refuse counts one refusal for why and logs it unless that reason was
@@ -115,17 +113,10 @@ func newRefusalCounters(log *zap.Logger) *refusalCounters {
 // short errors), never a payload.
 func (c *refusalCounters) refuse(why reason, fields ...zap.Field) {
 	c.n[why].Add(1)
-	now := time.Now()
-	c.mu.Lock()
-	if now.Sub(c.last[why]) < refusalLogEvery {
-		c.suppressed[why]++
-		c.mu.Unlock()
+	ok, skipped := c.lines.Allow(why, time.Now())
+	if !ok {
 		return
 	}
-	c.last[why] = now
-	skipped := c.suppressed[why]
-	c.suppressed[why] = 0
-	c.mu.Unlock()
 	lvl := zap.WarnLevel
 	if why == reasonMetaStale {
 		// Also the normal fate of an alive message that was overtaken

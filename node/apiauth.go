@@ -13,7 +13,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 
 	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/internal/atomicfile"
+	"github.com/canopy-p2p/canopy/internal/loglimit"
 )
 
 // The local API trusts no one by default. It listens on loopback, but
@@ -333,28 +333,18 @@ const maxLoggedHeader = 100
 type refusalLog struct {
 	logger *zap.Logger
 	now    func() time.Time
-
-	mu         sync.Mutex
-	last       [numRefusals]time.Time
-	suppressed [numRefusals]uint64
+	lines  loglimit.Limiter[refusal]
 }
 
 func newRefusalLog(log *zap.Logger, now func() time.Time) *refusalLog {
-	return &refusalLog{logger: log, now: now}
+	return &refusalLog{logger: log, now: now, lines: loglimit.Limiter[refusal]{Every: refusalLogInterval}}
 }
 
 func (l *refusalLog) log(why refusal, r *http.Request) {
-	now := l.now()
-	l.mu.Lock()
-	if !l.last[why].IsZero() && now.Sub(l.last[why]) < refusalLogInterval {
-		l.suppressed[why]++
-		l.mu.Unlock()
+	ok, skipped := l.lines.Allow(why, l.now())
+	if !ok {
 		return
 	}
-	l.last[why] = now
-	skipped := l.suppressed[why]
-	l.suppressed[why] = 0
-	l.mu.Unlock()
 	l.logger.Warn("local API refused a request",
 		zap.String("reason", refusalNames[why]),
 		zap.String("remote", r.RemoteAddr),

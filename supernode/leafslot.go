@@ -165,10 +165,10 @@ func (s *Supernode) slowDown(l *leafSlot, e wire.Envelope) {
 		st.QueriesLimited++
 		st.SlowDowns++
 	})
-	if ok, held := s.limitLog.allow(now); ok {
+	if ok, held := s.lines.Allow("query rate", now); ok {
 		s.log.Warn("leaf over its query rate: answered slow down",
 			zap.String("leaf", l.conn.Peer().Short()), zap.Uint32("retry_after_ms", ms),
-			zap.Bool("flooding", paced), zap.Int("lines_held_back", held))
+			zap.Bool("flooding", paced), zap.Uint64("lines_held_back", held))
 	}
 	qh, err := wire.New(wire.TypeQueryHit, &wire.QueryHit{From: s.id, RetryAfterMs: ms})
 	if err != nil {
@@ -182,8 +182,8 @@ func (s *Supernode) ack(l *leafSlot, rev int64, err error) error {
 	a := wire.IndexAck{Rev: rev, Files: s.idx.OwnerFiles(l.conn.Peer())}
 	if err != nil {
 		a.Error = err.Error()
-		if ok, held := s.indexLog.allow(time.Now()); ok {
-			s.log.Warn("index update refused", zap.String("leaf", l.conn.Peer().Short()), zap.Error(err), zap.Int("lines_held_back", held))
+		if ok, held := s.lines.Allow("index", time.Now()); ok {
+			s.log.Warn("index update refused", zap.String("leaf", l.conn.Peer().Short()), zap.Error(err), zap.Uint64("lines_held_back", held))
 		}
 		// Limits are reported in the ack, not by closing the link: the
 		// leaf keeps searching and serving what fitted.

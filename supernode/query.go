@@ -2,7 +2,6 @@ package supernode
 
 import (
 	"fmt"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -114,27 +113,5 @@ func (s *Supernode) sendBack(r route, e wire.Envelope) {
 	}
 }
 
-// logEvery is how often a logLimiter lets a line through.
+// logEvery is how often a line about one kind of refusal is let through.
 const logEvery = 10 * time.Second
-
-// logLimiter lets one log line through every logEvery and counts those it
-// held back meanwhile. The zero value is ready.
-type logLimiter struct {
-	mu   sync.Mutex
-	next time.Time
-	held int
-}
-
-// allow reports whether a line may be logged at now, and how many were held
-// back since the last one.
-func (g *logLimiter) allow(now time.Time) (bool, int) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if now.Before(g.next) {
-		g.held++
-		return false, 0
-	}
-	held := g.held
-	g.next, g.held = now.Add(logEvery), 0
-	return true, held
-}

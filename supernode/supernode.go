@@ -15,6 +15,7 @@ import (
 	"github.com/canopy-p2p/canopy/gossip"
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/index"
+	"github.com/canopy-p2p/canopy/internal/loglimit"
 	"github.com/canopy-p2p/canopy/internal/textsafe"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/routing"
@@ -71,10 +72,10 @@ type Supernode struct {
 	lastLeaf time.Time
 	stats    Stats
 
-	// limitLog and indexLog let through one line a while about leaves over
-	// their query rate and about refused index updates, so that a flood of
-	// refusals is not a flood of log lines.
-	limitLog, indexLog logLimiter
+	// lines lets through one line a while about leaves over their query
+	// rate (key "query rate") and about refused index updates ("index"),
+	// so that a flood of refusals is not a flood of log lines.
+	lines loglimit.Limiter[string]
 }
 
 // Stats counts what a supernode has done.
@@ -143,6 +144,7 @@ func Start(cfg Config) (*Supernode, error) {
 		return nil, err
 	}
 	s := &Supernode{
+		lines: loglimit.Limiter[string]{Every: logEvery},
 		cfg:   cfg,
 		id:    cfg.Creds.ID().ID,
 		log:   cfg.Logger.Named("supernode"),

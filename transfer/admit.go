@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -190,37 +189,12 @@ func (e *Engine) checkOffer(s wire.Signal, now time.Time) string {
 // flood would otherwise write a line per offer.
 const refusalLogEvery = 10 * time.Second
 
-// logLimiter rate-limits log lines per reason. Reasons are the fixed
-// strings above, so its map stays small.
-type logLimiter struct {
-	mu         sync.Mutex
-	last       map[string]time.Time
-	suppressed map[string]uint64
-}
-
-// allow reports whether a line for reason may be logged now, and how many
-// were suppressed since the last one.
-func (l *logLimiter) allow(reason string, now time.Time) (bool, uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.last == nil {
-		l.last, l.suppressed = make(map[string]time.Time), make(map[string]uint64)
-	}
-	if t, ok := l.last[reason]; ok && now.Sub(t) < refusalLogEvery {
-		l.suppressed[reason]++
-		return false, 0
-	}
-	n := l.suppressed[reason]
-	l.last[reason], l.suppressed[reason] = now, 0
-	return true, n
-}
-
 // countRefusal counts and logs (rate-limited) one refused offer.
 func (e *Engine) countRefusal(s wire.Signal, reason string) {
 	if c := e.refused.counter(reason); c != nil {
 		c.Add(1)
 	}
-	if ok, suppressed := e.refusalLog.allow(reason, time.Now()); ok {
+	if ok, suppressed := e.refusalLog.Allow(reason, time.Now()); ok {
 		e.log.Info("offer refused", zap.String("reason", reason),
 			zap.String("from", s.From.Short()), zap.Uint64("similar_suppressed", suppressed))
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/loglimit"
 	"github.com/canopy-p2p/canopy/wire"
 	"go.uber.org/zap"
 )
@@ -50,7 +51,7 @@ type Engine struct {
 
 	stats      stats
 	refused    refusalCounters
-	refusalLog logLimiter
+	refusalLog loglimit.Limiter[string] // Every: refusalLogEvery; keys are the fixed reasons
 
 	mu sync.Mutex // guards the fields below
 	// closed is set by Close; no session starts afterwards.
@@ -97,6 +98,7 @@ func New(cfg Config) (*Engine, error) {
 		ctx:         ctx,
 		cancel:      cancel,
 		refusals:    make(chan wire.Signal, refusalQueue),
+		refusalLog:  loglimit.Limiter[string]{Every: refusalLogEvery},
 		sessions:    make(map[[16]byte]*session),
 		offers:      offerCache{byPeer: make(map[identity.NodeID][]seenOffer)},
 		peerPending: make(map[identity.NodeID]int),

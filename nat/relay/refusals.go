@@ -1,11 +1,12 @@
 package relay
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/canopy-p2p/canopy/internal/loglimit"
 )
 
 // refusal is why the relay refused a connection, a request or an
@@ -90,9 +91,7 @@ type refusals struct {
 	counts               [refusalEnd]atomic.Uint64
 	evicted, revocations atomic.Uint64
 	log                  *zap.Logger
-	mu                   sync.Mutex // guards logged and suppressed
-	logged               [refusalEnd]time.Time
-	suppressed           [refusalEnd]uint64
+	lines                loglimit.Limiter[refusal] // Every: refusalLogInterval
 }
 
 // refuse counts one refusal and logs it unless one of its kind was logged
@@ -103,17 +102,10 @@ func (f *refusals) refuse(why refusal, fields ...zap.Field) {
 		return
 	}
 	f.counts[why].Add(1)
-	now := time.Now()
-	f.mu.Lock()
-	if !f.logged[why].IsZero() && now.Sub(f.logged[why]) < refusalLogInterval {
-		f.suppressed[why]++
-		f.mu.Unlock()
+	ok, n := f.lines.Allow(why, time.Now())
+	if !ok {
 		return
 	}
-	f.logged[why] = now
-	n := f.suppressed[why]
-	f.suppressed[why] = 0
-	f.mu.Unlock()
 	f.log.Info("refused", append(fields, zap.String("reason", why.String()), zap.Uint64("not_logged_since", n))...)
 }
 

@@ -498,7 +498,7 @@ func New(cfg Config) (*Relay, error) {
 		r.log = zap.NewNop()
 	}
 	r.log = r.log.Named("relay")
-	r.ref.log = r.log
+	r.ref.log, r.ref.lines.Every = r.log, refusalLogInterval
 	if !r.bindIP.IsValid() {
 		r.bindIP = cfg.RelayIP
 	}
