@@ -614,6 +614,13 @@ func (x *Index) Counters() *Counters { return &x.count }
 // a change that finds it gone stops, as if it had been made before the
 // removal.
 func (x *Index) pause(slot uint32, o *owner) bool {
+	x.yield()
+	return x.owners[slot] == o && !x.dying[slot]
+}
+
+// yield ends one step of a change: it gives memory back (shrink) and lets
+// waiting searches in before the next step takes the lock again.
+func (x *Index) yield() {
 	x.count.Steps.Add(1)
 	x.shrink()
 	x.mu.Unlock()
@@ -621,7 +628,6 @@ func (x *Index) pause(slot uint32, o *owner) bool {
 		x.stepHook()
 	}
 	x.mu.Lock()
-	return x.owners[slot] == o && !x.dying[slot]
 }
 
 // find returns o's entry for (id, name), or none.
@@ -871,13 +877,7 @@ func (x *Index) reclaim(slot uint32, o *owner) {
 		for _, e := range heads {
 			for e != none {
 				if work >= stepWork {
-					x.count.Steps.Add(1)
-					x.shrink()
-					x.mu.Unlock()
-					if x.stepHook != nil {
-						x.stepHook()
-					}
-					x.mu.Lock()
+					x.yield()
 					work = 0
 				}
 				en := x.entries.at(e)

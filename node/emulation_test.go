@@ -87,22 +87,29 @@ func startEmulation(t *testing.T, count int) []*emuNode {
 		if i > 0 {
 			cfg.Join = []string{nodes[0].Control()}
 		}
-		share := filepath.Join(dir, name, "shared")
-		file := fmt.Sprintf("emulated%02d", i)
-		if err := os.MkdirAll(share, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(share, file+".txt"), []byte("file of "+name), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg.Shares = []string{share}
-		n, err := node.Start(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, &emuNode{Node: n, name: name, file: file})
+		nodes = append(nodes, startEmuNode(t, dir, name, i, cfg))
 	}
 	return nodes
+}
+
+// startEmuNode starts node number i of an emulation from cfg, sharing one
+// file, "emulatedNN.txt", that searches look for.
+func startEmuNode(t *testing.T, dir, name string, i int, cfg node.Config) *emuNode {
+	t.Helper()
+	share := filepath.Join(dir, name, "shared")
+	file := fmt.Sprintf("emulated%02d", i)
+	if err := os.MkdirAll(share, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(share, file+".txt"), []byte("file of "+name), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Shares = []string{share}
+	n, err := node.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &emuNode{Node: n, name: name, file: file}
 }
 
 // supernodes returns the live nodes in the supernode role.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -51,20 +50,7 @@ func startDefaultNetwork(t *testing.T, count int) []*emuNode {
 		if i > 0 {
 			cfg.Join = []string{nodes[0].Control()}
 		}
-		share := filepath.Join(dir, name, "shared")
-		file := fmt.Sprintf("emulated%02d", i)
-		if err := os.MkdirAll(share, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(share, file+".txt"), []byte("file of "+name), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg.Shares = []string{share}
-		n, err := node.Start(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, &emuNode{Node: n, name: name, file: file})
+		nodes = append(nodes, startEmuNode(t, dir, name, i, cfg))
 	}
 	return nodes
 }

@@ -23,27 +23,13 @@ func answerProbes(t *testing.T, creds *link.Credentials) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				c, err := link.Accept(context.Background(), raw, creds, nil)
-				if err != nil {
-					return
-				}
-				var h wire.Hello
-				if e, err := recv(c, time.Second); err != nil || e.Decode(&h) != nil || h.Role != wire.RoleProbe {
-					c.Close("not a probe")
-					return
-				}
-				_ = c.SendBody(wire.TypeWelcome, &wire.Welcome{Role: wire.RoleLeaf})
-				c.Close("dial-back answered")
-			}()
+	go serveHellos(ln, creds, func(c *link.Conn, h wire.Hello) {
+		if h.Role != wire.RoleProbe {
+			c.Close("not a probe")
+			return
 		}
-	}()
+		answerProbe(c)
+	})
 	return ln.Addr().String()
 }
 

@@ -39,39 +39,50 @@ func testSupernode(t testing.TB, cfg Config) (*Supernode, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for {
-			raw, err := ln.Accept()
+	go serveHellos(ln, creds, func(c *link.Conn, h wire.Hello) {
+		switch h.Role {
+		case wire.RoleProbe:
+			// As node's accept loop answers a dial-back, and so the
+			// ring's verification of this supernode.
+			answerProbe(c)
+		case wire.RoleSupernode:
+			_ = sn.AcceptPeer(c, h)
+		default:
+			_ = sn.AcceptLeaf(c, h)
+		}
+	})
+	t.Cleanup(func() { ln.Close(); sn.Close() })
+	return sn, ln.Addr().String()
+}
+
+// serveHellos accepts TLS links on ln with creds, reads each one's hello and
+// hands it to handle, until ln is closed.
+func serveHellos(ln net.Listener, creds *link.Credentials, handle func(*link.Conn, wire.Hello)) {
+	for {
+		raw, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			c, err := link.Accept(context.Background(), raw, creds, nil)
 			if err != nil {
 				return
 			}
-			go func() {
-				c, err := link.Accept(context.Background(), raw, creds, nil)
-				if err != nil {
-					return
-				}
-				e, err := recv(c, time.Second)
-				var h wire.Hello
-				if err != nil || e.Decode(&h) != nil {
-					c.Close("no hello")
-					return
-				}
-				switch h.Role {
-				case wire.RoleProbe:
-					// As node's accept loop answers a dial-back, and so
-					// the ring's verification of this supernode.
-					_ = c.SendBody(wire.TypeWelcome, &wire.Welcome{Role: wire.RoleLeaf})
-					c.Close("dial-back answered")
-				case wire.RoleSupernode:
-					_ = sn.AcceptPeer(c, h)
-				default:
-					_ = sn.AcceptLeaf(c, h)
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); sn.Close() })
-	return sn, ln.Addr().String()
+			e, err := recv(c, time.Second)
+			var h wire.Hello
+			if err != nil || e.Decode(&h) != nil {
+				c.Close("no hello")
+				return
+			}
+			handle(c, h)
+		}()
+	}
+}
+
+// answerProbe answers a dial-back probe as a node's accept loop does.
+func answerProbe(c *link.Conn) {
+	_ = c.SendBody(wire.TypeWelcome, &wire.Welcome{Role: wire.RoleLeaf})
+	c.Close("dial-back answered")
 }
 
 // testLeaf attaches a bare link to the supernode as a leaf.

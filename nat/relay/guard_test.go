@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/canopy-p2p/canopy/internal/testwait"
-	"github.com/canopy-p2p/canopy/logbridge"
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 )
@@ -218,21 +217,5 @@ func TestRelayFairShare(t *testing.T) {
 // dialRelayTURNConn is dialRelayTURN over a TCP connection the test opened.
 func dialRelayTURNConn(t *testing.T, nc net.Conn, server netip.AddrPort, user, pass string) *relayTURNClient {
 	t.Helper()
-	conn := turn.NewSTUNConn(nc)
-	c, err := turn.NewClient(&turn.ClientConfig{
-		TURNServerAddr: server.String(),
-		Username:       user,
-		Password:       pass,
-		Conn:           conn,
-		LoggerFactory:  logbridge.Pion(nil),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	tc := &relayTURNClient{Client: c, conn: conn}
-	t.Cleanup(tc.close)
-	return tc
+	return turnClientOver(t, turn.NewSTUNConn(nc), server, user, pass)
 }

@@ -82,6 +82,13 @@ func dialRelayTURN(t testing.TB, server netip.AddrPort, tcp bool, user, pass str
 		}
 		conn = c
 	}
+	return turnClientOver(t, conn, server, user, pass)
+}
+
+// turnClientOver starts a pion TURN client on conn and closes both at the
+// end of the test.
+func turnClientOver(t testing.TB, conn net.PacketConn, server netip.AddrPort, user, pass string) *relayTURNClient {
+	t.Helper()
 	c, err := turn.NewClient(&turn.ClientConfig{
 		TURNServerAddr: server.String(),
 		Username:       user,
