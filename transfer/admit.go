@@ -126,7 +126,9 @@ func (c *offerCache) prunePeer(peer identity.NodeID, now time.Time) {
 	list := c.byPeer[peer]
 	kept := list[:0]
 	for _, o := range list {
-		if now.Before(o.until) {
+		// Kept through its last instant: checkOffer still accepts an offer
+		// exactly one window old, so its replay must still be found then.
+		if !now.After(o.until) {
 			kept = append(kept, o)
 		}
 	}

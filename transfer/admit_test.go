@@ -292,6 +292,8 @@ func FuzzCheckOffer(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{1, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 3, 4})
 	f.Add(make([]byte, 64))
+	// An offer exactly one window old: accepted, so its replay must be found.
+	f.Add([]byte{0, 0, 0xff, 0xfe, 0x2b, 0x40, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e := &Engine{cfg: Config{OfferWindow: DefaultOfferWindow, MaxOffersPerPeer: 3, MaxOfferCache: 5},
 			offers: offerCache{byPeer: map[identity.NodeID][]seenOffer{}}}
