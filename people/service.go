@@ -687,6 +687,17 @@ func (s *Service) handleNotify(n wire.PresenceNotify) {
 		v = &view{holders: make(map[identity.NodeID]heard)}
 		s.pres[n.Node] = v
 	}
+	if best := bestRecord(v, now, s.cfg.PresenceStale); n.Record != nil && (best == nil || n.Record.Seq > best.Seq) {
+		// A new record naming supernodes not subscribed at yet (the
+		// contact moved, or attached to another): subscribe there now.
+		// Only for a new record, so that a holder that never answers
+		// does not make every renewal answer a resubscription.
+		for _, sn := range n.Record.Supernodes {
+			if _, ok := v.holders[sn]; !ok {
+				s.lastSub = time.Time{}
+			}
+		}
+	}
 	if old, ok := v.holders[n.From]; ok && old.rec != nil && n.Record != nil && n.Record.Seq < old.rec.Seq {
 		// An older record than this holder gave before: replayed.
 		old.at = now
@@ -714,6 +725,13 @@ func (s *Service) handleParcel(via identity.NodeID, p wire.Parcel) {
 	l, _, senderKey, err := openLetter(p.Sealed, s.keys)
 	if err != nil {
 		s.refuse(p.From, err)
+		s.ackMail(p)
+		return
+	}
+	if age := time.Since(time.UnixMilli(l.Time)); age > seenKeep-24*time.Hour {
+		// Older than what the seen table remembers: a replay, or a
+		// supernode handing out what it should have expired.
+		s.refuse(p.From, fmt.Errorf("%w: letter written %s ago", ErrBadLetter, age.Round(time.Hour)))
 		s.ackMail(p)
 		return
 	}

@@ -37,6 +37,11 @@ Usage:
   canopy natcheck [--api A] [--json] how this node sits behind its NAT, and who can reach it
                                     (these four send the node's API token: from --data DIR,
                                     default that of canopy up, or --api-token / $CANOPY_API_TOKEN)
+  canopy profile [set --nick N --status S --text T]  your nickname and status
+  canopy contacts [add|requests|accept|deny|remove|trust|appear-offline ...]
+                                    your contacts, their presence and your requests
+  canopy msg     [send CONTACT TEXT | CONTACT] [--follow]  messages, delivered even when
+                                    the contact is offline (people commands take --api, --data too)
   canopy demo    [--once] [--api A]  start a small network on loopback and show it working
   canopy sim     [--scenario F] [--nodes N] [--hours H] [--seed S] [--out DIR]
                                     simulate a network; "canopy sim sweep" tunes the policy
@@ -65,6 +70,12 @@ func main() {
 		err = runGet(ctx, args)
 	case "natcheck":
 		err = runNATCheck(ctx, args)
+	case "profile":
+		err = runProfile(ctx, args)
+	case "contacts":
+		err = runContacts(ctx, args)
+	case "msg":
+		err = runMsg(ctx, args)
 	case "demo":
 		err = runDemo(ctx, args)
 	case "sim":
