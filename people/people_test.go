@@ -167,11 +167,11 @@ func (m *memNet) SendParcel(ctx context.Context, p wire.Parcel) error {
 	}
 	return nil
 }
-func (m *memNet) PublishPresence(wire.PresencePublish) error         { return nil }
-func (m *memNet) SubscribePresence([]wire.PresenceTarget) error      { return nil }
-func (m *memNet) AckMail([]identity.NodeID, []wire.MsgID) error      { return nil }
-func (m *memNet) FetchMail([]identity.NodeID) error                  { return nil }
-func (m *memNet) Supernodes() []identity.NodeID                      { return []identity.NodeID{m.sn} }
+func (m *memNet) PublishPresence(wire.PresencePublish) error    { return nil }
+func (m *memNet) SubscribePresence([]wire.PresenceTarget) error { return nil }
+func (m *memNet) AckMail([]identity.NodeID, []wire.MsgID) error { return nil }
+func (m *memNet) FetchMail([]identity.NodeID) error             { return nil }
+func (m *memNet) Supernodes() []identity.NodeID                 { return []identity.NodeID{m.sn} }
 func (m *memNet) LocateNode(context.Context, identity.NodeID) ([]identity.NodeID, error) {
 	return []identity.NodeID{{9}}, nil
 }

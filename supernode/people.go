@@ -392,7 +392,11 @@ func (s *Supernode) parcel(p wire.Parcel, fromLeaf bool) {
 	s.people.mu.Lock()
 	s.people.stats.ParcelsRelayed += uint64(sent)
 	s.people.mu.Unlock()
-	if sent == 0 && !named && !(p.Store && here) {
+	switch {
+	case named && !p.Store && !here:
+		// Named, but the recipient is not attached here (any more).
+		s.parcelResult(p, wire.ParcelNotHere, "")
+	case sent == 0 && !named && !(p.Store && here):
 		s.parcelResult(p, wire.ParcelNotHere, "no supernode of the recipient's is known")
 	}
 }
