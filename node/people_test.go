@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -266,5 +267,120 @@ func TestPeopleLoopback(t *testing.T) {
 	testwait.Until(t, 10*time.Second, func() bool { return a.People().Stats().Blocked > blocked }, "c's request dropped as blocked")
 	if rs, _ := a.People().Requests(); len(rs) != 0 {
 		t.Errorf("a has requests after blocking c: %+v", rs)
+	}
+}
+
+// TestPeopleAppearOfflineAndInvisible: appearing offline to one contact
+// shows offline to it within 3 s while another still sees online; its
+// messages still arrive (stored at the supernode the hidden user is
+// attached to, which hands them over at once); invisible shows offline to
+// every contact.
+func TestPeopleAppearOfflineAndInvisible(t *testing.T) {
+	pn := newPeopleNet(t)
+	pn.supernode("sn1")
+	pn.supernode("sn2", "sn1")
+	testwait.Until(t, 15*time.Second, func() bool { return len(pn.nodes["sn2"].Supernode().Members()) == 2 }, "a ring of two")
+	a, b, c := pn.leaf("a", "sn1"), pn.leaf("b", "sn2"), pn.leaf("c", "sn1")
+	befriend(t, a, b, "")
+	befriend(t, a, c, "")
+	sees := func(viewer *node.Node, status string) func() bool {
+		return func() bool { k, _ := contactOf(viewer, a.ID()); return k.Status == status }
+	}
+	testwait.Until(t, 15*time.Second, sees(b, "online"), "b sees a online")
+	testwait.Until(t, 15*time.Second, sees(c, "online"), "c sees a online")
+
+	if _, err := a.People().AppearOffline(b.ID(), true); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, 3*time.Second, sees(b, "offline"), "b sees a offline within 3 s")
+	if k, _ := contactOf(c, a.ID()); k.Status != "online" {
+		t.Fatalf("c sees a %s, want online", k.Status)
+	}
+	m, err := b.People().Send(a.ID(), "are you hiding?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, 10*time.Second, func() bool { return messageState(b, m.ID) == "delivered " }, "b's message delivered: %s", messageState(b, m.ID))
+
+	if _, err := a.People().SetProfile(api.ProfileSet{Status: ptr("invisible")}); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, 3*time.Second, sees(c, "offline"), "c sees a offline within 3 s of a going invisible")
+	if _, err := a.People().SetProfile(api.ProfileSet{Status: ptr("busy")}); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, 3*time.Second, sees(c, "busy"), "c sees a busy")
+	if k, _ := contactOf(b, a.ID()); k.Status != "offline" {
+		t.Fatalf("b sees a %s though a still appears offline to it", k.Status)
+	}
+}
+
+// TestPeopleCrashes: a sender killed right after queueing messages loses
+// none (they are in its database before Send returns) and sends each
+// once; a mailbox supernode that crashes with the messages loses none
+// either: the sender still holds them, finds the recipient where it
+// attached next (a locate) and delivers them. Real time: about 40 s (the
+// locate of a contact that went offline waits the retry interval).
+func TestPeopleCrashes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the default locate retry interval")
+	}
+	pn := newPeopleNet(t)
+	pn.supernode("sn1")
+	pn.supernode("sn2", "sn1")
+	testwait.Until(t, 15*time.Second, func() bool { return len(pn.nodes["sn2"].Supernode().Members()) == 2 }, "a ring of two")
+	a, b := pn.leaf("a", "sn1"), pn.leaf("b", "sn2")
+	befriend(t, a, b, "")
+	pn.stop("b")
+	testwait.Until(t, 5*time.Second, func() bool { k, _ := contactOf(a, b.ID()); return !k.Online }, "a sees b offline")
+	var ids []string
+	for i := range 5 {
+		m, err := a.People().Send(b.ID(), fmt.Sprintf("message %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	if err := a.Kill(); err != nil {
+		t.Logf("kill: %v", err)
+	}
+	delete(pn.nodes, "a")
+	a = pn.restart("a")
+	testwait.Until(t, 15*time.Second, func() bool {
+		for _, id := range ids {
+			if messageState(a, id) != "stored " {
+				return false
+			}
+		}
+		return true
+	}, "every message stored after a's crash: %s", messageState(a, ids[4]))
+	if held := pn.nodes["sn2"].Supernode().PeopleStats().MailHeld; held != 5 {
+		t.Fatalf("b's supernode holds %d parcels, want 5", held)
+	}
+	// b's supernode crashes with them; b comes back on the other.
+	if err := pn.nodes["sn2"].Kill(); err != nil {
+		t.Logf("kill sn2: %v", err)
+	}
+	delete(pn.nodes, "sn2")
+	cfg := pn.cfgs["b"]
+	cfg.Join = []string{pn.nodes["sn1"].Control()}
+	pn.cfgs["b"] = cfg
+	b = pn.restart("b")
+	testwait.Until(t, 60*time.Second, func() bool {
+		for _, id := range ids {
+			if messageState(a, id) != "delivered " {
+				return false
+			}
+		}
+		return true
+	}, "every message delivered after the mailbox crashed: %s", messageState(a, ids[0]))
+	ms, _ := b.People().Messages(ptr(a.ID()), 0)
+	if len(ms) != 5 {
+		t.Fatalf("b has %d messages, want 5 (none lost, none twice)", len(ms))
+	}
+	for i, m := range ms {
+		if m.Text != fmt.Sprintf("message %d", i) {
+			t.Errorf("message %d is %q: out of order", i, m.Text)
+		}
 	}
 }

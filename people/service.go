@@ -201,7 +201,7 @@ type Service struct {
 	allowed  []identity.NodeID
 	pres     map[identity.NodeID]*view
 	attempts map[wire.MsgID]*attempt
-	locating map[identity.NodeID]time.Time
+	locating map[identity.NodeID]locateState
 	// found is where locates found nodes lately (foundKeep), for nodes
 	// without a contact row to keep it in (a request withdrawn and sent
 	// again) and as a fallback for contacts.
@@ -226,6 +226,16 @@ type heard struct {
 	rec *wire.PresenceRecord
 	at  time.Time
 }
+
+// locateState is when a node was last looked for, how often in a row,
+// and when it may be looked for again.
+type locateState struct {
+	at, next time.Time
+	n        int
+}
+
+// maxLocateBackoff bounds the wait between two locates of one node.
+const maxLocateBackoff = 10 * time.Minute
 
 type foundAt struct {
 	via []identity.NodeID
@@ -264,7 +274,7 @@ func Open(cfg Config) (*Service, error) {
 		cfg: cfg, me: cfg.Identity, keys: keys, log: cfg.Logger.Named("people"), st: st,
 		inbox: make(chan func(), inboxSize), kick: make(chan struct{}, 1),
 		pres: make(map[identity.NodeID]*view), attempts: make(map[wire.MsgID]*attempt),
-		locating: make(map[identity.NodeID]time.Time),
+		locating: make(map[identity.NodeID]locateState),
 		found:    make(map[identity.NodeID]foundAt),
 		requests: rate.NewLimiter(DefaultRequestRate, DefaultRequestBurst),
 		subs:     make(map[chan api.Event]bool),
@@ -571,11 +581,15 @@ func bestRecord(v *view, now time.Time, stale time.Duration) *wire.PresenceRecor
 // retry interval per node and maxLocates at once.
 func (s *Service) startLocate(id identity.NodeID, now time.Time) {
 	s.mu.Lock()
-	if t, ok := s.locating[id]; (ok && now.Sub(t) < s.cfg.RetryInterval) || s.inFlightLocatesLocked(now) >= maxLocates {
+	st, ok := s.locating[id]
+	if (ok && now.Before(st.next)) || s.inFlightLocatesLocked(now) >= maxLocates {
 		s.mu.Unlock()
 		return
 	}
-	s.locating[id] = now
+	// A node that stays unfound is looked for less and less often: a
+	// locate travels the ring, and a roster of contacts who are away
+	// for weeks must not flood it.
+	s.locating[id] = locateState{at: now, n: st.n + 1, next: now.Add(min(s.cfg.RetryInterval<<min(st.n, 5), maxLocateBackoff))}
 	s.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
@@ -592,8 +606,8 @@ func (s *Service) startLocate(id identity.NodeID, now time.Time) {
 
 func (s *Service) inFlightLocatesLocked(now time.Time) int {
 	n := 0
-	for _, t := range s.locating {
-		if now.Sub(t) < locateTimeout {
+	for _, st := range s.locating {
+		if now.Sub(st.at) < locateTimeout {
 			n++
 		}
 	}
@@ -653,7 +667,9 @@ func (s *Service) refreshViewLocked(id identity.NodeID, now time.Time) (api.Cont
 	}
 	_ = putContact(s.st.db, c)
 	if shown.Online {
-		// A contact that shows online may take what waits for it.
+		// A contact that shows online may take what waits for it, and
+		// is looked for at the first interval when it goes again.
+		delete(s.locating, id)
 		s.poke()
 	}
 	return s.contactViewLocked(c, now), true
@@ -798,6 +814,14 @@ func (s *Service) letterLocked(tx *sql.Tx, l wire.Letter, senderKey []byte, now 
 		return nil, nil, nil
 	}
 	isContact := isKnown && c.State == stateContact
+	if isContact && len(l.Supernodes) > 0 && !slices.Equal(c.Via, l.Supernodes) {
+		// Where the contact is now, as it signed it.
+		c.Via = l.Supernodes
+		if err := putContact(tx, c); err != nil {
+			return nil, nil, err
+		}
+		s.lastSub = time.Time{}
+	}
 	switch l.Kind {
 	case wire.LetterRequest, wire.LetterMessage:
 		if l.Kind == wire.LetterMessage && isContact {
