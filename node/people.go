@@ -66,7 +66,7 @@ func (n *Node) peopleAPI(mux *http.ServeMux) {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("not a node ID (nothing was sent): %w", err))
 			return
 		}
-		c, err := n.people.Add(id, req.Name, req.Message)
+		c, err := n.people.Add(r.Context(), id, req.Name, req.Message)
 		answer(w, c, err)
 	})
 	mux.HandleFunc("GET /v1/contacts/requests", func(w http.ResponseWriter, r *http.Request) {
@@ -156,7 +156,7 @@ func answer(w http.ResponseWriter, v any, err error) {
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, v)
-	case errors.Is(err, people.ErrNotContact), errors.Is(err, people.ErrNoRequest):
+	case errors.Is(err, people.ErrNotContact), errors.Is(err, people.ErrNoRequest), errors.Is(err, people.ErrNotFound):
 		writeError(w, http.StatusNotFound, err)
 	case errors.Is(err, people.ErrSelf), errors.Is(err, people.ErrBlocked), errors.Is(err, people.ErrTooLong):
 		writeError(w, http.StatusBadRequest, err)

@@ -58,13 +58,17 @@ func (pn *peopleNet) supernode(name string, join ...string) *node.Node {
 	return pn.start(name, cfg)
 }
 
-func (pn *peopleNet) leaf(name, sn string) *node.Node {
+func (pn *peopleNet) leafConfig(name, sn string) node.Config {
 	cfg := demo.NodeOptions(pn.dir, name, pn.log)
 	cfg.Consent = promotion.ConsentNever
 	cfg.RoleInterval = node.NoRoleLoop
 	cfg.Attach = 1
 	cfg.Join = []string{pn.nodes[sn].Control()}
-	n := pn.start(name, cfg)
+	return cfg
+}
+
+func (pn *peopleNet) leaf(name, sn string) *node.Node {
+	n := pn.start(name, pn.leafConfig(name, sn))
 	testwait.Until(pn.t, 10*time.Second, func() bool { return len(n.Leaf().Attachments()) > 0 }, "%s attached", name)
 	return n
 }
@@ -123,7 +127,7 @@ func ptr[T any](v T) *T { return &v }
 // befriend makes a and b contacts: a asks, b accepts.
 func befriend(t *testing.T, a, b *node.Node, note string) {
 	t.Helper()
-	if _, err := a.People().Add(b.ID(), "", note); err != nil {
+	if _, err := a.People().Add(context.Background(), b.ID(), "", note); err != nil {
 		t.Fatal(err)
 	}
 	testwait.Until(t, 10*time.Second, func() bool {
@@ -247,7 +251,7 @@ func TestPeopleLoopback(t *testing.T) {
 	if _, err := c.People().Send(a.ID(), "hi"); err == nil {
 		t.Errorf("c sent a message to a, who is not its contact")
 	}
-	if _, err := c.People().Add(a.ID(), "", "buy my stuff"); err != nil {
+	if _, err := c.People().Add(context.Background(), a.ID(), "", "buy my stuff"); err != nil {
 		t.Fatal(err)
 	}
 	testwait.Until(t, 10*time.Second, func() bool {
@@ -261,7 +265,7 @@ func TestPeopleLoopback(t *testing.T) {
 	if err := c.People().Remove(a.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.People().Add(a.ID(), "", "again"); err != nil {
+	if _, err := c.People().Add(context.Background(), a.ID(), "", "again"); err != nil {
 		t.Fatal(err)
 	}
 	testwait.Until(t, 10*time.Second, func() bool { return a.People().Stats().Blocked > blocked }, "c's request dropped as blocked")

@@ -15,6 +15,8 @@ var (
 	// ErrNoRequest is returned to accept or deny a request that is not
 	// there.
 	ErrNoRequest = errors.New("people: no such contact request")
+	// ErrNotFound is returned by Add when no node with the ID answers.
+	ErrNotFound = errors.New("people: no node with this ID is on the network")
 	// ErrSelf is returned for an action on this node's own ID.
 	ErrSelf = errors.New("people: that is this node's own ID")
 	// ErrBlocked is returned for an action on a blocked node.

@@ -233,7 +233,7 @@ func (w *world) settle() {
 
 func befriendMem(t *testing.T, w *world, a, b *Service) {
 	t.Helper()
-	if _, err := a.Add(b.me.ID, "", "hi"); err != nil {
+	if _, err := a.Add(context.Background(), b.me.ID, "", "hi"); err != nil {
 		t.Fatal(err)
 	}
 	w.settle()
@@ -256,7 +256,7 @@ func TestRequestsCollapseDenySendsNothing(t *testing.T) {
 	w, s := newWorld(t, 2)
 	a, b := s[0], s[1]
 	for range 2 {
-		if _, err := a.Add(b.me.ID, "bob", "hello"); err != nil {
+		if _, err := a.Add(context.Background(), b.me.ID, "bob", "hello"); err != nil {
 			t.Fatal(err)
 		}
 		w.settle()
@@ -279,14 +279,14 @@ func TestRequestsCollapseDenySendsNothing(t *testing.T) {
 	if _, err := b.SetTrust(a.me.ID, TrustBlocked); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Add(b.me.ID, "", "again"); err != nil {
+	if _, err := a.Add(context.Background(), b.me.ID, "", "again"); err != nil {
 		t.Fatal(err)
 	}
 	w.settle()
 	if rs, _ := b.Requests(); len(rs) != 0 || b.Stats().Blocked != 1 {
 		t.Errorf("a blocked node's request: %+v, blocked %d", rs, b.Stats().Blocked)
 	}
-	if _, err := a.Add(a.me.ID, "", ""); !errors.Is(err, ErrSelf) {
+	if _, err := a.Add(context.Background(), a.me.ID, "", ""); !errors.Is(err, ErrSelf) {
 		t.Errorf("adding oneself: %v", err)
 	}
 }

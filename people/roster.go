@@ -1,6 +1,8 @@
 package people
 
 import (
+	"context"
+	"errors"
 	"database/sql"
 	"fmt"
 	"time"
@@ -97,8 +99,14 @@ func (s *Service) Contacts() ([]api.Contact, error) {
 	return out, nil
 }
 
-// Add sends a contact request to id, with an optional note.
-func (s *Service) Add(id identity.NodeID, name, note string) (api.Contact, error) {
+// Add sends a contact request to id, with an optional note. A node ID has
+// no check digits, so a mistyped one is most often another valid ID: Add
+// first looks for the node on the network and sends nothing when no node
+// with that ID answers (ErrNotFound), which also means that a request
+// goes only to a node that is online and discoverable (not invisible).
+// Adding a node whose own request waits here accepts it instead, and
+// needs no look-up.
+func (s *Service) Add(ctx context.Context, id identity.NodeID, name, note string) (api.Contact, error) {
 	if id == s.me.ID {
 		return api.Contact{}, ErrSelf
 	}
@@ -111,10 +119,29 @@ func (s *Service) Add(id identity.NodeID, name, note string) (api.Contact, error
 	if err := checkText("name", name, wire.MaxNickname); err != nil {
 		return api.Contact{}, err
 	}
-	now := time.Now()
 	s.mu.Lock()
 	nick := s.profile.Nick
+	_, waiting, err := s.st.request(id)
+	c, known, err2 := s.st.contact(id)
 	s.mu.Unlock()
+	if err = errors.Join(err, err2); err != nil {
+		return api.Contact{}, err
+	}
+	if !waiting && !(known && c.State == stateContact) {
+		ctx, cancel := context.WithTimeout(ctx, locateTimeout)
+		via, err := s.net.LocateNode(ctx, id)
+		cancel()
+		if err != nil {
+			return api.Contact{}, err
+		}
+		if len(via) == 0 {
+			return api.Contact{}, fmt.Errorf("%w: %s (mistyped? a request reaches only a node that is online and not invisible; nothing was sent)", ErrNotFound, id)
+		}
+		s.mu.Lock()
+		s.found[id] = foundAt{via: via, at: time.Now()}
+		s.mu.Unlock()
+	}
+	now := time.Now()
 	l, err := s.newLetter(wire.LetterRequest, id, now, func(l *wire.Letter) {
 		l.Nick, l.Text, l.BoxKey = nick, note, s.keys.Public[:]
 	})
@@ -213,7 +240,7 @@ func (s *Service) Accept(id identity.NodeID) (api.Contact, error) {
 	if !ok {
 		return api.Contact{}, fmt.Errorf("%w from %s", ErrNoRequest, id.Short())
 	}
-	return s.Add(id, "", "")
+	return s.Add(context.Background(), id, "", "")
 }
 
 // Deny forgets id's request. Nothing is sent: the requester cannot tell a
