@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/canopy-p2p/canopy/api"
+	"github.com/canopy-p2p/canopy/internal/testwait"
+)
+
+// TestPeopleCommandLine is the README's two-person walk-through with the
+// real binary: a supernode, alice and bob; alice sets her nickname and
+// asks bob, bob accepts, alice messages bob by the name she gave him, bob
+// reads it (and follows the next one live), alice sees it delivered. A
+// mistyped ID is refused with nothing sent.
+func TestPeopleCommandLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped in -short mode")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "canopy")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	run := func(data string, args ...string) (string, error) {
+		cmd := exec.Command(bin, append(args, "--data", data)...)
+		cmd.Env = append(os.Environ(), tokenEnv+"=")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	up := func(name, join string, extra ...string) (data, apiAddr string) {
+		data, apiAddr = filepath.Join(dir, name), freePort(t)
+		ctl := freePort(t)
+		args := append([]string{"up", "--data", data, "--listen", ctl, "--gossip", freePort(t), "--api", apiAddr,
+			"--turn", "off", "--portmap=false", "--log-level", "warn"}, extra...)
+		if join != "" {
+			args = append(args, "--join", join)
+		}
+		cmd := exec.Command(bin, args...)
+		var logs bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+			if t.Failed() {
+				t.Logf("%s output:\n%s", name, logs.String())
+			}
+		})
+		waitAPI(t, apiAddr)
+		return data, apiAddr
+	}
+	snData, snAPI := up("sn", "", "--supernode", "always")
+	var st api.Status
+	if out, err := run(snData, "status", "--api", snAPI, "--json"); err != nil || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("supernode status: %v %s", err, out)
+	}
+	alice, aliceAPI := up("alice", st.Control, "--supernode", "never")
+	bob, bobAPI := up("bob", st.Control, "--supernode", "never")
+	id := func(data, apiAddr string) string {
+		var s api.Status
+		testwait.Until(t, 30*time.Second, func() bool {
+			out, err := run(data, "status", "--api", apiAddr, "--json")
+			return err == nil && json.Unmarshal([]byte(out), &s) == nil && len(s.Supernodes) == 1
+		}, "%s attached", data)
+		return s.ID
+	}
+	aliceID, bobID := id(alice, aliceAPI), id(bob, bobAPI)
+	a := func(args ...string) (string, error) { return run(alice, append(args, "--api", aliceAPI)...) }
+	b := func(args ...string) (string, error) { return run(bob, append(args, "--api", bobAPI)...) }
+	must := func(out string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return out
+	}
+
+	must(a("profile", "set", "--nick", "alice", "--status", "online"))
+	if out := must(a("profile")); !strings.Contains(out, "alice") || !strings.Contains(out, "online") {
+		t.Fatalf("profile: %s", out)
+	}
+	// A mistyped ID: refused, nothing sent.
+	if out, err := a("contacts", "add", bobID[:50]+"zz"); err == nil || !strings.Contains(out, "nothing was sent") {
+		t.Fatalf("a mistyped ID: %v %s", err, out)
+	}
+	if out := must(a("contacts", "add", bobID, "--name", "bob", "--message", "hi bob, it's alice")); !strings.Contains(out, "request sent") {
+		t.Fatalf("add: %s", out)
+	}
+	testwait.Until(t, 10*time.Second, func() bool {
+		out, err := b("contacts", "requests", "--json")
+		var rs []api.Request
+		return err == nil && json.Unmarshal([]byte(out), &rs) == nil && len(rs) == 1 && rs[0].ID == aliceID && rs[0].Text == "hi bob, it's alice"
+	}, "bob sees alice's request")
+	if out := must(b("contacts", "requests")); !strings.Contains(out, "alice") {
+		t.Fatalf("requests: %s", out)
+	}
+	must(b("contacts", "accept", aliceID))
+	testwait.Until(t, 15*time.Second, func() bool {
+		out, err := a("contacts", "--json")
+		var cs []api.Contact
+		return err == nil && json.Unmarshal([]byte(out), &cs) == nil && len(cs) == 1 && cs[0].State == "contact" && cs[0].Online
+	}, "alice sees bob as an online contact")
+	if out := must(a("contacts")); !strings.Contains(out, "bob") || !strings.Contains(out, "online") {
+		t.Fatalf("contacts: %s", out)
+	}
+
+	// bob follows his messages while alice writes.
+	follow := exec.Command(bin, "msg", "--follow", "--data", bob, "--api", bobAPI)
+	var followed lockedBuffer
+	follow.Stdout, follow.Stderr = &followed, &followed
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { follow.Process.Kill(); follow.Wait() }()
+	var m api.Message
+	if err := json.Unmarshal([]byte(must(a("msg", "send", "bob", "hello", "there", "--json"))), &m); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, 10*time.Second, func() bool {
+		out, err := a("msg", "bob", "--json")
+		var ms []api.Message
+		return err == nil && json.Unmarshal([]byte(out), &ms) == nil && len(ms) == 1 && ms[0].State == "delivered"
+	}, "alice sees her message delivered")
+	if out := must(b("msg", aliceID[:8])); !strings.Contains(out, "hello there") || !strings.Contains(out, "alice") {
+		t.Fatalf("bob's messages: %s", out)
+	}
+	testwait.Until(t, 10*time.Second, func() bool { return strings.Contains(followed.String(), "hello there") },
+		"bob's msg --follow printed the message: %q", followed.String())
+	if out, err := a("msg", "send", "nobody", "x"); err == nil || !strings.Contains(out, "no contact") {
+		t.Fatalf("a message to nobody: %v %s", err, out)
+	}
+}
+
+// lockedBuffer is a buffer a process writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
