@@ -314,6 +314,16 @@ func (s *Service) Close() error {
 	}
 	s.wg.Wait()
 	s.mu.Lock()
+	// Contacts online until now were last seen now.
+	now := time.Now()
+	for id, v := range s.pres {
+		if v.shown.Online {
+			if c, ok, err := s.st.contact(id); err == nil && ok {
+				c.LastSeen = now
+				_ = putContact(s.st.db, c)
+			}
+		}
+	}
 	for ch := range s.subs {
 		close(ch)
 		delete(s.subs, ch)
