@@ -22,14 +22,14 @@ import (
 // leaves started by name, each leaf attached to one supernode it names, so
 // that people on different supernodes must cross the ring.
 type peopleNet struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	log   *zap.Logger
 	nodes map[string]*node.Node
 	cfgs  map[string]node.Config
 }
 
-func newPeopleNet(t *testing.T) *peopleNet {
+func newPeopleNet(t testing.TB) *peopleNet {
 	pn := &peopleNet{t: t, dir: t.TempDir(), log: zap.NewNop(), nodes: map[string]*node.Node{}, cfgs: map[string]node.Config{}}
 	if os.Getenv("CANOPY_PEOPLE_LOG") != "" {
 		pn.log, _ = zap.NewDevelopment()
@@ -69,8 +69,17 @@ func (pn *peopleNet) leafConfig(name, sn string) node.Config {
 
 func (pn *peopleNet) leaf(name, sn string) *node.Node {
 	n := pn.start(name, pn.leafConfig(name, sn))
-	testwait.Until(pn.t, 10*time.Second, func() bool { return len(n.Leaf().Attachments()) > 0 }, "%s attached", name)
+	pn.published(name, sn)
 	return n
+}
+
+// published waits until leaf name is attached to supernode sn and its
+// presence is held there.
+func (pn *peopleNet) published(name, sn string) {
+	pn.t.Helper()
+	n, s := pn.nodes[name], pn.nodes[sn].Supernode()
+	testwait.Until(pn.t, 10*time.Second, func() bool { return len(n.Leaf().Attachments()) > 0 && s.HoldsPresence(n.ID()) },
+		"%s attached to %s with its presence held", name, sn)
 }
 
 func (pn *peopleNet) start(name string, cfg node.Config) *node.Node {
@@ -125,7 +134,7 @@ func messageState(n *node.Node, id string) string {
 func ptr[T any](v T) *T { return &v }
 
 // befriend makes a and b contacts: a asks, b accepts.
-func befriend(t *testing.T, a, b *node.Node, note string) {
+func befriend(t testing.TB, a, b *node.Node, note string) {
 	t.Helper()
 	if _, err := a.People().Add(context.Background(), b.ID(), "", note); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/canopy-p2p/canopy/api"
-	"github.com/canopy-p2p/canopy/internal/testwait"
 	"github.com/canopy-p2p/canopy/node"
 )
 
@@ -17,7 +16,7 @@ func (pn *peopleNet) apiLeaf(name, sn string) (*node.Node, *api.Client) {
 	cfg := pn.leafConfig(name, sn)
 	cfg.API = "127.0.0.1:0"
 	n := pn.start(name, cfg)
-	testwait.Until(pn.t, 10*time.Second, func() bool { return len(n.Leaf().Attachments()) > 0 }, "%s attached", name)
+	pn.published(name, sn)
 	tok, err := api.ReadTokenFile(filepath.Dir(n.APITokenFile()))
 	if err != nil {
 		pn.t.Fatal(err)

@@ -69,7 +69,7 @@ func (s *Service) SetProfile(set api.ProfileSet) (api.Profile, error) {
 		if set.Text != nil {
 			s.profile.Text = *set.Text
 		}
-		s.lastPub = time.Time{}
+		s.pubDirty = true
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -128,11 +128,16 @@ func (s *Service) Add(ctx context.Context, id identity.NodeID, name, note string
 		return api.Contact{}, err
 	}
 	if !waiting && !(known && c.State == stateContact) {
-		ctx, cancel := context.WithTimeout(ctx, locateTimeout)
-		via, err := s.net.LocateNode(ctx, id)
-		cancel()
-		if err != nil {
-			return api.Contact{}, err
+		// Twice: a node that has just attached answers a locate only
+		// once it has published its presence, a moment later.
+		var via []identity.NodeID
+		for try := 0; try < 2 && len(via) == 0 && ctx.Err() == nil; try++ {
+			lctx, cancel := context.WithTimeout(ctx, addLocateTimeout)
+			via, err = s.net.LocateNode(lctx, id)
+			cancel()
+			if err != nil {
+				return api.Contact{}, err
+			}
 		}
 		if len(via) == 0 {
 			return api.Contact{}, fmt.Errorf("%w: %s (mistyped? a request reaches only a node that is online and not invisible; nothing was sent)", ErrNotFound, id)
@@ -214,6 +219,9 @@ func (s *Service) Add(ctx context.Context, id identity.NodeID, name, note string
 	return out, nil
 }
 
+// addLocateTimeout bounds each of Add's two locates.
+const addLocateTimeout = 1500 * time.Millisecond
+
 // Requests lists the contact requests waiting.
 func (s *Service) Requests() ([]api.Request, error) {
 	s.mu.Lock()
@@ -294,7 +302,7 @@ func (s *Service) Remove(id identity.NodeID) error {
 	})
 	if err == nil {
 		delete(s.pres, id)
-		s.lastPub = time.Time{}
+		s.pubDirty = true
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -356,7 +364,7 @@ func (s *Service) SetTrust(id identity.NodeID, t Trust) (api.Contact, error) {
 		if t == TrustBlocked {
 			delete(s.pres, id)
 		}
-		s.lastPub, s.lastSub = time.Time{}, time.Time{}
+		s.pubDirty, s.subDirty = true, true
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -377,7 +385,7 @@ func (s *Service) AppearOffline(id identity.NodeID, on bool) (api.Contact, error
 	if err == nil {
 		c.AppearOffline = on
 		err = putContact(s.st.db, c)
-		s.lastPub = time.Time{}
+		s.pubDirty = true
 	}
 	var out api.Contact
 	if err == nil {

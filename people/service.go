@@ -103,6 +103,11 @@ const (
 	maxLocates                 = 4
 	locateTimeout              = 2 * time.Second
 	inboxSize                  = 1024
+	// publishRate and subscribeRate keep a leaf within its supernodes'
+	// per-leaf limits (supernode: publishes 2/s burst 10, subscriptions
+	// with locates and fetches 2/s burst 20).
+	publishRate, publishBurst     = rate.Limit(2), 5
+	subscribeRate, subscribeBurst = rate.Limit(1), 5
 	eventBuffer                = 256
 	seenKeep                   = 9 * 24 * time.Hour
 	defaultLogEvery            = 10 * time.Second
@@ -208,7 +213,14 @@ type Service struct {
 	found    map[identity.NodeID]foundAt
 	lastSub  time.Time
 	lastPub  time.Time
+	// pubDirty and subDirty ask for a publish or a subscription renewal
+	// as soon as minGap allows: what is published changed, or where a
+	// contact is.
+	pubDirty, subDirty bool
 	requests *rate.Limiter
+	// pubLim and subLim pace publishes and subscription renewals (run
+	// goroutine and nextWake, under mu).
+	pubLim, subLim *rate.Limiter
 	subs     map[chan api.Event]bool
 	stats    Stats
 	lines    loglimit.Limiter[string]
@@ -277,6 +289,8 @@ func Open(cfg Config) (*Service, error) {
 		locating: make(map[identity.NodeID]locateState),
 		found:    make(map[identity.NodeID]foundAt),
 		requests: rate.NewLimiter(DefaultRequestRate, DefaultRequestBurst),
+		pubLim:   rate.NewLimiter(publishRate, publishBurst),
+		subLim:   rate.NewLimiter(subscribeRate, subscribeBurst),
 		subs:     make(map[chan api.Event]bool),
 		lines:    loglimit.Limiter[string]{Every: defaultLogEvery},
 	}
@@ -384,7 +398,7 @@ func (s *Service) PresenceNotify(n wire.PresenceNotify) {
 func (s *Service) Attachments() {
 	s.post(func() {
 		s.mu.Lock()
-		s.lastPub, s.lastSub = time.Time{}, time.Time{}
+		s.pubDirty, s.subDirty = true, true
 		s.mu.Unlock()
 		s.fetchMail()
 	})
@@ -392,8 +406,8 @@ func (s *Service) Attachments() {
 
 func (s *Service) run() {
 	defer s.wg.Done()
-	tick := time.NewTicker(time.Second / 2)
-	defer tick.Stop()
+	wake := time.NewTimer(tickEvery)
+	defer wake.Stop()
 	s.fetchMail()
 	lastPrune := time.Time{}
 	for {
@@ -403,7 +417,7 @@ func (s *Service) run() {
 		case f := <-s.inbox:
 			f()
 		case <-s.kick:
-		case <-tick.C:
+		case <-wake.C:
 		}
 		now := time.Now()
 		s.heartbeat(now)
@@ -413,16 +427,57 @@ func (s *Service) run() {
 			if err := s.st.prune(now, seenKeep); err != nil && !isClosed(err) {
 				s.log.Warn("prune", zap.Error(err))
 			}
+			s.mu.Lock()
+			for id, f := range s.found {
+				if now.Sub(f.at) > foundKeep {
+					delete(s.found, id)
+				}
+			}
+			for id, l := range s.locating {
+				if now.Sub(l.next) > maxLocateBackoff {
+					delete(s.locating, id)
+				}
+			}
+			s.mu.Unlock()
 		}
+		wake.Reset(s.nextWake(time.Now()))
 	}
+}
+
+// tickEvery is how often the run goroutine looks at the outbox and the
+// views when nothing wakes it sooner.
+const tickEvery = time.Second / 2
+
+// nextWake is how long the run goroutine may sleep: until the next tick,
+// or sooner when a publish or renewal waits for its limiter.
+func (s *Service) nextWake(now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := tickEvery
+	delay := func(l *rate.Limiter) time.Duration {
+		r := l.ReserveN(now, 1)
+		defer r.CancelAt(now)
+		return r.DelayFrom(now)
+	}
+	if s.pubDirty {
+		d = min(d, delay(s.pubLim))
+	}
+	if s.subDirty {
+		d = min(d, delay(s.subLim))
+	}
+	return max(d, 10*time.Millisecond)
 }
 
 // heartbeat publishes presence and renews subscriptions when due, and
 // lets views go stale.
 func (s *Service) heartbeat(now time.Time) {
 	s.mu.Lock()
-	pub := now.Sub(s.lastPub) >= s.cfg.PublishInterval
-	sub := now.Sub(s.lastSub) >= s.cfg.SubscribeInterval
+	// A change goes out at once while the leaf stays within what its
+	// supernodes take (publishes 2 a second, burst 10; subscriptions,
+	// locates and fetches together 2 a second, burst 20); one over it
+	// waits for a token and goes then, never dropped.
+	pub := (now.Sub(s.lastPub) >= s.cfg.PublishInterval || s.pubDirty) && s.pubLim.AllowN(now, 1)
+	sub := (now.Sub(s.lastSub) >= s.cfg.SubscribeInterval || s.subDirty) && s.subLim.AllowN(now, 1)
 	s.mu.Unlock()
 	if pub {
 		s.publish(now)
@@ -471,7 +526,7 @@ func (s *Service) publish(now time.Time) {
 	}
 	if err := s.net.PublishPresence(p); err == nil {
 		s.mu.Lock()
-		s.lastPub = now
+		s.lastPub, s.pubDirty = now, false
 		s.mu.Unlock()
 	}
 	// Where this node is attached may hold its mail later.
@@ -535,12 +590,12 @@ func (s *Service) subscribe(now time.Time) {
 	if len(targets) > 0 {
 		if err := s.net.SubscribePresence(targets); err == nil {
 			s.mu.Lock()
-			s.lastSub = now
+			s.lastSub, s.subDirty = now, false
 			s.mu.Unlock()
 		}
 	} else {
 		s.mu.Lock()
-		s.lastSub = now
+		s.lastSub, s.subDirty = now, false
 		s.mu.Unlock()
 	}
 	for _, id := range locate {
@@ -638,7 +693,7 @@ func (s *Service) located(id identity.NodeID, via []identity.NodeID) {
 	if err := putContact(s.st.db, c); err != nil {
 		return
 	}
-	s.lastSub = time.Time{}
+	s.subDirty = true
 	s.poke()
 }
 
@@ -720,7 +775,7 @@ func (s *Service) handleNotify(n wire.PresenceNotify) {
 		// does not make every renewal answer a resubscription.
 		for _, sn := range n.Record.Supernodes {
 			if _, ok := v.holders[sn]; !ok {
-				s.lastSub = time.Time{}
+				s.subDirty = true
 			}
 		}
 	}
@@ -830,7 +885,7 @@ func (s *Service) letterLocked(tx *sql.Tx, l wire.Letter, senderKey []byte, now 
 		if err := putContact(tx, c); err != nil {
 			return nil, nil, err
 		}
-		s.lastSub = time.Time{}
+		s.subDirty = true
 	}
 	switch l.Kind {
 	case wire.LetterRequest, wire.LetterMessage:
@@ -870,7 +925,7 @@ func (s *Service) letterLocked(tx *sql.Tx, l wire.Letter, senderKey []byte, now 
 			return nil, nil, err
 		}
 		delete(s.pres, c.ID)
-		s.lastPub = time.Time{}
+		s.pubDirty = true
 		cv := s.contactViewLocked(c, now)
 		cv.State = "removed"
 		return []api.Event{{Kind: "contact", Contact: &cv}}, nil, nil
@@ -962,7 +1017,7 @@ func (s *Service) becomeContactLocked(tx *sql.Tx, c contact, l wire.Letter, now 
 	if _, err := tx.Exec(`DELETE FROM requests WHERE id = ?`, c.ID[:]); err != nil {
 		return nil, nil, err
 	}
-	s.lastPub, s.lastSub = time.Time{}, time.Time{}
+	s.pubDirty, s.subDirty = true, true
 	cv := s.contactViewLocked(c, now)
 	var reply func()
 	if answer {

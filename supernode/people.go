@@ -144,6 +144,13 @@ func (s *Supernode) PeopleStats() PeopleStats {
 	return st
 }
 
+// HoldsPresence reports whether the supernode holds id's presence record.
+func (s *Supernode) HoldsPresence(id identity.NodeID) bool {
+	s.people.mu.Lock()
+	defer s.people.mu.Unlock()
+	return s.people.presence[id] != nil
+}
+
 func (s *Supernode) peopleLimitsFor(leaf identity.NodeID) *peopleLimits {
 	p := s.people
 	p.mu.Lock()

@@ -249,3 +249,46 @@ func TestMailQuotas(t *testing.T) {
 		t.Errorf("%d big parcels stored, want %d (%s)", n, want, fmt.Sprint(DefaultMailBytesPerRecipient))
 	}
 }
+
+// TestParcelFlood: a leaf sending parcels faster than its rate gets
+// "refused: rate limit" answers for the excess, counted, and keeps its
+// link; another leaf's parcel is stored meanwhile.
+func TestParcelFlood(t *testing.T) {
+	sn, addr := testSupernode(t, Config{})
+	flood, honest := testPerson(t, addr), testPerson(t, addr)
+	to := identity.NodeID{42}
+	const n = 150
+	for range n {
+		p := wire.Parcel{ID: wire.NewMsgID(), To: to, Via: []identity.NodeID{sn.ID()}, Store: true, Sealed: []byte{2, 1}}
+		if err := flood.c.SendBody(wire.TypeParcel, &p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := wire.Parcel{ID: wire.NewMsgID(), To: to, Via: []identity.NodeID{sn.ID()}, Store: true, Sealed: []byte{2, 2}}
+	if err := honest.c.SendBody(wire.TypeParcel, &p); err != nil {
+		t.Fatal(err)
+	}
+	var r wire.ParcelResult
+	if err := honest.next(t, wire.TypeParcelResult).Decode(&r); err != nil || r.State != wire.ParcelStored {
+		t.Fatalf("the honest leaf's parcel: %v %+v", err, r)
+	}
+	stored, limited := 0, 0
+	for range n {
+		var r wire.ParcelResult
+		if err := flood.next(t, wire.TypeParcelResult).Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case r.State == wire.ParcelStored:
+			stored++
+		case r.State == wire.ParcelRefused && r.Reason != "":
+			limited++
+		default:
+			t.Fatalf("result %+v", r)
+		}
+	}
+	st := sn.PeopleStats()
+	if limited == 0 || st.ParcelsLimited != uint64(limited) || stored+limited != n {
+		t.Fatalf("%d stored, %d limited; stats %+v", stored, limited, st)
+	}
+}
