@@ -95,23 +95,23 @@ const (
 	// (a flood from many made-up IDs), and DefaultRequestRepeat how often
 	// one node's request may update its waiting one (repeats collapse
 	// into it regardless, counted).
-	DefaultMaxRequests         = 200
-	DefaultRequestRate         = rate.Limit(1)
-	DefaultRequestBurst        = 20
-	DefaultRequestRepeat       = time.Minute
-	DefaultHistory             = 200
-	maxLocates                 = 4
-	locateTimeout              = 2 * time.Second
-	inboxSize                  = 1024
+	DefaultMaxRequests   = 200
+	DefaultRequestRate   = rate.Limit(1)
+	DefaultRequestBurst  = 20
+	DefaultRequestRepeat = time.Minute
+	DefaultHistory       = 200
+	maxLocates           = 4
+	locateTimeout        = 2 * time.Second
+	inboxSize            = 1024
 	// publishRate and subscribeRate keep a leaf within its supernodes'
 	// per-leaf limits (supernode: publishes 2/s burst 10, subscriptions
 	// with locates and fetches 2/s burst 20).
 	publishRate, publishBurst     = rate.Limit(2), 5
 	subscribeRate, subscribeBurst = rate.Limit(1), 5
-	eventBuffer                = 256
-	seenKeep                   = 9 * 24 * time.Hour
-	defaultLogEvery            = 10 * time.Second
-	maxContactsExceededMessage = "too many contacts: at most 1000"
+	eventBuffer                   = 256
+	seenKeep                      = 9 * 24 * time.Hour
+	defaultLogEvery               = 10 * time.Second
+	maxContactsExceededMessage    = "too many contacts: at most 1000"
 )
 
 // Network is what the service needs of the node's leaf side (leaf.Leaf).
@@ -210,20 +210,20 @@ type Service struct {
 	// found is where locates found nodes lately (foundKeep), for nodes
 	// without a contact row to keep it in (a request withdrawn and sent
 	// again) and as a fallback for contacts.
-	found    map[identity.NodeID]foundAt
-	lastSub  time.Time
-	lastPub  time.Time
+	found   map[identity.NodeID]foundAt
+	lastSub time.Time
+	lastPub time.Time
 	// pubDirty and subDirty ask for a publish or a subscription renewal
 	// as soon as minGap allows: what is published changed, or where a
 	// contact is.
 	pubDirty, subDirty bool
-	requests *rate.Limiter
+	requests           *rate.Limiter
 	// pubLim and subLim pace publishes and subscription renewals (run
 	// goroutine and nextWake, under mu).
 	pubLim, subLim *rate.Limiter
-	subs     map[chan api.Event]bool
-	stats    Stats
-	lines    loglimit.Limiter[string]
+	subs           map[chan api.Event]bool
+	stats          Stats
+	lines          loglimit.Limiter[string]
 }
 
 // view is what the node knows of one contact's presence: each holder's
