@@ -217,7 +217,10 @@ type Service struct {
 	// as soon as minGap allows: what is published changed, or where a
 	// contact is.
 	pubDirty, subDirty bool
-	requests           *rate.Limiter
+	// noted are the supernodes last written to mailboxes, at notedAt.
+	noted    []identity.NodeID
+	notedAt  time.Time
+	requests *rate.Limiter
 	// pubLim and subLim pace publishes and subscription renewals (run
 	// goroutine and nextWake, under mu).
 	pubLim, subLim *rate.Limiter
@@ -246,6 +249,9 @@ type locateState struct {
 	n        int
 }
 
+// noAnswerRetry is how soon a store nobody answered is sent again.
+const noAnswerRetry = 5 * time.Second
+
 // maxLocateBackoff bounds the wait between two locates of one node.
 const maxLocateBackoff = 10 * time.Minute
 
@@ -259,6 +265,7 @@ const foundKeep = 10 * time.Minute
 
 // attempt is one try at placing an outbox letter.
 type attempt struct {
+	peer    identity.NodeID
 	store   bool
 	sent    time.Time
 	via     []identity.NodeID
@@ -529,7 +536,17 @@ func (s *Service) publish(now time.Time) {
 		s.lastPub, s.pubDirty = now, false
 		s.mu.Unlock()
 	}
-	// Where this node is attached may hold its mail later.
+	// Where this node is attached may hold its mail later: noted when it
+	// changes, and hourly (the note's age bounds how long it is asked).
+	s.mu.Lock()
+	note := !slices.Equal(s.noted, sns) || now.Sub(s.notedAt) > time.Hour
+	if note {
+		s.noted, s.notedAt = slices.Clone(sns), now
+	}
+	s.mu.Unlock()
+	if !note {
+		return
+	}
 	_ = s.st.tx(func(tx *sql.Tx) error {
 		for _, id := range sns {
 			if _, err := tx.Exec(`INSERT INTO mailboxes(id, at) VALUES(?, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at`, id[:], now.UnixMilli()); err != nil {
@@ -732,8 +749,17 @@ func (s *Service) refreshViewLocked(id identity.NodeID, now time.Time) (api.Cont
 	}
 	_ = putContact(s.st.db, c)
 	if shown.Online {
-		// A contact that shows online may take what waits for it, and
-		// is looked for at the first interval when it goes again.
+		// A contact that shows online may take what waits for it (what
+		// was stored goes again at once: it may have moved away from
+		// its mailbox, or the mailbox may be gone), and is looked for at
+		// the first interval when it goes again.
+		if !wasOnline {
+			for mid, a := range s.attempts {
+				if a.peer == id && a.store {
+					delete(s.attempts, mid)
+				}
+			}
+		}
 		delete(s.locating, id)
 		s.poke()
 	}
@@ -1141,8 +1167,13 @@ func (s *Service) pump(now time.Time) {
 			// retry interval (a stored letter is in the network; one that
 			// nobody answered is tried again then).
 			wait := s.cfg.RetryInterval
-			if !a.store {
+			switch {
+			case !a.store:
 				wait = s.cfg.AckTimeout
+			case len(a.results) == 0:
+				// Nobody answered (the link went before the parcel was
+				// read): try again soon; stores are idempotent.
+				wait = noAnswerRetry
 			}
 			if now.Sub(a.sent) < wait {
 				continue
@@ -1192,7 +1223,7 @@ func (s *Service) pump(now time.Time) {
 			events = append(events, s.failLocked(it, err.Error(), now)...)
 			continue
 		}
-		s.attempts[it.ID] = &attempt{store: store, sent: now, via: via, results: make(map[identity.NodeID]wire.ParcelResult)}
+		s.attempts[it.ID] = &attempt{peer: it.Peer, store: store, sent: now, via: via, results: make(map[identity.NodeID]wire.ParcelResult)}
 		sends = append(sends, send{p: wire.Parcel{ID: it.ID, To: it.Peer, Via: via, Store: store, Sealed: sealed}, item: it})
 	}
 	s.mu.Unlock()
@@ -1223,9 +1254,15 @@ func (s *Service) pump(now time.Time) {
 // with its remove letter.
 func (s *Service) doneLocked(it outItem) {
 	delete(s.attempts, it.ID)
-	_ = dropOut(s.st.db, it.ID)
-	if it.Kind == wire.LetterRemove {
-		_, _ = s.st.db.Exec(`DELETE FROM contacts WHERE id = ? AND state = ?`, it.Peer[:], stateRemoving)
+	err := s.st.tx(func(tx *sql.Tx) error {
+		if err := dropOut(tx, it.ID); err != nil || it.Kind != wire.LetterRemove {
+			return err
+		}
+		_, err := tx.Exec(`DELETE FROM contacts WHERE id = ? AND state = ?`, it.Peer[:], stateRemoving)
+		return err
+	})
+	if err != nil && !isClosed(err) {
+		s.log.Warn("outbox", zap.Error(err))
 	}
 }
 
@@ -1236,15 +1273,7 @@ func (s *Service) failLocked(it outItem, reason string, now time.Time) []api.Eve
 		return nil
 	}
 	delete(s.attempts, it.ID)
-	_ = setOutState(s.st.db, it.ID, msgFailed, reason)
-	m, ok, err := s.st.message(it.ID)
-	if err != nil || !ok {
-		return nil
-	}
-	m.State, m.Reason, m.Updated = msgFailed, reason, now
-	_ = putMessage(s.st.db, m)
-	mv := messageView(m)
-	return []api.Event{{Kind: "message-state", Message: &mv}}
+	return s.messageStateLocked(it.ID, msgFailed, reason, now)
 }
 
 // handleResult applies a supernode's word on a parcel this node sent.
@@ -1285,7 +1314,6 @@ func (s *Service) handleResult(r wire.ParcelResult) {
 			break
 		}
 		if it.State == msgQueued {
-			_ = setOutState(s.st.db, it.ID, msgStored, "")
 			events = append(events, s.messageStateLocked(it.ID, msgStored, "", now)...)
 		}
 	case wire.ParcelNotHere, wire.ParcelRefused:
@@ -1320,14 +1348,31 @@ func (s *Service) handleResult(r wire.ParcelResult) {
 	}
 }
 
+// messageStateLocked sets an outbox message's state, in the outbox and in
+// the conversation in one transaction, so that a crash between them cannot
+// leave the two disagreeing.
 func (s *Service) messageStateLocked(id wire.MsgID, state, reason string, now time.Time) []api.Event {
-	m, ok, err := s.st.message(id)
-	if err != nil || !ok || m.State == msgDelivered {
+	var mv api.Message
+	changed := false
+	err := s.st.tx(func(tx *sql.Tx) error {
+		if err := setOutState(tx, id, state, reason); err != nil {
+			return err
+		}
+		m, ok, err := s.messageTx(tx, id)
+		if err != nil || !ok || m.State == msgDelivered {
+			return err
+		}
+		m.State, m.Reason, m.Updated = state, reason, now
+		changed = true
+		mv = messageView(m)
+		return putMessage(tx, m)
+	})
+	if err != nil || !changed {
+		if err != nil && !isClosed(err) {
+			s.log.Warn("message state not kept", zap.Error(err))
+		}
 		return nil
 	}
-	m.State, m.Reason, m.Updated = state, reason, now
-	_ = putMessage(s.st.db, m)
-	mv := messageView(m)
 	return []api.Event{{Kind: "message-state", Message: &mv}}
 }
 
