@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -92,33 +93,65 @@ func (c *Client) SendMessage(ctx context.Context, to, text string) (Message, err
 	return m, err
 }
 
-// Events follows the event stream until ctx ends or the node closes it,
-// calling onEvent for each event.
-func (c *Client) Events(ctx context.Context, onEvent func(Event)) error {
+// EventStream is an open event stream: the node sends every event from
+// the moment OpenEvents returned.
+type EventStream struct {
+	body io.ReadCloser
+	sc   *bufio.Scanner
+}
+
+// OpenEvents opens the event stream.
+func (c *Client) OpenEvents(ctx context.Context) (*EventStream, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/v1/events", nil, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		data, ok := strings.CutPrefix(line, "data: ")
+	return &EventStream{body: resp.Body, sc: sc}, nil
+}
+
+// Next returns the next event; io.EOF when the node closed the stream.
+func (s *EventStream) Next() (Event, error) {
+	for s.sc.Scan() {
+		data, ok := strings.CutPrefix(s.sc.Text(), "data: ")
 		if !ok {
 			continue // event names, comments and blank lines
 		}
 		var ev Event
 		if err := json.Unmarshal([]byte(data), &ev); err != nil {
-			return fmt.Errorf("bad event from node: %w", err)
+			return Event{}, fmt.Errorf("bad event from node: %w", err)
+		}
+		return ev, nil
+	}
+	if err := s.sc.Err(); err != nil {
+		return Event{}, err
+	}
+	return Event{}, io.EOF
+}
+
+// Close ends the stream.
+func (s *EventStream) Close() error { return s.body.Close() }
+
+// Events follows the event stream until ctx ends or the node closes it,
+// calling onEvent for each event.
+func (c *Client) Events(ctx context.Context, onEvent func(Event)) error {
+	st, err := c.OpenEvents(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for {
+		ev, err := st.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err == io.EOF {
+				return fmt.Errorf("the node closed the event stream")
+			}
+			return err
 		}
 		onEvent(ev)
 	}
-	if ctx.Err() != nil {
-		return nil
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	return fmt.Errorf("the node closed the event stream")
 }

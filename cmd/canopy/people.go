@@ -350,6 +350,16 @@ func runMsg(ctx context.Context, args []string) error {
 			names[k.ID] = personName(k.Nick, k.Short)
 		}
 	}
+	// With --follow the stream opens before the history is read, so that
+	// nothing arriving in between is missed; what the history already
+	// showed is not shown again.
+	var stream *api.EventStream
+	if *follow {
+		if stream, err = c.OpenEvents(ctx); err != nil {
+			return af.explain(err)
+		}
+		defer stream.Close()
+	}
 	ms, err := c.Messages(ctx, contact, *limit)
 	if err != nil {
 		return af.explain(err)
@@ -357,19 +367,27 @@ func runMsg(ctx context.Context, args []string) error {
 	if *asJSON && !*follow {
 		return printJSON(ms)
 	}
+	shownState := map[string]string{}
 	for _, m := range ms {
 		printMessage(m, names, *asJSON)
+		shownState[m.ID] = m.State
 	}
 	if !*follow {
 		return nil
 	}
-	err = c.Events(ctx, func(ev api.Event) {
-		if ev.Message == nil || (contact != "" && ev.Message.Contact != contact) {
-			return
+	for {
+		ev, err := stream.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return af.explain(err)
 		}
-		printMessage(*ev.Message, names, *asJSON)
-	})
-	return af.explain(err)
+		if m := ev.Message; m != nil && (contact == "" || m.Contact == contact) && shownState[m.ID] != m.State {
+			shownState[m.ID] = m.State
+			printMessage(*m, names, *asJSON)
+		}
+	}
 }
 
 func printJSONLine(v any) error { return json.NewEncoder(os.Stdout).Encode(v) }
