@@ -1223,6 +1223,12 @@ func (s *Service) pump(now time.Time) {
 			events = append(events, s.failLocked(it, err.Error(), now)...)
 			continue
 		}
+		if !store {
+			// Online, one supernode the contact is attached to hands it
+			// over; all of them would hand over a copy each (dropped as
+			// duplicates, but each answered with a receipt).
+			via = via[:1]
+		}
 		s.attempts[it.ID] = &attempt{peer: it.Peer, store: store, sent: now, via: via, results: make(map[identity.NodeID]wire.ParcelResult)}
 		sends = append(sends, send{p: wire.Parcel{ID: it.ID, To: it.Peer, Via: via, Store: store, Sealed: sealed}, item: it})
 	}
