@@ -476,3 +476,26 @@ func TestPersists(t *testing.T) {
 		t.Errorf("outbox after reopen: %+v", items)
 	}
 }
+
+// TestExpiry: a message not delivered within the expiry fails with the
+// reason and leaves the outbox.
+func TestExpiry(t *testing.T) {
+	w, s := newWorld(t, 2)
+	a, b := s[0], s[1]
+	befriendMem(t, w, a, b)
+	w.online[b.me.ID] = false
+	a.cfg.MessageExpiry = time.Minute
+	m, err := a.Send(b.me.ID, "soon stale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	a.pump(time.Now().Add(2 * time.Minute))
+	ms, _ := a.Messages(nil, 0)
+	if len(ms) != 1 || ms[0].ID != m.ID || ms[0].State != "failed" || !strings.HasPrefix(ms[0].Reason, "expired") {
+		t.Fatalf("after the expiry: %+v", ms)
+	}
+	if items, _ := a.st.outbox(); len(items) != 0 {
+		t.Fatalf("outbox after the expiry: %+v", items)
+	}
+}

@@ -1361,7 +1361,13 @@ func (s *Service) messageStateLocked(id wire.MsgID, state, reason string, now ti
 	var mv api.Message
 	changed := false
 	err := s.st.tx(func(tx *sql.Tx) error {
-		if err := setOutState(tx, id, state, reason); err != nil {
+		// A failed message leaves the outbox: it is not tried again (the
+		// conversation keeps it, with the reason).
+		change := func() error { return setOutState(tx, id, state, reason) }
+		if state == msgFailed {
+			change = func() error { return dropOut(tx, id) }
+		}
+		if err := change(); err != nil {
 			return err
 		}
 		m, ok, err := s.messageTx(tx, id)
