@@ -6,6 +6,7 @@
 package people
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -270,7 +271,6 @@ type attempt struct {
 	sent    time.Time
 	via     []identity.NodeID
 	results map[identity.NodeID]wire.ParcelResult
-	handed  bool
 }
 
 // Open opens the database and prepares the service; Start connects it to
@@ -905,6 +905,13 @@ func (s *Service) letterLocked(tx *sql.Tx, l wire.Letter, senderKey []byte, now 
 		return nil, nil, nil
 	}
 	isContact := isKnown && c.State == stateContact
+	if isContact && len(c.BoxKey) == 32 && senderKey != nil && !bytes.Equal(senderKey, c.BoxKey) {
+		// Signed by the contact but sealed with another key than the one
+		// its accept or request named (keys are derived from the node
+		// key and never change): someone re-sealed what it signed.
+		s.stats.Refused++
+		return nil, nil, nil
+	}
 	if isContact && len(l.Supernodes) > 0 && !slices.Equal(c.Via, l.Supernodes) {
 		// Where the contact is now, as it signed it.
 		c.Via = l.Supernodes
@@ -1310,7 +1317,6 @@ func (s *Service) handleResult(r wire.ParcelResult) {
 	noReceipt := it.Kind != wire.LetterMessage
 	switch r.State {
 	case wire.ParcelHanded:
-		a.handed = true
 		if noReceipt {
 			s.doneLocked(*it)
 		}
