@@ -499,3 +499,41 @@ func TestExpiry(t *testing.T) {
 		t.Fatalf("outbox after the expiry: %+v", items)
 	}
 }
+
+// TestViewGoesStale: a contact whose holders stop answering shows offline
+// once their last word is PresenceStale old, and a replayed older record
+// from a holder does not bring back an old status.
+func TestViewGoesStale(t *testing.T) {
+	w, s := newWorld(t, 2)
+	a, b := s[0], s[1]
+	befriendMem(t, w, a, b)
+	holder := identity.NodeID{7}
+	rec := func(st wire.Status, seq uint64) *wire.PresenceRecord {
+		r := wire.PresenceRecord{Status: st, Seq: seq, Supernodes: []identity.NodeID{holder}}
+		if err := wire.SignPresence(b.me, &r); err != nil {
+			t.Fatal(err)
+		}
+		return &r
+	}
+	a.handleNotify(wire.PresenceNotify{Node: b.me.ID, To: a.me.ID, From: holder, Record: rec(wire.StatusBusy, 5)})
+	a.handleNotify(wire.PresenceNotify{Node: b.me.ID, To: a.me.ID, From: holder, Record: rec(wire.StatusOnline, 4)})
+	view := func() api.Contact {
+		cs, _ := a.Contacts()
+		return cs[0]
+	}
+	if c := view(); c.Status != "busy" || !c.Online {
+		t.Fatalf("after a replayed older record: %+v", c)
+	}
+	forged := rec(wire.StatusAway, 6)
+	forged.Status = wire.StatusOnline
+	a.handleNotify(wire.PresenceNotify{Node: b.me.ID, To: a.me.ID, From: holder, Record: forged})
+	if c := view(); c.Status != "busy" || a.Stats().PresenceRefused != 1 {
+		t.Fatalf("after a forged record: %+v, refused %d", c, a.Stats().PresenceRefused)
+	}
+	a.mu.Lock()
+	a.refreshViewLocked(b.me.ID, time.Now().Add(a.cfg.PresenceStale+time.Second))
+	a.mu.Unlock()
+	if c := view(); c.Status != "offline" || c.Online || c.LastSeen == nil {
+		t.Fatalf("after the holders went silent: %+v", c)
+	}
+}

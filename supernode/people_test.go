@@ -292,3 +292,28 @@ func TestParcelFlood(t *testing.T) {
 		t.Fatalf("%d stored, %d limited; stats %+v", stored, limited, st)
 	}
 }
+
+// TestPresenceExpires: a leaf that stops publishing (gone silent, its link
+// not yet timed out) is reported offline to its subscribers once its record
+// is DefaultPresenceTTL old.
+func TestPresenceExpires(t *testing.T) {
+	sn, addr := testSupernode(t, Config{})
+	a, b := testPerson(t, addr), testPerson(t, addr)
+	a.publish(t, wire.StatusOnline, 1, true, b.id.ID)
+	testwait.Until(t, 5*time.Second, func() bool { return sn.HoldsPresence(a.id.ID) }, "a's record held")
+	if err := b.c.SendBody(wire.TypePresenceSubscribe, &wire.PresenceSubscribe{
+		Targets: []wire.PresenceTarget{{Node: a.id.ID, Via: []identity.NodeID{sn.ID()}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.notify(t); n.Record == nil {
+		t.Fatalf("b: %+v", n)
+	}
+	sn.peopleTick(time.Now().Add(DefaultPresenceTTL - time.Second))
+	if !sn.HoldsPresence(a.id.ID) {
+		t.Fatal("a's record expired early")
+	}
+	sn.peopleTick(time.Now().Add(DefaultPresenceTTL + time.Second))
+	if n := b.notify(t); n.Record != nil || sn.HoldsPresence(a.id.ID) {
+		t.Fatalf("after the TTL: %+v, held %v", n, sn.HoldsPresence(a.id.ID))
+	}
+}
