@@ -262,7 +262,7 @@ func printContact(k api.Contact, asJSON bool, what string) error {
 	if asJSON {
 		return printJSON(k)
 	}
-	fmt.Printf("%s %s (%s, %s)\n", what, personName(k.Nick, k.Short), k.State, k.Trust)
+	fmt.Printf("%s %s (%s; trust %s)\n", what, personName(k.Nick, k.Short), k.State, k.Trust)
 	return nil
 }
 
