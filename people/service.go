@@ -100,19 +100,28 @@ const (
 	DefaultRequestRate   = rate.Limit(1)
 	DefaultRequestBurst  = 20
 	DefaultRequestRepeat = time.Minute
-	DefaultHistory       = 200
-	maxLocates           = 4
-	locateTimeout        = 2 * time.Second
-	inboxSize            = 1024
+	// DefaultHistory is how many messages Messages returns when asked for
+	// no number.
+	DefaultHistory = 200
+	// maxLocates bounds the locates in flight, each up to locateTimeout.
+	maxLocates    = 4
+	locateTimeout = 2 * time.Second
+	// inboxSize bounds the link events waiting for the run goroutine;
+	// eventBuffer the events waiting for one API subscriber (a slow one
+	// loses events, never blocks the node).
+	inboxSize = 1024
 	// publishRate and subscribeRate keep a leaf within its supernodes'
 	// per-leaf limits (supernode: publishes 2/s burst 10, subscriptions
 	// with locates and fetches 2/s burst 20).
 	publishRate, publishBurst     = rate.Limit(2), 5
 	subscribeRate, subscribeBurst = rate.Limit(1), 5
 	eventBuffer                   = 256
-	seenKeep                      = 9 * 24 * time.Hour
-	defaultLogEvery               = 10 * time.Second
-	maxContactsExceededMessage    = "too many contacts: at most 1000"
+	// seenKeep is how long a handled letter's ID is remembered, past the
+	// mailbox expiry, for de-duplication; older letters are refused.
+	seenKeep = 9 * 24 * time.Hour
+	// defaultLogEvery paces the log lines peers can cause.
+	defaultLogEvery            = 10 * time.Second
+	maxContactsExceededMessage = "too many contacts: at most 1000"
 )
 
 // Network is what the service needs of the node's leaf side (leaf.Leaf).
