@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 )
 
@@ -58,7 +59,17 @@ func (c *Client) SearchStream(ctx context.Context, req SearchRequest, onHit func
 		return SearchResponse{}, err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	res, err := readSearchStream(resp.Body, onHit)
+	if err != nil && ctx.Err() != nil {
+		return SearchResponse{}, ctx.Err()
+	}
+	return res, err
+}
+
+// readSearchStream reads a search stream's lines up to its done or error
+// line, each at most MaxSearchEventLine bytes.
+func readSearchStream(r io.Reader, onHit func(SearchEvent)) (SearchResponse, error) {
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), MaxSearchEventLine)
 	for sc.Scan() {
 		var ev SearchEvent
@@ -84,9 +95,6 @@ func (c *Client) SearchStream(ctx context.Context, req SearchRequest, onHit func
 		// Other events are from a newer node: skipped.
 	}
 	if err := sc.Err(); err != nil {
-		if ctx.Err() != nil {
-			return SearchResponse{}, ctx.Err()
-		}
 		return SearchResponse{}, err
 	}
 	return SearchResponse{}, errors.New("the node closed the search stream without a result")
