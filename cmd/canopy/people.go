@@ -35,10 +35,10 @@ canopy msg [CONTACT] [--json] [--follow] [--limit N]`
 
 // parseMixed parses fs's flags wherever they stand among the positional
 // arguments, which it returns.
-func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
+func parseMixed(ctx context.Context, fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(ctx, fs, args); err != nil {
 			return nil, err
 		}
 		args = fs.Args()
@@ -54,13 +54,12 @@ func peopleClient(fs *flag.FlagSet) *apiFlags { return addAPIFlags(fs) }
 
 func runProfile(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("profile", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprintln(os.Stderr, profileUsage); fs.PrintDefaults() }
 	af := peopleClient(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	nick := fs.String("nick", "", "set the nickname (with set)")
 	status := fs.String("status", "", "set the status: online, away, busy or invisible (with set)")
 	text := fs.String("text", "", "set the status text (with set)")
-	pos, err := parseMixed(fs, args)
+	pos, err := parseMixed(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -89,7 +88,7 @@ func runProfile(ctx context.Context, args []string) error {
 		}
 		p, err = c.SetProfile(ctx, set)
 	default:
-		return fmt.Errorf("usage:\n%s", profileUsage)
+		return usageErrorf("usage:\n%s", profileUsage)
 	}
 	if err != nil {
 		return af.explain(err)
@@ -149,18 +148,17 @@ func resolveContact(ctx context.Context, c *api.Client, arg string) (string, err
 
 func runContacts(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("contacts", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprintln(os.Stderr, contactsUsage); fs.PrintDefaults() }
 	af := peopleClient(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	name := fs.String("name", "", "your name for the contact (with add)")
 	note := fs.String("message", "", "a note with the request (with add)")
-	pos, err := parseMixed(fs, args)
+	pos, err := parseMixed(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 && pos[0] == "add" {
 		if len(pos) != 2 {
-			return fmt.Errorf("usage: canopy contacts add NODE-ID [--name LOCAL-NAME] [--message TEXT]")
+			return usageErrorf("usage: canopy contacts add NODE-ID [--name LOCAL-NAME] [--message TEXT]")
 		}
 		// A mistyped ID is refused here, before anything is sent.
 		if _, err := identity.ParseNodeID(pos[1]); err != nil {
@@ -255,7 +253,7 @@ func contactsCommand(ctx context.Context, c *api.Client, pos []string, name, not
 		}
 		return printContact(k, asJSON, "appear offline "+pos[2]+" for")
 	}
-	return fmt.Errorf("usage:\n%s", contactsUsage)
+	return usageErrorf("usage:\n%s", contactsUsage)
 }
 
 func printContact(k api.Contact, asJSON bool, what string) error {
@@ -304,12 +302,11 @@ func printContacts(cs []api.Contact) {
 
 func runMsg(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("msg", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprintln(os.Stderr, msgUsage); fs.PrintDefaults() }
 	af := peopleClient(fs)
 	asJSON := fs.Bool("json", false, "print JSON (one object per line with --follow)")
 	follow := fs.Bool("follow", false, "keep printing messages and state changes as they come")
 	limit := fs.Int("limit", 50, "how many of the newest messages to show")
-	pos, err := parseMixed(fs, args)
+	pos, err := parseMixed(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -319,7 +316,7 @@ func runMsg(ctx context.Context, args []string) error {
 	}
 	if len(pos) > 0 && pos[0] == "send" {
 		if len(pos) < 3 {
-			return fmt.Errorf("usage: canopy msg send CONTACT TEXT...")
+			return usageErrorf("usage: canopy msg send CONTACT TEXT...")
 		}
 		id, err := resolveContact(ctx, c, pos[1])
 		if err != nil {
@@ -336,7 +333,7 @@ func runMsg(ctx context.Context, args []string) error {
 		return nil
 	}
 	if len(pos) > 1 {
-		return fmt.Errorf("usage:\n%s", msgUsage)
+		return usageErrorf("usage:\n%s", msgUsage)
 	}
 	contact := ""
 	if len(pos) == 1 {
