@@ -60,6 +60,13 @@ type Hit struct {
 	Size int64
 	// Owners lists up to MaxHitOwners of the owners with a matching entry.
 	Owners []identity.NodeID
+	// Names holds, for each of Owners at the same index, the name that
+	// owner itself shares the content under: its matching name that sorts
+	// first. Name is a count of owners, which identities that cost nothing
+	// can win; Names is what each owner says, which no number of other
+	// owners changes, so that a downloader can show the name of the
+	// source it would download from (docs/protocol.md, "Names in hits").
+	Names []string
 	// OwnerCount is the number of owners with a matching entry, which may be
 	// more than len(Owners).
 	OwnerCount int
@@ -502,8 +509,15 @@ func (a *aggregate) hits(limit int) []Hit {
 			continue
 		}
 		who := a.x.owners[en.owner].id
-		if !slices.Contains(out[i].Owners, who) {
+		switch k := slices.Index(out[i].Owners, who); {
+		case k < 0:
 			out[i].Owners = append(out[i].Owners, who)
+			out[i].Names = append(out[i].Names, en.name)
+		case en.name < out[i].Names[k]:
+			// An owner sharing the content under several matching
+			// names is listed with the one that sorts first, as it
+			// votes, whatever the order of visits.
+			out[i].Names[k] = en.name
 		}
 	}
 	return out

@@ -201,3 +201,57 @@ func TestVoteDeterministicAcrossInsertionOrders(t *testing.T) {
 		}
 	}
 }
+
+// Sybils win the vote (Hit.Name) by number, but not what the index says of
+// another owner: every listed owner comes with its own name, the sybils'
+// votes change nothing of the honest owner's, an owner with several
+// matching names is listed once with the one that sorts first, and a
+// by-content look-up says the same.
+func TestHitNamesPerOwner(t *testing.T) {
+	x := New(Limits{})
+	id := cid(7)
+	honest := node(1)
+	mustAdd(t, x, honest, File{ID: id, Name: "holiday song.mp3", Size: 4000})
+	for i := range 5 {
+		mustAdd(t, x, node(byte(10+i)), File{ID: id, Name: "song invoice.exe", Size: 4000})
+	}
+	two := node(30)
+	mustAdd(t, x, two, File{ID: id, Name: "song b.mp3", Size: 4000}, File{ID: id, Name: "song a.mp3", Size: 4000})
+
+	check := func(what string, h Hit) {
+		t.Helper()
+		if h.Name != "song invoice.exe" {
+			t.Fatalf("%s: the vote went to %q; with 5 sybils it is theirs, which is why it is not what a leaf shows", what, h.Name)
+		}
+		if len(h.Names) != len(h.Owners) || len(h.Owners) != 7 {
+			t.Fatalf("%s: %d owners, %d names, want 7 of each: %+v", what, len(h.Owners), len(h.Names), h)
+		}
+		for i, o := range h.Owners {
+			want := "song invoice.exe"
+			switch o {
+			case honest:
+				want = "holiday song.mp3"
+			case two:
+				want = "song a.mp3"
+			}
+			if h.Names[i] != want {
+				t.Errorf("%s: owner %s listed with %q, want its own %q", what, o.Short(), h.Names[i], want)
+			}
+		}
+	}
+	check("search", onlyHit(t, x, "song"))
+	h, ok := x.Lookup(id)
+	if !ok {
+		t.Fatal("look-up found nothing")
+	}
+	check("look-up", h)
+	// A search that matches only one of an owner's names lists that one.
+	h = onlyHit(t, x, "holiday")
+	if len(h.Owners) != 1 || h.Owners[0] != honest || h.Names[0] != "holiday song.mp3" {
+		t.Fatalf("search for the honest name: %+v", h)
+	}
+	h = onlyHit(t, x, "b")
+	if len(h.Owners) != 1 || h.Owners[0] != two || h.Names[0] != "song b.mp3" {
+		t.Fatalf("search for one of two names: %+v", h)
+	}
+}

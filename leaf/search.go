@@ -177,15 +177,18 @@ func (l *Leaf) query(ctx context.Context, q wire.Query, limit int, onHit func([]
 // The name shown for a result: this node's own name when it shares the file
 // itself (localName), since a user expects to see a file they share under
 // the name they gave it, whatever others call it. Otherwise the name of the
-// first supernode that answered, bounded and cleaned (textsafe.Bound). A
-// supernode's name is the vote of its own leaves that own the file, which a
-// sybil attached to it can tie or win; the leaf cannot do better from hits,
-// which carry one name per supernode and not who gave it. What resists
-// sybils is the first-hand name: a download with no name is saved under the
-// name the source that delivered it uses (transfer.Request.Name), and each
-// source's own name is in transfer.SourceReport.Name. Trust levels
-// (contacts) do not exist yet; when they do, a trusted owner's name belongs
-// before the supernode's here, which needs per-owner names in hits.
+// result's first source (the one a download asks first), in that source's
+// own words: each source in a hit carries the name its owner shares the
+// file under (wire.Source.Name), and every source keeps its own in
+// Result.Sources, so a search shows names per source. The hit's Name, a
+// count of owners at one supernode that sybils attached to it can win, is
+// used only when a supernode older than per-source names sent none. So no
+// number of sybils renames the file for a user who downloads from another
+// source: the download is saved under the name the delivering source uses
+// (transfer.Request.Name, transfer.SourceReport.Name). Which source is
+// listed first is still the order of the answers; trust levels (contacts)
+// do not exist yet, and when they do a trusted source belongs first.
+// Every name is bounded and cleaned (textsafe.Bound).
 type aggregate struct {
 	self  identity.NodeID
 	order []content.ID
@@ -193,7 +196,8 @@ type aggregate struct {
 	// localName, if set, returns this node's own name for a file it
 	// shares, or "".
 	localName func(content.ID) string
-	// ownNamed marks the results already named by localName.
+	// ownNamed holds the results whose local name was asked for, true
+	// for those it named.
 	ownNamed map[content.ID]bool
 }
 
@@ -224,7 +228,7 @@ func (a *aggregate) add(qh wire.QueryHit) []Result {
 		id := content.ID(h.ID)
 		r := a.byID[id]
 		if r == nil {
-			r = &Result{ID: id, Name: textsafe.Bound(h.Name, wire.MaxIndexName), Size: h.Size}
+			r = &Result{ID: id, Size: h.Size}
 			a.byID[id] = r
 			a.order = append(a.order, id)
 		}
@@ -233,10 +237,15 @@ func (a *aggregate) add(qh wire.QueryHit) []Result {
 				r.Local = true // our own copy is no source for us
 				continue
 			}
+			name := textsafe.Bound(s.Name, wire.MaxIndexName)
 			i := slices.IndexFunc(r.Sources, func(x wire.Source) bool { return x.Node == s.Node })
 			if i < 0 {
-				r.Sources = append(r.Sources, wire.Source{Node: s.Node, Via: slices.Clone(s.Via)})
+				r.Sources = append(r.Sources, wire.Source{Node: s.Node, Via: slices.Clone(s.Via), Name: name})
 				continue
+			}
+			if r.Sources[i].Name == "" {
+				// Known through an older supernode, which sent no name.
+				r.Sources[i].Name = name
 			}
 			for _, v := range s.Via {
 				if !slices.Contains(r.Sources[i].Via, v) {
@@ -244,18 +253,39 @@ func (a *aggregate) add(qh wire.QueryHit) []Result {
 				}
 			}
 		}
-		if r.Local && a.localName != nil && !a.ownNamed[id] {
+		named, asked := a.ownNamed[id]
+		if r.Local && a.localName != nil && !asked {
 			if a.ownNamed == nil {
 				a.ownNamed = make(map[content.ID]bool)
 			}
-			a.ownNamed[id] = true
-			if n := a.localName(id); n != "" {
+			n := a.localName(id)
+			named = n != ""
+			a.ownNamed[id] = named
+			if named {
 				r.Name = n
 			}
+		}
+		if !named {
+			r.Name = resultName(r.Sources, h.Name, r.Name)
 		}
 		touched = append(touched, *r)
 	}
 	return touched
+}
+
+// resultName is the name of a result not named by this node: its first
+// source's own name, else (no source named it: older supernodes) the name
+// shown so far, else the hit's.
+func resultName(sources []wire.Source, hitName, shown string) string {
+	for _, s := range sources {
+		if s.Name != "" {
+			return s.Name
+		}
+	}
+	if shown != "" {
+		return shown
+	}
+	return textsafe.Bound(hitName, wire.MaxIndexName)
 }
 
 func (a *aggregate) results() []Result {

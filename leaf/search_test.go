@@ -210,3 +210,46 @@ func TestAggregateNames(t *testing.T) {
 		t.Errorf("library asked %d times, want once for the one local file", calls)
 	}
 }
+
+// A result is shown under its first source's own name, and every source
+// keeps its own: six sybils at one supernode win that supernode's vote
+// (Hit.Name) but rename nothing, an honest source answered first is shown
+// with its name, later sources add theirs, and a supernode that sends no
+// per-source names (older) leaves the hit's name as the fallback.
+func TestAggregatePerSourceNames(t *testing.T) {
+	self, honest := identity.NodeID{1}, identity.NodeID{2}
+	sn1, sn2 := identity.NodeID{10}, identity.NodeID{11}
+	file, old := content.ID{9}, content.ID{8}
+	agg := newAggregate(self)
+	agg.add(wire.QueryHit{From: sn1, Hits: []wire.Hit{
+		{ID: file, Name: "Quiet Morning.exe", Sources: []wire.Source{{Node: honest, Via: []identity.NodeID{sn1}, Name: "Quiet Morning.flac"}}},
+	}})
+	var sybils []wire.Source
+	for i := range 6 {
+		sybils = append(sybils, wire.Source{Node: identity.NodeID{byte(20 + i)}, Via: []identity.NodeID{sn2}, Name: "Quiet Morning.exe\u202e"})
+	}
+	agg.add(wire.QueryHit{From: sn2, Hits: []wire.Hit{
+		{ID: file, Name: "Quiet Morning.exe", Sources: append(sybils, wire.Source{Node: honest, Via: []identity.NodeID{sn2}, Name: "Quiet Morning.flac"})},
+		{ID: old, Name: "from an older supernode.ogg", Sources: []wire.Source{{Node: honest, Via: []identity.NodeID{sn2}}}},
+	}})
+	for _, r := range agg.results() {
+		switch r.ID {
+		case file:
+			if r.Name != "Quiet Morning.flac" {
+				t.Errorf("shown as %q, want the first source's own name", r.Name)
+			}
+			if len(r.Sources) != 7 || r.Sources[0].Node != honest || len(r.Sources[0].Via) != 2 {
+				t.Fatalf("sources %+v", r.Sources)
+			}
+			for _, s := range r.Sources[1:] {
+				if s.Name != "Quiet Morning.exe\ufffd" {
+					t.Errorf("sybil source named %q, want its own name, cleaned", s.Name)
+				}
+			}
+		case old:
+			if r.Name != "from an older supernode.ogg" || r.Sources[0].Name != "" {
+				t.Errorf("result from an older supernode: %+v", r)
+			}
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/nat/portmap"
 	"github.com/canopy-p2p/canopy/nat/relay"
 )
 
@@ -141,6 +142,37 @@ func TestNATServicesFollowTheAdvertisedAddress(t *testing.T) {
 	for _, s := range svc.iceServers(leaf, time.Now()).Servers {
 		if s.Username != "" {
 			t.Errorf("a detached leaf got %+v", s)
+		}
+	}
+}
+
+// relayRun: the relay's usable ports behind the router are the run from the
+// first port whose mappings the router granted on its address at the same
+// port number; the run stops at the first port that is not (not mapped,
+// mapped elsewhere, or to another port), since a relayed address names the
+// relay socket's own port.
+func TestRelayRun(t *testing.T) {
+	ext := netip.MustParseAddr("203.0.113.7")
+	at := func(port uint16) portmap.State {
+		return portmap.State{Protocol: portmap.UPnP, External: netip.AddrPortFrom(ext, port)}
+	}
+	cases := []struct {
+		name   string
+		states []portmap.State
+		lo, hi uint16
+		n      int
+	}{
+		{"none asked", nil, 0, 0, 0},
+		{"all granted", []portmap.State{at(3480), at(3481), at(3482)}, 3480, 3482, 3},
+		{"first refused", []portmap.State{{Protocol: portmap.None}, at(3481)}, 0, 0, 0},
+		{"another port", []portmap.State{at(3480), at(40001), at(3482)}, 3480, 3480, 1},
+		{"another address", []portmap.State{at(3480), {Protocol: portmap.UPnP, External: netip.MustParseAddrPort("198.51.100.1:3481")}}, 3480, 3480, 1},
+		{"gap", []portmap.State{at(3480), at(3481), {Protocol: portmap.None}, at(3483)}, 3480, 3481, 2},
+	}
+	for _, c := range cases {
+		lo, hi, n := relayRun(3480, ext, c.states)
+		if lo != c.lo || hi != c.hi || n != c.n {
+			t.Errorf("%s: %d-%d (%d ports), want %d-%d (%d)", c.name, lo, hi, n, c.lo, c.hi, c.n)
 		}
 	}
 }

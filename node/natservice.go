@@ -29,6 +29,31 @@ import (
 // every 20 min; docs/field-numbers.md).
 const natRecheck = 20 * time.Minute
 
+// Relayed ports at home. A TURN allocation's relayed address is the
+// advertised IP with the relay socket's port; behind a home router that
+// port must be forwarded too, or a peer whose packets the router has no
+// conntrack entry for (one behind a symmetric NAT, whose source port
+// changes per destination) is dropped at the router, and the relayed
+// transfer fails. Mapping every port the kernel might pick is not possible,
+// so a home supernode restricts its relay to a small range of ports it has
+// mapped (UDP), each to the same external port, and caps its allocations at
+// the number mapped.
+const (
+	// DefaultMappedRelayPorts is the size of that range: 16 allocations,
+	// four leaves at relay.DefaultMaxAllocationsPerLeaf. A home relay
+	// shares half the upstream (relay.DefaultMaxBytesPerSecond when none
+	// is declared) at relay.DefaultMaxBytesPerSecondPerLeaf per leaf, so
+	// two or three relayed transfers at a time are what it can carry; and
+	// home routers' UPnP tables hold a few dozen mappings, of which this is
+	// the largest share Canopy takes (with the control, gossip and TURN
+	// ports).
+	DefaultMappedRelayPorts = 16
+	// relayPortOffset puts the range just above the TURN port, skipping
+	// the next one, which RFC 5780 services conventionally use as their
+	// alternate port (3479 next to 3478): 3480-3495 by default.
+	relayPortOffset = 2
+)
+
 // natServices are the STUN and TURN services a supernode runs for its
 // leaves: the TURN relay (which also answers plain STUN binding requests, so
 // it is every leaf's server-reflexive source) and, optionally, an RFC 5780
@@ -90,6 +115,26 @@ func (n *Node) startNATServices(advertised string) *natServices {
 			rc.RelayBindIP = bind
 		} else {
 			rc.RelayBindIP = netip.IPv4Unspecified()
+		}
+		if lo, hi, k := n.nat.relayPorts(); k > 0 && !publicIP(hostIP(n.control)) {
+			// Behind the router that mapped them: relay sockets only on
+			// the mapped ports, and no more allocations than there are.
+			rc.RelayPortMin, rc.RelayPortMax = lo, hi
+			q := &rc.Quotas
+			if q.MaxAllocations == 0 {
+				q.MaxAllocations = relay.DefaultMaxAllocations
+			}
+			if q.MaxAllocations == relay.Unlimited || q.MaxAllocations > int64(k) {
+				q.MaxAllocations = int64(k)
+			}
+			if q.MaxAllocationsPerLeaf == 0 {
+				q.MaxAllocationsPerLeaf = relay.DefaultMaxAllocationsPerLeaf
+			}
+			if q.MaxAllocationsPerLeaf == relay.Unlimited || q.MaxAllocationsPerLeaf > q.MaxAllocations {
+				q.MaxAllocationsPerLeaf = q.MaxAllocations
+			}
+			n.log.Info("TURN relay restricted to the mapped ports", zap.Uint16("first", lo), zap.Uint16("last", hi),
+				zap.Int64("max_allocations", q.MaxAllocations))
 		}
 		if svc.relay, err = relay.New(rc); err != nil {
 			n.log.Warn("no TURN relay", zap.String("listen", n.cfg.TURN), zap.Error(err))
@@ -333,6 +378,10 @@ type natState struct {
 	gossipMapper *portmap.Mapper
 	// turnMapper maps the TURN port (UDP and TCP), on the same terms.
 	turnMapper *portmap.Mapper
+	// relayMappers map the relay's port range (UDP), starting at
+	// relayFirst, once the TURN port is mapped; nil otherwise.
+	relayMappers []*portmap.Mapper
+	relayFirst   uint16
 }
 
 // natDue reports whether a discovery should start: the node has discovery
@@ -468,18 +517,90 @@ func (n *Node) mapPort() {
 			n.log.Info("TURN port mapping", zap.Error(err))
 		}
 	}
+	var rms []*portmap.Mapper
+	first := uint16(0)
+	// Only behind a router that mapped the TURN port: without one, each
+	// of the range's mappings would wait out the router's timeouts.
+	if tm != nil && tm.State().External.IsValid() {
+		tp := portOf(n.cfg.TURN)
+		first = uint16(tp + relayPortOffset)
+		busy := []int{port, portOf(n.cfg.gossipAddr(n.ln.Addr().(*net.TCPAddr))), tp}
+		for i := range DefaultMappedRelayPorts {
+			p := tp + relayPortOffset + i
+			if p > 65535 || slices.Contains(busy, p) {
+				break // the range ends before a port used otherwise
+			}
+			rcfg := cfg
+			rcfg.LocalPort, rcfg.TCP, rcfg.Description = uint16(p), false, fmt.Sprintf("%s relay %d", cfg.Description, i)
+			rm, err := portmap.Map(n.ctx, rcfg)
+			if err != nil {
+				n.log.Info("relay port mapping", zap.Int("port", p), zap.Error(err))
+				break
+			}
+			rms = append(rms, rm)
+		}
+		lo, hi, k := relayRun(first, tm.State().External.Addr(), mapperStates(rms))
+		n.log.Info("relay ports mapped", zap.Uint16("first", lo), zap.Uint16("last", hi), zap.Int("ports", k),
+			zap.Int("asked", len(rms)))
+	}
 	n.nat.mu.Lock()
 	n.nat.mapper, n.nat.gossipMapper, n.nat.turnMapper = m, gm, tm
+	n.nat.relayMappers, n.nat.relayFirst = rms, first
 	n.nat.mu.Unlock()
+}
+
+// mapperStates returns the mappers' states, in order.
+func mapperStates(ms []*portmap.Mapper) []portmap.State {
+	out := make([]portmap.State, len(ms))
+	for i, m := range ms {
+		out[i] = m.State()
+	}
+	return out
+}
+
+// relayRun is the range of relay ports usable behind the router: the
+// ports first, first+1, ... whose UDP mapping (states, in that order) the
+// router granted on the external address ext at the same port number,
+// since a relayed address names the relay socket's own port. It stops at
+// the first port that is not so mapped. n is 0 when none is.
+func relayRun(first uint16, ext netip.Addr, states []portmap.State) (lo, hi uint16, n int) {
+	for i, st := range states {
+		want := int(first) + i
+		if !st.External.IsValid() || st.External.Addr().Unmap() != ext.Unmap() || int(st.External.Port()) != want {
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, 0, 0
+	}
+	return first, first + uint16(n-1), n
+}
+
+// relayPorts is the mapped relay port range now (relayRun), n 0 when
+// there is none.
+func (s *natState) relayPorts() (lo, hi uint16, n int) {
+	s.mu.Lock()
+	tm, rms, first := s.turnMapper, s.relayMappers, s.relayFirst
+	s.mu.Unlock()
+	if tm == nil || len(rms) == 0 {
+		return 0, 0, 0
+	}
+	ext := tm.State().External
+	if !ext.IsValid() {
+		return 0, 0, 0
+	}
+	return relayRun(first, ext.Addr(), mapperStates(rms))
 }
 
 // closeMappers deletes the port mappings; the node has stopped mapPort.
 func (s *natState) closeMappers() error {
 	s.mu.Lock()
 	m, gm, tm := s.mapper, s.gossipMapper, s.turnMapper
+	all := append([]*portmap.Mapper{m, gm, tm}, s.relayMappers...)
 	s.mu.Unlock()
 	var errs []error
-	for _, x := range []*portmap.Mapper{m, gm, tm} {
+	for _, x := range all {
 		if x != nil {
 			errs = append(errs, x.Close())
 		}

@@ -54,12 +54,17 @@ const (
 	// DefaultIndexRate and DefaultIndexBurst limit how fast one leaf's
 	// index changes are applied, in files per second (a full upload counts
 	// the files it replaces as well): a 50,000-file library, the most one
-	// leaf may share, uploads in 5 s, a typical one of 2,000 at once. Above
+	// leaf may share, uploads in 10 s, a typical one of 2,000 at once. Above
 	// the rate the leaf's link is read more slowly, which its SendWait
-	// follows; one leaf cannot keep the index busy for the others. The
-	// figure is about a tenth of what one core applies (see the index's
-	// BenchmarkSearchDuringChange), the burst two full updates.
-	DefaultIndexRate  rate.Limit = 10_000
+	// follows; one leaf cannot keep the index busy for the others. Applying
+	// and later removing a file costs about 3.6 µs (decoding, tokenizing,
+	// inserting, reclaiming), so the rate is under 2% of a core per leaf.
+	// At 10,000 (3.6%) a leaf flooding updates at its rate raised an honest
+	// leaf's search p99 2.2-2.4 times in two of three runs
+	// (BenchmarkFloodIsolation/index, 2 cores, the flooder and both leaves
+	// in the supernode's process); at 5,000, 1.3-1.7 times. The burst is
+	// two full updates.
+	DefaultIndexRate  rate.Limit = 5_000
 	DefaultIndexBurst            = 2000
 	// DefaultSignalRate and DefaultSignalBurst limit the signals one leaf
 	// may send: a transfer takes two or three, and the burst covers a

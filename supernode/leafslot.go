@@ -44,14 +44,17 @@ func (s *Supernode) leafMessage(l *leafSlot, e wire.Envelope) error {
 		e.TTL, e.Hops = routing.OriginTTL(s.cfg.Routing, s.cfg.View, len(s.ring.Members())), 0
 		return s.query(e, route{leaf: l.conn.Peer()})
 	case wire.TypeSignal:
-		var sig wire.Signal
-		if err := e.Decode(&sig); err != nil {
-			return err
-		}
+		// The rate is checked before the signal is decoded: a signal
+		// over it is dropped, and refusing it should cost no more than
+		// reading it.
 		if !l.signals.Allow() {
 			s.count(func(st *Stats) { st.SignalsLimited++ })
 			s.paceRefusal(l)
 			return nil
+		}
+		var sig wire.Signal
+		if err := e.Decode(&sig); err != nil {
+			return err
 		}
 		s.signalFromLeaf(l, sig)
 		return nil

@@ -12,8 +12,26 @@ import (
 	"github.com/canopy-p2p/canopy/wire"
 )
 
-// maxHitsPerBatch keeps one QueryHit well under the payload limit.
-const maxHitsPerBatch = 200
+// maxHitsPerBatch and maxHitBytes keep one QueryHit well under the payload
+// limit (wire.MaxPayload, 1 MiB): at most 200 hits, and at most about 256
+// KiB of them. Every source of a hit carries its own name (up to 255
+// bytes), so a hit of 32 sources of long names is about 10 KiB, and 100 of
+// them (index.DefaultResultLimit) go out in four messages rather than one
+// over the limit.
+const (
+	maxHitsPerBatch = 200
+	maxHitBytes     = 256 << 10
+)
+
+// hitBytes is an upper bound of h's encoded size: its fields, each
+// source's node, name and route, and CBOR's few bytes of framing per item.
+func hitBytes(h wire.Hit) int {
+	n := 16 + len(h.ID) + len(h.Name) + 9
+	for _, src := range h.Sources {
+		n += 16 + len(src.Node) + len(src.Name) + len(src.Via)*(len(identity.NodeID{})+2)
+	}
+	return n
+}
 
 // query handles a query from a leaf or a peer: it drops copies already seen,
 // answers from the local index back along the arrival route, and forwards it
@@ -60,20 +78,19 @@ func (s *Supernode) query(e wire.Envelope, from route) error {
 	return nil
 }
 
-// answer sends local hits for query id back along its route.
+// answer sends local hits for query id back along its route. Each source
+// carries the name its owner shares the file under, so that a leaf shows the
+// name of the source it downloads from rather than a count that sybils can
+// win (docs/protocol.md, "Names in hits").
 func (s *Supernode) answer(id wire.MsgID, to route, hits []index.Hit) {
-	for len(hits) > 0 {
-		n := min(len(hits), maxHitsPerBatch)
-		qh := wire.QueryHit{From: s.id, Hits: make([]wire.Hit, n)}
-		for i, h := range hits[:n] {
-			srcs := make([]wire.Source, len(h.Owners))
-			for j, o := range h.Owners {
-				srcs[j] = wire.Source{Node: o, Via: []identity.NodeID{s.id}}
-			}
-			qh.Hits[i] = wire.Hit{ID: h.ID, Name: h.Name, Size: h.Size, Sources: srcs}
+	var batch []wire.Hit
+	size := 0
+	send := func() {
+		if len(batch) == 0 {
+			return
 		}
-		hits = hits[n:]
-		e, err := wire.New(wire.TypeQueryHit, &qh)
+		e, err := wire.New(wire.TypeQueryHit, &wire.QueryHit{From: s.id, Hits: batch})
+		batch, size = nil, 0
 		if err != nil {
 			s.log.Warn("encode hits", zap.Error(err))
 			return
@@ -81,6 +98,20 @@ func (s *Supernode) answer(id wire.MsgID, to route, hits []index.Hit) {
 		e.ID = id
 		s.sendBack(to, e)
 	}
+	for _, h := range hits {
+		srcs := make([]wire.Source, len(h.Owners))
+		for j, o := range h.Owners {
+			srcs[j] = wire.Source{Node: o, Via: []identity.NodeID{s.id}, Name: h.Names[j]}
+		}
+		wh := wire.Hit{ID: h.ID, Name: h.Name, Size: h.Size, Sources: srcs}
+		n := hitBytes(wh)
+		if len(batch) == maxHitsPerBatch || len(batch) > 0 && size+n > maxHitBytes {
+			send()
+		}
+		batch = append(batch, wh)
+		size += n
+	}
+	send()
 }
 
 // routeHit passes hits from a peer one step back toward the query's origin.

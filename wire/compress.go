@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -17,11 +18,21 @@ var (
 	zDec  *zstd.Decoder
 )
 
+// maxEncoders bounds the zstd encoder states, a few MiB each at most.
+const maxEncoders = 8
+
 func zinit() {
 	var err error
 	zEnc, err = zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(1),
+		// EncodeAll takes one of the encoder's concurrent states for
+		// each call, and waits when all are taken: with one, every link
+		// of the process compressed through a single lane, and a
+		// supernode's answer to one leaf waited behind the large frames
+		// it was compressing for another (BenchmarkFloodIsolation). One
+		// state per processor, up to maxEncoders: each holds up to a
+		// window of history, allocated on first use.
+		zstd.WithEncoderConcurrency(min(runtime.GOMAXPROCS(0), maxEncoders)),
 		// Payloads are at most 1 MiB; a window as large as the payload is enough.
 		zstd.WithWindowSize(MaxPayload))
 	if err != nil {

@@ -181,6 +181,13 @@ const MaxQueryWords = 256
 type Source struct {
 	Node identity.NodeID   `cbor:"1,keyasint"`
 	Via  []identity.NodeID `cbor:"2,keyasint"`
+	// Name is the name Node itself shares the file under, as its
+	// supernode's index holds it (at most MaxIndexName bytes); empty from
+	// a supernode older than the field. Hit.Name is a count of owners,
+	// which sybils can win; this is one owner's own word, which no number
+	// of others changes. A receiver bounds and cleans it before showing it
+	// (textsafe.Bound).
+	Name string `cbor:"3,keyasint,omitempty"`
 }
 
 // Hit is one file found by a query.

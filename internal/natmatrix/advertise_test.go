@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,7 +27,11 @@ import (
 // the TURN port the router maps: the internet leaf's NAT discovery gets a
 // binding answer there, and a leaf whose network blocks UDP, attached to
 // home alone, downloads through home's relay (TURN over TCP, relayed
-// addresses on the router's address).
+// addresses on the router's address). And a leaf behind a symmetric NAT,
+// attached to home alone, downloads from that UDP-blocked leaf: the only
+// relay candidates are home's, and the symmetric NAT's packets reach the
+// relayed address from a port home's relay never sent to, so they pass the
+// router only because home restricts its relay to ports it has mapped.
 func TestAdvertiseBehindUPnP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("natmatrix: runs four canopy nodes in a NAT lab; skipped under -short")
@@ -56,6 +61,7 @@ func TestAdvertiseBehindUPnP(t *testing.T) {
 	farHost := lab.Home("far", nat.PortRestrictedCone)
 	pubHost := lab.Public("pub", 1)
 	blkHost := lab.Home("blk", nat.UDPBlocked)
+	symHost := lab.Home("sym", nat.Symmetric)
 
 	// sn1 derives its address (its host's own, public); home maps its
 	// ports with the router before it starts its supernode role.
@@ -136,7 +142,14 @@ func TestAdvertiseBehindUPnP(t *testing.T) {
 	// at the router's mapping of the TURN port (TCP), with relayed
 	// addresses on the router's address. runPair checks the path is
 	// relayed.
-	blk := startNode(t, ctx, bin, work, blkHost, "--supernode", "never", "--listen", listen, "--join", want, "--attach", "1")
+	blkShare := filepath.Join(work, blkHost.Name, "share")
+	blkFile, err := writeShare(blkShare, blkHost.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk := startNode(t, ctx, bin, work, blkHost, "--supernode", "never", "--listen", listen, "--join", want, "--attach", "1",
+		"--share", blkShare)
+	blk.file = blkFile
 	waitAll(t, ctx, "blk attached to home at the advertised address", startupTimeout, []*node{blk}, func(n *node, st api.Status) (bool, string) {
 		return len(st.Supernodes) == 1 && st.Supernodes[0].ID == home.id, fmt.Sprintf("attachments %+v", st.Supernodes)
 	})
@@ -148,9 +161,32 @@ func TestAdvertiseBehindUPnP(t *testing.T) {
 	if rb.conn.Local != "relay" {
 		t.Fatalf("blk's side of the connection is %q, want a relay candidate (home's TURN): %+v", rb.conn.Local, rb.conn)
 	}
-	t.Logf("home advertised %s (gossip %s, STUN/TURN %s); pub got far's file %s in %.1f s (%s); blk got it %s in %.1f s (%s/%s); total %v",
+
+	// The symmetric leaf knows only home, and blk's only candidates are
+	// home's relay (over TCP): the path is relayed through home, and blk's
+	// end of it is a relayed address on a mapped port of home's router.
+	sym := startNode(t, ctx, bin, work, symHost, "--supernode", "never", "--listen", listen, "--join", want, "--attach", "1")
+	waitAll(t, ctx, "sym attached to home, blk's file indexed there", startupTimeout, []*node{sym, blk}, func(n *node, st api.Status) (bool, string) {
+		ok := len(st.Supernodes) == 1 && st.Supernodes[0].ID == home.id
+		if n == blk {
+			ok = ok && st.Supernodes[0].Files == 1
+		}
+		return ok, fmt.Sprintf("attachments %+v", st.Supernodes)
+	})
+	rs := runPair(t, ctx, blk, sym, "out")
+	if rs.err != nil {
+		t.Fatalf("sym (symmetric NAT) downloading from blk through home's relay: %v\n--- home log ---\n%s\n--- sym log ---\n%s\n--- blk log ---\n%s%s",
+			rs.err, home.logTail(40), sym.logTail(30), blk.logTail(30), conntrack(ctx, homeHost, symHost))
+	}
+	if rs.conn.Remote != "relay" {
+		t.Fatalf("blk's side of the connection is %q, want its relay candidate on home: %+v", rs.conn.Remote, rs.conn)
+	}
+	if !home.logContains("TURN relay restricted to the mapped ports") {
+		t.Fatalf("home's relay did not restrict itself to mapped ports\n--- home log ---\n%s", home.logTail(60))
+	}
+	t.Logf("home advertised %s (gossip %s, STUN/TURN %s); pub got far's file %s in %.1f s (%s); blk got it %s in %.1f s (%s/%s); sym got blk's %s in %.1f s (%s/%s); total %v",
 		want, wantGossip, wantSTUN, r.conn.Path, r.seconds, r.conn.Remote, rb.conn.Path, rb.seconds, rb.conn.Local, rb.conn.Remote,
-		time.Since(began).Round(time.Millisecond))
+		rs.conn.Path, rs.seconds, rs.conn.Local, rs.conn.Remote, time.Since(began).Round(time.Millisecond))
 }
 
 // turnPort is the default TURN port every supernode of the lab listens on
@@ -177,4 +213,10 @@ func portMap(st api.Status) string {
 		return "(not reported)"
 	}
 	return st.NAT.PortMap
+}
+
+// logContains reports whether n's log holds s.
+func (n *node) logContains(s string) bool {
+	b, err := os.ReadFile(n.log)
+	return err == nil && strings.Contains(string(b), s)
 }

@@ -219,3 +219,61 @@ func dialRelayTURNConn(t *testing.T, nc net.Conn, server netip.AddrPort, user, p
 	t.Helper()
 	return turnClientOver(t, turn.NewSTUNConn(nc), server, user, pass)
 }
+
+// TestRelayTCPPerLeaf: one leaf's credential authenticates at most
+// MaxTCPPerLeaf TCP connections at once, even when its allocation quota
+// refuses what it asks on them (an Allocate refused with 486 still
+// authenticates its connection); the next is refused and closed, and
+// counted, another leaf is not affected, and a connection the leaf closes
+// gives its place back.
+func TestRelayTCPPerLeaf(t *testing.T) {
+	const perLeaf = 3
+	r := newRelayForTest(t, func(c *Config) {
+		c.Quotas.MaxTCPPerLeaf = perLeaf
+		c.Quotas.MaxAllocationsPerLeaf = 1
+	})
+	cred := relayIssue(r, relayTestLeaf(1))
+	var held []*relayTURNClient
+	for i := range perLeaf {
+		c := dialRelayTURN(t, r.TCPAddr(), true, cred.Username, cred.Password)
+		held = append(held, c)
+		if i == 0 {
+			c.allocate(t)
+			continue
+		}
+		if _, err := c.Allocate(); relayTURNCode(err) != int(stun.CodeAllocQuotaReached) {
+			t.Fatalf("connection %d: %v, want 486", i, err)
+		}
+	}
+	over := dialRelayTURN(t, r.TCPAddr(), true, cred.Username, cred.Password)
+	if _, err := over.Allocate(); err == nil || relayTURNCode(err) == int(stun.CodeAllocQuotaReached) {
+		t.Fatalf("connection over the per-leaf cap: %v, want a refusal before the quota", err)
+	}
+	if s := r.Stats(); s.Refusals.TCPPerLeaf != 1 || s.Allocations != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	// Another leaf allocates over TCP as before.
+	other := relayIssue(r, relayTestLeaf(2))
+	dialRelayTURN(t, r.TCPAddr(), true, other.Username, other.Password).allocate(t)
+	// A connection the leaf closes frees its place.
+	held[perLeaf-1].close()
+	testwait.Until(t, relayWait, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.tcpPerLeaf[relayTestLeaf(1).String()] == perLeaf-1
+	}, "waiting for the closed connection to be released")
+	again := dialRelayTURN(t, r.TCPAddr(), true, cred.Username, cred.Password)
+	if _, err := again.Allocate(); relayTURNCode(err) != int(stun.CodeAllocQuotaReached) {
+		t.Fatalf("after one closed: %v, want 486 (authenticated, over the allocation quota)", err)
+	}
+	if s := r.Stats(); s.Refusals.TCPPerLeaf != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	// Detaching the leaf closes them all and forgets the count.
+	r.Detach(relayTestLeaf(1))
+	testwait.Until(t, relayWait, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.tcpPerLeaf[relayTestLeaf(1).String()] == 0
+	}, "waiting for the leaf's connections to close")
+}

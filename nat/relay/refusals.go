@@ -24,6 +24,7 @@ const (
 	refusedTCPPending                    // too many unauthenticated TCP connections in all
 	refusedTCPTotal                      // too many TCP connections in all
 	refusedTCPNoAuth                     // no authenticated request within PendingTCPTimeout
+	refusedTCPPerLeaf                    // too many authenticated TCP connections of one leaf
 	refusalEnd
 )
 
@@ -37,6 +38,7 @@ var refusalText = [refusalEnd]string{
 	refusedTCPPending: "too many unauthenticated TCP connections",
 	refusedTCPTotal:   "too many TCP connections",
 	refusedTCPNoAuth:  "no authenticated request in time on a TCP connection",
+	refusedTCPPerLeaf: "too many TCP connections of one leaf",
 }
 
 func (r refusal) String() string {
@@ -73,6 +75,9 @@ type RefusalCounts struct {
 	// TCPNoAuth: TCP connections closed for sending no authenticated
 	// request within PendingTCPTimeout.
 	TCPNoAuth uint64 `json:"tcp_no_auth"`
+	// TCPPerLeaf: authenticated requests refused, and their TCP
+	// connections closed, because their leaf already had MaxTCPPerLeaf.
+	TCPPerLeaf uint64 `json:"tcp_per_leaf"`
 	// Evicted: allocations closed to give a leaf holding fewer its fair
 	// share of a full relay.
 	Evicted uint64 `json:"evicted"`
@@ -116,7 +121,7 @@ func (f *refusals) Snapshot() RefusalCounts {
 		Auth: c(refusedAuth), Detached: c(refusedDetached), Revoked: c(refusedRevoked),
 		Quota: c(refusedQuota), Peer: c(refusedPeer),
 		TCPPerAddr: c(refusedTCPPerAddr), TCPPending: c(refusedTCPPending), TCPTotal: c(refusedTCPTotal),
-		TCPNoAuth:   c(refusedTCPNoAuth),
+		TCPNoAuth: c(refusedTCPNoAuth), TCPPerLeaf: c(refusedTCPPerLeaf),
 		Evicted:     f.evicted.Load(),
 		Revocations: f.revocations.Load(),
 	}

@@ -93,6 +93,17 @@ const (
 	// §6.2.2 gives its transaction 39.5 s), so 10 s refuses no one honest
 	// while a flood needs a new connection every 10 s per slot.
 	DefaultPendingTCPTimeout = 10 * time.Second
+	// DefaultMaxTCPPerLeaf bounds the TURN-over-TCP connections one leaf's
+	// credential has authenticated and that are open at once: twice
+	// DefaultMaxAllocationsPerLeaf, one connection per allocation (each
+	// allocation over TCP has its own connection) and as many again for
+	// connections being replaced while an old one idles out. It is 8 of the
+	// 256 TCP connections the relay holds in all (twice
+	// DefaultMaxAllocations), a thirty-second: without it one attached
+	// identity could authenticate a connection after another (an Allocate
+	// refused by its allocation quota still authenticates) and keep all 256
+	// for relayTCPIdle, locking every other leaf out of TURN over TCP.
+	DefaultMaxTCPPerLeaf = 2 * DefaultMaxAllocationsPerLeaf
 )
 
 // Unlimited, as a Quotas rate or count, switches that limit off.
@@ -147,6 +158,10 @@ type Quotas struct {
 	// PendingTCPTimeout closes a TCP connection that has sent no
 	// authenticated request this long after it was accepted.
 	PendingTCPTimeout time.Duration
+	// MaxTCPPerLeaf bounds the TCP connections one leaf's credential has
+	// authenticated that are open at once; an authenticated request over
+	// the bound is refused and its connection closed.
+	MaxTCPPerLeaf int64
 }
 
 // DefaultQuotas returns the quotas of a home supernode, each explained
@@ -161,6 +176,7 @@ func DefaultQuotas() Quotas {
 		MaxPendingTCPPerAddr:     DefaultMaxPendingTCPPerAddr,
 		MaxPendingTCP:            DefaultMaxPendingTCP,
 		PendingTCPTimeout:        DefaultPendingTCPTimeout,
+		MaxTCPPerLeaf:            DefaultMaxTCPPerLeaf,
 	}
 }
 
@@ -187,6 +203,9 @@ func (q Quotas) withDefaults() Quotas {
 	}
 	if q.MaxPendingTCP == 0 {
 		q.MaxPendingTCP = d.MaxPendingTCP
+	}
+	if q.MaxTCPPerLeaf == 0 {
+		q.MaxTCPPerLeaf = d.MaxTCPPerLeaf
 	}
 	if q.PendingTCPTimeout == 0 {
 		q.PendingTCPTimeout = d.PendingTCPTimeout
@@ -312,7 +331,8 @@ func (c Config) Validate() error {
 	if q.MaxAllocationsPerLeaf < Unlimited || q.MaxAllocations < Unlimited ||
 		q.MaxBytesPerSecondPerLeaf < Unlimited || q.MaxBytesPerSecond < Unlimited ||
 		q.MaxAllocationLifetime < 0 || q.MaxBytesPerAllocation < 0 ||
-		q.MaxPendingTCPPerAddr < Unlimited || q.MaxPendingTCP < Unlimited || q.PendingTCPTimeout < 0 {
+		q.MaxPendingTCPPerAddr < Unlimited || q.MaxPendingTCP < Unlimited || q.PendingTCPTimeout < 0 ||
+		q.MaxTCPPerLeaf < Unlimited {
 		bad("Quotas", "must be positive, zero (default) or Unlimited")
 	}
 	return errors.Join(errs...)
@@ -442,6 +462,9 @@ type Relay struct {
 	// pendingTotal is their sum.
 	pendingTCP   map[netip.Addr]int
 	pendingTotal int
+	// tcpPerLeaf counts the open TCP connections each leaf's credential
+	// authenticated (MaxTCPPerLeaf).
+	tcpPerLeaf map[string]int
 	// attached maps the leaves attached now (Attach) to their credential
 	// floor: a credential of the leaf must expire after it.
 	attached  map[string]int64
@@ -492,6 +515,7 @@ func New(cfg Config) (*Relay, error) {
 
 		tcpByRemote: make(map[netip.AddrPort]*relayTCPConn),
 		pendingTCP:  make(map[netip.Addr]int),
+		tcpPerLeaf:  make(map[string]int),
 		attached:    make(map[string]int64),
 	}
 	if r.log == nil {
@@ -821,6 +845,15 @@ func (r *Relay) authenticate(ra *turn.RequestAttributes) (string, []byte, bool) 
 		return "", nil, false
 	case exp <= floor:
 		r.ref.refuse(refusedRevoked, zap.String("leaf", leaf.Short()), zap.Stringer("from", ra.SrcAddr))
+		return "", nil, false
+	}
+	if ta, isTCP := ra.SrcAddr.(*net.TCPAddr); isTCP && r.tcpOverLeafCap(ta.AddrPort(), id) {
+		// Refused before MESSAGE-INTEGRITY is checked, so that the
+		// request does nothing (no allocation on a connection about to
+		// close). Only connections this leaf's valid requests
+		// authenticated count, so a client without the leaf's key
+		// cannot use this to lock the leaf out.
+		r.ref.refuse(refusedTCPPerLeaf, zap.String("leaf", leaf.Short()), zap.Stringer("from", ra.SrcAddr))
 		return "", nil, false
 	}
 	return id, key, true
@@ -1413,6 +1446,11 @@ func (c *relayTCPConn) Close() error {
 			delete(r.tcpByRemote, c.remote)
 		}
 		r.unpendLocked(c)
+		if c.leaf != "" {
+			if r.tcpPerLeaf[c.leaf]--; r.tcpPerLeaf[c.leaf] <= 0 {
+				delete(r.tcpPerLeaf, c.leaf)
+			}
+		}
 		r.mu.Unlock()
 	})
 	return err
@@ -1431,6 +1469,26 @@ func (r *Relay) unpendLocked(c *relayTCPConn) {
 	r.pendingTotal--
 }
 
+// tcpOverLeafCap reports whether an authenticated request of leaf on the TCP
+// connection from remote would take the leaf past MaxTCPPerLeaf: the
+// connection is not yet the leaf's, and the leaf holds as many as the cap.
+// The connection is then closed.
+func (r *Relay) tcpOverLeafCap(remote netip.AddrPort, leaf string) bool {
+	q := r.quotas.MaxTCPPerLeaf
+	if q == Unlimited {
+		return false
+	}
+	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+	r.mu.Lock()
+	c := r.tcpByRemote[remote]
+	over := c != nil && c.leaf != leaf && int64(r.tcpPerLeaf[leaf]) >= q
+	r.mu.Unlock()
+	if over {
+		_ = c.Close()
+	}
+	return over
+}
+
 // tcpAuthenticated marks the TCP connection from remote as authenticated
 // by leaf: it leaves the pending counts, its first-request deadline gives
 // way to the idle one, and it closes when leaf detaches.
@@ -1444,7 +1502,18 @@ func (r *Relay) tcpAuthenticated(remote netip.AddrPort, leaf string) {
 	}
 	wasPending := c.pending
 	r.unpendLocked(c)
-	c.leaf = leaf
+	if c.leaf == "" {
+		if q := r.quotas.MaxTCPPerLeaf; q != Unlimited && int64(r.tcpPerLeaf[leaf]) >= q {
+			// Two connections of the leaf authenticated at once, both
+			// past authenticate's check: the later one goes.
+			r.mu.Unlock()
+			r.ref.refuse(refusedTCPPerLeaf, zap.Stringer("from", remote))
+			_ = c.Close()
+			return
+		}
+		c.leaf = leaf
+		r.tcpPerLeaf[leaf]++
+	}
 	r.mu.Unlock()
 	if wasPending {
 		c.authed.Store(true)
