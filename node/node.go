@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/canopy-p2p/canopy/downloads"
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/leaf"
 	"github.com/canopy-p2p/canopy/library"
@@ -49,6 +50,8 @@ type Node struct {
 	// off. downloads is where API downloads go by default (resolveOut).
 	apiGuard  *apiGuard
 	downloads string
+	// jobs are the download jobs (node/downloads.go).
+	jobs *downloads.Manager
 
 	// policy is the promotion policy in force and policySource says where
 	// it came from.
@@ -202,6 +205,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.leaf.AddSupernodes(n.hosts.peers()...)
+	if err = n.startJobs(); err != nil {
+		return nil, err
+	}
 
 	n.wg.Add(2)
 	go n.acceptLoop()
@@ -543,6 +549,11 @@ func (n *Node) stop(crash bool) error {
 		}
 		if n.ln != nil {
 			n.ln.Close()
+		}
+		if n.jobs != nil {
+			// Before the leaf: a job stopped by its engine closing would
+			// fail, where one stopped with the node resumes at its start.
+			errs = append(errs, n.jobs.Close())
 		}
 		if n.leaf != nil {
 			n.leaf.Close()
