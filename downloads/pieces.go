@@ -58,7 +58,8 @@ func unmarshalPieceSet(b []byte) (pieceSet, error) {
 		return pieceSet{}, fmt.Errorf("%w: unknown version", ErrBadRecord)
 	}
 	n, k := binary.Uvarint(b[1:])
-	if k <= 0 {
+	if k <= 0 || k != len(binary.AppendUvarint(nil, n)) {
+		// Only the shortest encoding: one record per set.
 		return pieceSet{}, fmt.Errorf("%w: bad piece count", ErrBadRecord)
 	}
 	if n > content.MaxPieces {

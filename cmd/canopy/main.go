@@ -33,7 +33,10 @@ Usage:
   canopy up      [flags]            run a node until Ctrl-C
   canopy status  [--api A] [--json] show what the running node is doing
   canopy search  [--api A] [--json] [--timeout D] WORDS...
-  canopy get     [--api A] [--out DIR] [--json] CONTENT-ID
+  canopy get     [--api A] [--out DIR] [--json] [--detach] CONTENT-ID
+                                    download (a job of the node: Ctrl-C detaches, the job goes on)
+  canopy downloads [--api A] [--json]   list download jobs
+  canopy downloads follow|pause|resume|cancel|retry ID
   canopy natcheck [--api A] [--json] how this node sits behind its NAT, and who can reach it
                                     (these four send the node's API token: from --data DIR,
                                     default that of canopy up, or --api-token / $CANOPY_API_TOKEN)
@@ -63,6 +66,8 @@ func main() {
 		err = runSearch(ctx, args)
 	case "get":
 		err = runGet(ctx, args)
+	case "downloads":
+		err = runDownloads(ctx, args)
 	case "natcheck":
 		err = runNATCheck(ctx, args)
 	case "demo":
@@ -157,6 +162,7 @@ func runUp(ctx context.Context, args []string) error {
 		return fmt.Errorf("--download: %w", err)
 	}
 	cfg.Shares, cfg.Join, cfg.Logger = shares, joins, log
+	cfg.Jobs.AfterStep = killHook()
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		return err
