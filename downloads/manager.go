@@ -34,6 +34,18 @@ const (
 	// DefaultEventInterval is the least time between two progress events
 	// of one job. State changes are sent at once.
 	DefaultEventInterval = 250 * time.Millisecond
+	// DefaultMaxRetries is how many times in a row a job whose sources all
+	// failed is queued again by itself before it fails: sources come back
+	// (a laptop opened again, a node restarted), and a node that restarts
+	// may start its jobs before its supernodes answer. A run that fetched
+	// something starts the count again.
+	DefaultMaxRetries = 5
+	// DefaultRetryDelay is the wait before the first automatic retry; each
+	// further one waits twice as long, at most maxRetryDelay: 5 s, 10 s,
+	// 20 s, 40 s, 80 s, a little over two and a half minutes in all.
+	DefaultRetryDelay = 5 * time.Second
+	// maxRetryDelay caps the wait between automatic retries.
+	maxRetryDelay = 10 * time.Minute
 	// maxRounds bounds the download-and-verify rounds of one run: a part
 	// file that fails its final verification this often is on a disk that
 	// does not keep what it is given.
@@ -73,6 +85,12 @@ type Config struct {
 	// EventInterval is the least time between a job's progress events.
 	// Zero: DefaultEventInterval.
 	EventInterval time.Duration
+	// MaxRetries is how many automatic retries a job whose sources all
+	// failed gets (DefaultMaxRetries); NoRetries for none.
+	MaxRetries int
+	// RetryDelay is the first automatic retry's wait. Zero:
+	// DefaultRetryDelay.
+	RetryDelay time.Duration
 	// SyncInterval is the part files' sync interval (transfer.Resume).
 	// Zero: transfer.DefaultSyncInterval.
 	SyncInterval time.Duration
@@ -84,7 +102,20 @@ type Config struct {
 	AfterStep func(step string)
 }
 
+// NoRetries, as Config.MaxRetries, fails a job at its first run whose
+// sources all failed.
+const NoRetries = -1
+
 func (c Config) withDefaults() Config {
+	switch {
+	case c.MaxRetries == 0:
+		c.MaxRetries = DefaultMaxRetries
+	case c.MaxRetries < 0:
+		c.MaxRetries = 0
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = DefaultRetryDelay
+	}
 	if c.MaxActive == 0 {
 		c.MaxActive = DefaultMaxActive
 	}
@@ -111,7 +142,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxActive %d", ErrConfig, c.MaxActive)
 	case c.MaxHistory < 1:
 		return fmt.Errorf("%w: MaxHistory %d", ErrConfig, c.MaxHistory)
-	case c.EventInterval < 0 || c.SyncInterval < 0:
+	case c.EventInterval < 0 || c.SyncInterval < 0 || c.RetryDelay < 0:
 		return fmt.Errorf("%w: negative interval", ErrConfig)
 	}
 	return nil
@@ -140,7 +171,10 @@ type Job struct {
 	OutDir string `json:"out_dir"`
 	State  State  `json:"state"`
 	// Reason says why a job failed.
-	Reason   string    `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Running says a run of the job holds a slot: after a pause or a
+	// cancel, until its transfer has stopped.
+	Running  bool      `json:"running"`
 	Created  time.Time `json:"created"`
 	Updated  time.Time `json:"updated"`
 	Finished time.Time `json:"finished,omitzero"`
@@ -207,10 +241,15 @@ type job struct {
 	// the part file, once the transfer has closed it.
 	deletePart bool
 	lastEvent  time.Time
+	// retries counts the automatic retries in a row; notBefore is when
+	// the next may start, and retry the timer that kicks it then.
+	retries   int
+	notBefore time.Time
+	retry     *time.Timer
 }
 
 func (j *job) snapshot() Job {
-	out := Job{ID: j.id, Content: j.content, Name: j.name, OutDir: j.outDir, State: j.state, Reason: j.reason,
+	out := Job{ID: j.id, Content: j.content, Name: j.name, OutDir: j.outDir, State: j.state, Reason: j.reason, Running: j.running,
 		Created: j.created, Updated: j.updated, Finished: j.finished, Size: j.size, Have: j.have, Pieces: j.pieces,
 		Rate: j.rate, Sources: slices.Clone(j.reports), Part: j.part, Path: j.path, Fetched: j.fetched}
 	if j.manifest != nil {
@@ -340,6 +379,9 @@ func (m *Manager) Close() error {
 		if j.cancel != nil {
 			j.cancel()
 		}
+		if j.retry != nil {
+			j.retry.Stop()
+		}
 	}
 	for s := range m.subs {
 		s.close()
@@ -456,6 +498,12 @@ func (m *Manager) Do(id int64, a Action) (Job, error) {
 	case Retry:
 		j.reason, j.finished = "", time.Time{}
 	}
+	// The user's word comes before any automatic retry's wait.
+	j.retries, j.notBefore = 0, time.Time{}
+	if j.retry != nil {
+		j.retry.Stop()
+		j.retry = nil
+	}
 	if j.running {
 		j.stopping = true
 		j.cancel()
@@ -503,7 +551,7 @@ func (m *Manager) kick() {
 		if m.active >= m.cfg.MaxActive {
 			return
 		}
-		if j.state != Queued || j.running {
+		if j.state != Queued || j.running || time.Now().Before(j.notBefore) {
 			continue
 		}
 		m.setState(j, Connecting, "")
@@ -540,6 +588,9 @@ func (m *Manager) setState(j *job, to State, reason string) {
 // run owns one run of a job, from its slot to its end.
 func (m *Manager) run(ctx context.Context, j *job) {
 	defer m.wg.Done()
+	m.mu.Lock()
+	fetched := j.fetched
+	m.mu.Unlock()
 	err := m.attempt(ctx, j)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -558,6 +609,21 @@ func (m *Manager) run(ctx context.Context, j *job) {
 		// Done, stopped by an action (its state is set), or stopped with
 		// the node: the state in the database makes it resume.
 		m.notify(j)
+	case errors.Is(err, transfer.ErrNoSources) && (j.retries < m.cfg.MaxRetries || j.fetched > fetched):
+		if j.fetched > fetched {
+			j.retries = 0 // it got somewhere: the count starts again
+		}
+		j.retries++
+		delay := min(m.cfg.RetryDelay<<(j.retries-1), maxRetryDelay)
+		j.notBefore = time.Now().Add(delay)
+		reason := fmt.Sprintf("retry %d of %d in %s: %v", j.retries, m.cfg.MaxRetries, delay.Round(time.Second), err)
+		m.log.Info("download will retry", zap.Int64("job", j.id), zap.String("reason", reason))
+		m.setState(j, Queued, wire.CutName(reason, maxReason))
+		j.retry = time.AfterFunc(delay, func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.kick()
+		})
 	default:
 		reason := failReason(err, j)
 		m.log.Info("download failed", zap.Int64("job", j.id), zap.String("reason", reason))

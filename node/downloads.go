@@ -33,6 +33,10 @@ func (n *Node) startJobs() error {
 	cfg.DBPath = filepath.Join(n.cfg.DataDir, downloads.DBName)
 	cfg.Fetcher = n.leaf
 	cfg.Lookup = func(ctx context.Context, id content.ID) (downloads.Found, error) {
+		// Jobs resume as the node starts, usually before its leaf side
+		// has attached: without a supernode there is no look-up and no
+		// signalling, so the job waits for one first.
+		n.waitAttached(ctx, jobAttachWait)
 		r, err := n.Sources(ctx, id)
 		if err != nil {
 			return downloads.Found{}, err
@@ -46,6 +50,31 @@ func (n *Node) startJobs() error {
 	}
 	n.jobs = m
 	return nil
+}
+
+// jobAttachWait bounds how long a job that starts waits for the leaf side
+// to attach to a supernode: long enough for a node that has just started
+// (a supernode answers in well under a second on a home line), short enough
+// that an offline node's jobs go on to their retries.
+const jobAttachWait = 15 * time.Second
+
+// waitAttached waits until the leaf side is attached to a supernode, ctx
+// ends, or max has passed.
+func (n *Node) waitAttached(ctx context.Context, max time.Duration) {
+	if len(n.leaf.Attachments()) > 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, max)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for len(n.leaf.Attachments()) == 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // Downloads returns the node's download jobs.
