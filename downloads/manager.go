@@ -2,6 +2,7 @@ package downloads
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -306,7 +307,7 @@ func Open(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	log := cfg.Logger.Named("downloads")
-	db, err := openDB(cfg.DBPath)
+	db, rows, err := openAndLoad(cfg.DBPath)
 	var salvaged []row
 	if de, ok := errors.AsType[*damagedError](err); ok {
 		moved, qerr := quarantine.Move(cfg.DBPath, time.Now(), 0, "-wal", "-shm", "-journal")
@@ -318,7 +319,7 @@ func Open(cfg Config) (*Manager, error) {
 		log.Warn("downloads database damaged: moved aside and started afresh with the jobs that could still be read; their part files are verified again",
 			zap.String("reason", de.reason), zap.String("moved_to", moved), zap.Int("jobs_saved", len(salvaged)),
 			zap.Int("jobs_lost", lost), zap.NamedError("prune", qerr))
-		db, err = openDB(cfg.DBPath)
+		db, rows, err = openAndLoad(cfg.DBPath)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("downloads: %s: %w", cfg.DBPath, err)
@@ -334,11 +335,7 @@ func Open(cfg Config) (*Manager, error) {
 			db.Close()
 			return nil, fmt.Errorf("downloads: carry job %d over: %w", r.id, err)
 		}
-	}
-	rows, err := m.st.load(ctx)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("downloads: %s: %w", cfg.DBPath, err)
+		rows = append(rows, r)
 	}
 	resumed := 0
 	for _, r := range rows {
@@ -364,6 +361,21 @@ func Open(cfg Config) (*Manager, error) {
 	m.kick()
 	m.mu.Unlock()
 	return m, nil
+}
+
+// openAndLoad opens the database and reads its jobs; damage found by
+// either is a *damagedError.
+func openAndLoad(path string) (*sql.DB, []row, error) {
+	db, err := openDB(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := (&store{db: db}).load(context.Background())
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, rows, nil
 }
 
 // Close stops the running jobs, keeping what they have (they resume at the

@@ -217,10 +217,16 @@ func (s *store) insert(ctx context.Context, r *row) error {
 	if r.manifest != nil {
 		held = r.held.marshal()
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO jobs(content, name, out_dir, sources, state, reason, created_ns, updated_ns,
+	// A job carried over from a damaged database keeps its ID (its part
+	// file is named by it); a new one gets the next.
+	var id any
+	if r.id != 0 {
+		id = r.id
+	}
+	res, err := s.db.ExecContext(ctx, `INSERT INTO jobs(id, content, name, out_dir, sources, state, reason, created_ns, updated_ns,
 		finished_ns, size, piece_size, hashes, part, held, stamp_size, stamp_mtime, stamp_ino, target, path, fetched, reports)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.content[:], r.name, r.outDir, encodeSources(r.sources), string(r.state), r.reason, nanos(r.created), nanos(r.updated),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, r.content[:], r.name, r.outDir, encodeSources(r.sources), string(r.state), r.reason, nanos(r.created), nanos(r.updated),
 		nanos(r.finished), r.size, ps, hashes, r.part, held, r.stamp.size, r.stamp.mtime, r.stamp.ino, r.target, r.path,
 		r.fetched, encodeReports(r.reports))
 	if err != nil {
