@@ -205,9 +205,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.leaf.AddSupernodes(n.hosts.peers()...)
-	if err = n.startJobs(); err != nil {
-		return nil, err
-	}
 
 	n.wg.Add(2)
 	go n.acceptLoop()
@@ -224,6 +221,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.RoleInterval > 0 {
 		n.wg.Add(1)
 		go n.roleLoop()
+	}
+	// After the loops have started, so that opening the jobs database
+	// does not hold up the first library scan; before the API, which
+	// serves them.
+	if err = n.startJobs(); err != nil {
+		return nil, err
 	}
 	if cfg.API != Off {
 		if err = n.serveAPI(apiToken); err != nil {
