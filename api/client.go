@@ -75,7 +75,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (*htt
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w: %v", ErrNoNode, err)
+		return nil, fmt.Errorf("%w: %w", ErrNoNode, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()

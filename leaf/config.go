@@ -96,6 +96,10 @@ type Config struct {
 	OnDialBack func(from identity.NodeID, res wire.DialBackResult)
 	// Software is reported to supernodes. Empty: DefaultSoftware.
 	Software string
+	// People, when set, receives the people protocol's messages (contact
+	// requests, presence, person-to-person messages) and hears of
+	// attachment changes. Nil: they are dropped.
+	People People
 	// OnSupernodes, when set, is called with the supernodes the leaf learned of
 	// (to persist a host cache). Called from the leaf's goroutines; must not block.
 	OnSupernodes func([]Peer)

@@ -371,6 +371,7 @@ func (l *Leaf) attach(addr string, want identity.NodeID) {
 	l.mu.Unlock()
 	l.log.Info("attached", zap.String("supernode", a.conn.Peer().Short()), zap.String("addr", addr))
 	go l.upload(a)
+	l.peopleAttachments()
 	l.serve(a)
 }
 
@@ -446,6 +447,7 @@ func (l *Leaf) serve(a *attachment) {
 		l.removeLocked(a.conn.Peer(), a, a.conn.RTT(), time.Now())
 		l.mu.Unlock()
 		l.log.Info("detached", zap.String("supernode", a.conn.Peer().Short()), zap.String("reason", a.conn.Reason()))
+		l.peopleAttachments()
 	}()
 	a.conn.Serve(l.cfg.IdleTimeout, func(e wire.Envelope) error { return l.message(a, e) })
 }
@@ -555,6 +557,9 @@ func (l *Leaf) message(a *attachment, e wire.Envelope) error {
 		_ = e.Decode(&b)
 		a.conn.Close("supernode said bye: " + b.Reason)
 	default:
+		if handled, err := l.peopleMessage(a, e); handled {
+			return err
+		}
 		return fmt.Errorf("unexpected %s from a supernode", e.Type)
 	}
 	return nil

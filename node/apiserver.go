@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -52,8 +50,10 @@ func (n *Node) serveAPI(token string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
 	mux.HandleFunc("POST /v1/search", n.handleSearch)
+	mux.HandleFunc("POST /v1/search/stream", n.handleSearchStream)
 	mux.HandleFunc("POST /v1/get", n.handleGet)
 	mux.HandleFunc("POST /v1/natcheck", n.handleNATCheck)
+	n.peopleAPI(mux)
 	n.registerDownloads(mux)
 	n.apiGuard = newAPIGuard(token, port, n.cfg.APIMaxBody, n.log, mux)
 	n.apiSrv = &http.Server{
@@ -156,12 +156,7 @@ func (n *Node) handleNATCheck(w http.ResponseWriter, r *http.Request) {
 
 // Search searches the network and remembers the results for Get.
 func (n *Node) Search(ctx context.Context, req api.SearchRequest) (api.SearchResponse, error) {
-	timeout := time.Duration(req.TimeoutMS) * time.Millisecond
-	if timeout <= 0 {
-		timeout = api.DefaultSearchTimeout
-	}
-	timeout = min(timeout, maxSearchTimeout)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, searchTimeout(req))
 	defer cancel()
 	start := time.Now()
 	first := time.Duration(-1)
@@ -174,18 +169,7 @@ func (n *Node) Search(ctx context.Context, req api.SearchRequest) (api.SearchRes
 		return api.SearchResponse{}, err
 	}
 	n.hits.put(res)
-	out := api.SearchResponse{Hits: make([]api.Hit, 0, len(res)), ElapsedMS: ms(time.Since(start)), FirstHitMS: -1}
-	if first >= 0 {
-		out.FirstHitMS = ms(first)
-	}
-	for _, r := range res {
-		h := api.Hit{ID: r.ID.String(), Name: r.Name, Size: r.Size, Sources: len(r.Sources), Local: r.Local}
-		for _, s := range r.Sources {
-			h.SourceNodes = append(h.SourceNodes, s.Node.String())
-		}
-		out.Hits = append(out.Hits, h)
-	}
-	return out, nil
+	return searchResponse(res, start, first), nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -197,18 +181,7 @@ func (n *Node) handleSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := n.Search(r.Context(), req)
 	if err != nil {
-		code := http.StatusBadRequest
-		var slow *leaf.SlowDownError
-		switch {
-		case errors.Is(err, leaf.ErrNotAttached):
-			code = http.StatusBadGateway
-		case errors.As(err, &slow):
-			// The supernodes refused the search for its rate: the
-			// caller is told when to try again, as HTTP says it.
-			code = http.StatusTooManyRequests
-			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(slow.RetryAfter.Seconds())))))
-		}
-		writeError(w, code, err)
+		writeSearchError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)

@@ -21,11 +21,6 @@ import (
 	"github.com/canopy-p2p/canopy/wire"
 )
 
-// sseKeepAlive is how often an idle event stream gets a comment line, so
-// that a client (or a proxy between) can tell a quiet stream from a dead
-// one.
-const sseKeepAlive = 15 * time.Second
-
 // startJobs opens the download jobs, which resume the jobs the last run
 // left unfinished.
 func (n *Node) startJobs() error {

@@ -19,6 +19,7 @@ import (
 	"github.com/canopy-p2p/canopy/library"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/nat/ice"
+	"github.com/canopy-p2p/canopy/people"
 	"github.com/canopy-p2p/canopy/promotion"
 	"github.com/canopy-p2p/canopy/supernode"
 	"github.com/canopy-p2p/canopy/transfer"
@@ -33,6 +34,7 @@ type Node struct {
 	log     *zap.Logger
 	lib     *library.Library
 	leaf    *leaf.Leaf
+	people  *people.Service // the node's person (people.go)
 	ln      net.Listener
 	control string // advertised control address
 	// gate bounds the connections the listener holds before they said
@@ -182,6 +184,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		iceCfg.Logger = n.log
 	}
 	webrtcAPI, rtcCfg := ice.NewAPI(iceCfg)
+	if err = n.openPeople(); err != nil {
+		return nil, err
+	}
 	leafSeeds := seeds
 	if role == RoleSupernode {
 		leafSeeds = append([]string{n.control}, seeds...)
@@ -200,10 +205,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Control:      n.control,
 		Candidate:    cfg.Consent != promotion.ConsentNever,
 		OnDialBack:   n.onDialBack,
+		People:       n.people,
 		Logger:       n.log,
 	}); err != nil {
 		return nil, err
 	}
+	n.people.Start(n.leaf)
 	n.leaf.AddSupernodes(n.hosts.peers()...)
 
 	n.wg.Add(2)
@@ -576,6 +583,9 @@ func (n *Node) stop(crash bool) error {
 		}
 		if n.lib != nil {
 			errs = append(errs, n.lib.Close())
+		}
+		if n.people != nil {
+			errs = append(errs, n.people.Close())
 		}
 		n.log.Info("node stopped")
 	})

@@ -82,6 +82,9 @@ func (s *Supernode) leafMessage(l *leafSlot, e wire.Envelope) error {
 		l.conn.Close("leaf said bye: " + b.Reason)
 		return nil
 	default:
+		if handled, err := s.peopleFromLeaf(l, e); handled {
+			return err
+		}
 		return fmt.Errorf("unexpected %s from a leaf", e.Type)
 	}
 }
@@ -215,6 +218,7 @@ func (s *Supernode) dropLeaf(l *leafSlot) {
 	}
 	s.mu.Unlock()
 	if current {
+		s.peopleLeafGone(l.conn.Peer())
 		n := s.idx.DropOwner(l.conn.Peer())
 		s.log.Info("leaf detached", zap.String("leaf", l.conn.Peer().Short()), zap.Int("files", n), zap.String("reason", l.conn.Reason()))
 	}

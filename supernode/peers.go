@@ -169,7 +169,9 @@ func (s *Supernode) servePeer(c *link.Conn) {
 
 func (s *Supernode) peerMessage(c *link.Conn, e wire.Envelope) error {
 	switch e.Type {
-	case wire.TypeQuery, wire.TypeQueryHit, wire.TypeSignal:
+	case wire.TypeQuery, wire.TypeQueryHit, wire.TypeSignal,
+		wire.TypeParcel, wire.TypeParcelResult, wire.TypeMailAck, wire.TypeMailFetch,
+		wire.TypePresenceSubscribe, wire.TypePresenceNotify, wire.TypeLocate:
 		// Only ring members route: a node that merely said hello as a
 		// supernode (or whose membership lapsed) may not inject queries,
 		// hits or signals. A new member's first messages can arrive just
@@ -205,6 +207,9 @@ func (s *Supernode) peerMessage(c *link.Conn, e wire.Envelope) error {
 		c.Close("peer said bye: " + b.Reason)
 		return nil
 	default:
+		if handled, err := s.peopleFromPeer(c, e); handled {
+			return err
+		}
 		return fmt.Errorf("unexpected %s from a ring peer", e.Type)
 	}
 }
@@ -317,6 +322,7 @@ func (s *Supernode) maintain() {
 			s.refreshICEServers(now)
 		}
 		s.closeIdleSignalLinks(time.Now())
+		s.peopleTick(time.Now())
 		if time.Since(lastPing) >= s.cfg.IdleTimeout/3 {
 			lastPing = time.Now()
 			s.pingAll()

@@ -76,6 +76,9 @@ type Supernode struct {
 	// rate (key "query rate") and about refused index updates ("index"),
 	// so that a flood of refusals is not a flood of log lines.
 	lines loglimit.Limiter[string]
+
+	// people is the people protocol's state (people.go).
+	people *peopleState
 }
 
 // Stats counts what a supernode has done.
@@ -162,6 +165,7 @@ func Start(cfg Config) (*Supernode, error) {
 
 		ringChanged: make(chan struct{}, 1),
 		refusals:    cfg.Refusals,
+		people:      newPeopleState(),
 	}
 	if s.refusals == nil {
 		s.refusals = link.NewRefusals(s.log, nil)
@@ -412,6 +416,7 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 	s.log.Info("leaf attached", zap.String("leaf", c.Peer().Short()), zap.String("software", h.Software))
 	s.sendGuidance(s.guidance(), slot)
 	s.sendICEServers(slot, time.Now())
+	s.peopleLeafCame(c.Peer())
 	go s.serveLeaf(slot)
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/canopy-p2p/canopy/identity"
 )
 
 func TestEnvelopeRoundTrip(t *testing.T) {
@@ -143,6 +145,15 @@ func seeds(tb testing.TB) [][]byte {
 			Username: "1700000000:abc", Credential: "x", Expires: 1700000000}}},
 		TypeHandover: &Handover{Reason: "demoting", Supernodes: []PeerInfo{{Control: "127.0.0.1:7"}}},
 		TypeStepIn:   &StepIn{Reason: "the last supernode is stopping"},
+		// People (people.go).
+		TypeParcel:            &Parcel{ID: MsgID{1}, To: identity.NodeID{2}, Via: []identity.NodeID{{3}}, Store: true, Sealed: []byte{2, 1, 2, 3}},
+		TypeParcelResult:      &ParcelResult{ID: MsgID{1}, To: identity.NodeID{2}, State: ParcelRefused, Reason: "recipient's store is full"},
+		TypeMailAck:           &MailAck{IDs: []MsgID{{1}, {2}}, Via: []identity.NodeID{{3}}},
+		TypeMailFetch:         &MailFetch{Via: []identity.NodeID{{3}}},
+		TypePresencePublish:   &PresencePublish{Record: PresenceRecord{Status: StatusAway, Text: "lunch", Seq: 4}, Allowed: []identity.NodeID{{5}}, Discoverable: true},
+		TypePresenceSubscribe: &PresenceSubscribe{Targets: []PresenceTarget{{Node: identity.NodeID{6}, Via: []identity.NodeID{{7}}}}},
+		TypePresenceNotify:    &PresenceNotify{Node: identity.NodeID{6}, Record: &PresenceRecord{Status: StatusBusy}},
+		TypeLocate:            &Locate{Node: identity.NodeID{6}},
 	}
 	var out [][]byte
 	// A supernode's "slow down" answer, beside the hits.
@@ -214,6 +225,22 @@ func bodyFor(t Type) any {
 		return new(PieceData)
 	case TypeTransferError:
 		return new(TransferError)
+	case TypeParcel:
+		return new(Parcel)
+	case TypeParcelResult:
+		return new(ParcelResult)
+	case TypeMailAck:
+		return new(MailAck)
+	case TypeMailFetch:
+		return new(MailFetch)
+	case TypePresencePublish:
+		return new(PresencePublish)
+	case TypePresenceSubscribe:
+		return new(PresenceSubscribe)
+	case TypePresenceNotify:
+		return new(PresenceNotify)
+	case TypeLocate:
+		return new(Locate)
 	}
 	return nil
 }

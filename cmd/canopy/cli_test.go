@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,26 +22,25 @@ import (
 )
 
 // TestCommandLine drives the real binary as a user would: two `canopy up`
-// processes (a first supernode and a leaf that joins it), then `status`,
-// `search` and `get` against the supernode's API, checking the JSON contract
-// and the exit codes, and finally SIGINT for a clean leave.
+// processes (a first supernode configured by its config file, and a leaf
+// that joins it), then `status`, `search` and `get` against the
+// supernode's API, checking the JSON contract and the exit codes, and
+// finally SIGINT for a clean leave.
 func TestCommandLine(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary; skipped in -short mode")
-	}
+	bin := canopyBin(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "canopy")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	// The default data directory is $XDG_DATA_HOME/canopy: every command
 	// runs with XDG_DATA_HOME in the test's directory, and the first node's
 	// data directory is that default, so that the commands find its token
-	// without --data, as a user's do.
+	// without --data, as a user's do. Its config file is the default one,
+	// $XDG_CONFIG_HOME/canopy/config.toml, so that the commands find its
+	// API address without --api.
 	xdg := filepath.Join(dir, "xdg")
+	xdgConfig := filepath.Join(dir, "config")
+	baseEnv := cleanEnv("HOME="+dir, "XDG_DATA_HOME="+xdg, "XDG_CONFIG_HOME="+xdgConfig)
 	runEnv := func(env []string, args ...string) (string, error) {
 		cmd := exec.Command(bin, args...)
-		cmd.Env = append(append(os.Environ(), "XDG_DATA_HOME="+xdg, tokenEnv+"="), env...)
+		cmd.Env = append(slices.Clone(baseEnv), env...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
@@ -51,10 +55,16 @@ func TestCommandLine(t *testing.T) {
 	os.WriteFile(filepath.Join(share, "Command Line Test.bin"), want, 0o644)
 
 	ctl1, api1, ctl2, api2 := freePort(t), freePort(t), freePort(t), freePort(t)
-	up := func(data, ctl, apiAddr string, extra ...string) *exec.Cmd {
+	configFile := filepath.Join(xdgConfig, "canopy", "config.toml")
+	configText := fmt.Sprintf("# the first node\nversion = 1\nlisten = %q\ngossip = %q\napi = %q\nlog_level = \"warn\"\nportmap = false\n", ctl1, freePort(t), api1)
+	os.MkdirAll(filepath.Dir(configFile), 0o755)
+	if err := os.WriteFile(configFile, []byte(configText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := func(data, apiAddr string, args ...string) *exec.Cmd {
 		name := filepath.Base(data)
-		args := append([]string{"up", "--data", data, "--listen", ctl, "--gossip", freePort(t), "--api", apiAddr, "--log-level", "warn"}, extra...)
-		cmd := exec.Command(bin, args...)
+		cmd := exec.Command(bin, append([]string{"up"}, args...)...)
+		cmd.Env = baseEnv
 		var logs bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &logs, &logs
 		if err := cmd.Start(); err != nil {
@@ -71,8 +81,9 @@ func TestCommandLine(t *testing.T) {
 		return cmd
 	}
 	firstData, secondData := filepath.Join(xdg, "canopy"), filepath.Join(dir, "second")
-	first := up(firstData, ctl1, api1)
-	second := up(secondData, ctl2, api2, "--share", share, "--join", ctl1)
+	first := up(firstData, api1) // everything from the config file
+	// The flags win over the file, which this node reads too.
+	second := up(secondData, api2, "--data", secondData, "--listen", ctl2, "--gossip", freePort(t), "--api", api2, "--share", share, "--join", ctl1, "--log-level", "warn", "--portmap=false")
 
 	// status --json names the roles and the attachment.
 	var st api.Status
@@ -86,16 +97,25 @@ func TestCommandLine(t *testing.T) {
 	if st.Role != "leaf" || st.SharedFiles != 1 {
 		t.Fatalf("leaf status: %+v", st)
 	}
-	out, err := run("status", "--api", api1, "--json")
-	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Role != "supernode" || st.Leaves != 2 || len(st.Ring) != 1 {
+	// No --api and no --data: the address from the config file, the
+	// token from the default data directory.
+	out, err := run("status", "--json")
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Role != "supernode" || st.Leaves != 2 || len(st.Ring) != 1 || st.Control != ctl1 {
 		t.Fatalf("supernode status: %v %+v", err, st)
 	}
 
-	// search --json returns the contract's fields.
-	out, err = run("search", "--api", api1, "--json", "--timeout", "500ms", "command", "line")
+	// search --json returns the contract's fields; with --limit 1 it
+	// returns at the first file, long before its 20 s timeout (the
+	// test's deadline is half of that).
+	const searchTimeout = "20s"
+	deadline, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	search := exec.CommandContext(deadline, bin, "search", "--api", api1, "--json", "--limit", "1", "--timeout", searchTimeout, "command", "line")
+	search.Env = baseEnv
+	outb, err := search.Output()
 	var hits []map[string]any
-	if err != nil || json.Unmarshal([]byte(out), &hits) != nil || len(hits) != 1 {
-		t.Fatalf("search: %v %s", err, out)
+	if err != nil || json.Unmarshal(outb, &hits) != nil || len(hits) != 1 {
+		t.Fatalf("search --limit 1 --timeout %s: %v (deadline: %v) %s", searchTimeout, err, deadline.Err(), outb)
 	}
 	for _, k := range []string{"id", "name", "size", "sources"} {
 		if _, ok := hits[0][k]; !ok {
@@ -103,6 +123,34 @@ func TestCommandLine(t *testing.T) {
 		}
 	}
 	id := hits[0]["id"].(string)
+
+	// Live: without a limit, the hit is printed while the search still
+	// runs; the command is stopped before its timeout, having printed it.
+	// --ndjson: a hit line, then the done line with the whole result.
+	for _, tc := range []struct {
+		args []string
+		want string // on the first line that is not the header
+	}{
+		{[]string{"search", "--api", api1, "--timeout", searchTimeout, "command", "line"}, id},
+		{[]string{"search", "--api", api1, "--ndjson", "--timeout", searchTimeout, "command", "line"}, `"event":"hit"`},
+	} {
+		line, running := firstLine(t, bin, baseEnv, tc.args, 10*time.Second)
+		if !strings.Contains(line, tc.want) || !running {
+			t.Fatalf("canopy %v: first line %q (want %q), still running %v: want the hit printed while the search runs", tc.args, line, tc.want, running)
+		}
+	}
+	out, err = run("search", "--api", api1, "--ndjson", "--limit", "1", "--timeout", searchTimeout, "command", "line")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var evs []api.SearchEvent
+	for _, l := range lines {
+		var ev api.SearchEvent
+		if json.Unmarshal([]byte(l), &ev) == nil {
+			evs = append(evs, ev)
+		}
+	}
+	if err != nil || len(evs) != 2 || len(lines) != 2 || evs[0].Event != "hit" || evs[0].Hit.ID != id || evs[1].Event != "done" || len(evs[1].Result.Hits) != 1 {
+		t.Fatalf("search --ndjson --limit 1: %v %s", err, out)
+	}
 
 	// get: exit 0 with the verified file, in --out (made by the command
 	// when missing) or else the node's downloads directory; non-zero with
@@ -172,6 +220,11 @@ func TestCommandLine(t *testing.T) {
 		}
 	}
 
+	// The node never touched its config file.
+	if got, err := os.ReadFile(configFile); err != nil || string(got) != configText {
+		t.Fatalf("the config file changed: %v %q", err, got)
+	}
+
 	// SIGINT: both nodes leave cleanly and exit 0.
 	for _, cmd := range []*exec.Cmd{second, first} {
 		cmd.Process.Signal(syscall.SIGINT)
@@ -185,6 +238,53 @@ func TestCommandLine(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatal("node did not stop within 20 s of SIGINT")
 		}
+	}
+}
+
+// firstLine starts the binary, returns the first line it prints after a
+// table header (ID ...), and whether it was still running then; it stops
+// the process before returning. The line must come within deadline.
+func firstLine(t *testing.T, bin string, env, args []string, deadline time.Duration) (string, bool) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	lines := make(chan string, 1)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if !strings.HasPrefix(sc.Text(), "ID ") {
+				lines <- sc.Text()
+				break
+			}
+		}
+		io.Copy(io.Discard, stdout)
+		cmd.Wait()
+		close(exited)
+	}()
+	defer func() {
+		cmd.Process.Kill()
+		<-exited
+	}()
+	select {
+	case line := <-lines:
+		select {
+		case <-exited:
+			return line, false
+		default:
+			return line, true
+		}
+	case <-time.After(deadline):
+		t.Fatalf("canopy %v printed nothing within %s", args, deadline)
+		return "", false
 	}
 }
 

@@ -25,6 +25,8 @@ const tokenEnv = "CANOPY_API_TOKEN"
 // where it is, and where its token comes from.
 type apiFlags struct {
 	addr, data, token string
+	fs                *flag.FlagSet
+	config            *string
 	// source says where the token came from, for the message of a refusal;
 	// missing is set when the token file does not exist.
 	source  string
@@ -32,11 +34,49 @@ type apiFlags struct {
 }
 
 func addAPIFlags(fs *flag.FlagSet) *apiFlags {
-	f := &apiFlags{}
-	fs.StringVar(&f.addr, "api", api.DefaultAddr, "local API address of the node")
-	fs.StringVar(&f.data, "data", node.DefaultDataDir(), "the node's data directory (as for canopy up), which holds its API token, "+api.TokenFileName)
+	f := &apiFlags{fs: fs}
+	fs.StringVar(&f.addr, "api", api.DefaultAddr, "local API address of the node (unset: $CANOPY_API, else the config file's api, else the default)")
+	fs.StringVar(&f.data, "data", node.DefaultDataDir(), "the node's data directory, which holds its API token (unset: $CANOPY_DATA, else the config file's data, else the default), "+api.TokenFileName)
 	fs.StringVar(&f.token, "api-token", "", "the node's API token (default: $"+tokenEnv+", else the token in --data)")
+	f.config = addConfigFlag(fs)
 	return f
+}
+
+// locate settles --api and --data as canopy up settles its own: the flag,
+// else $CANOPY_API and $CANOPY_DATA, else the config file, else the
+// default; so that a node configured in the file is found without flags.
+func (f *apiFlags) locate() error {
+	set := map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if set["api"] && set["data"] {
+		return nil
+	}
+	table := upSettings()
+	cf, err := loadConfigFile(*f.config, table)
+	if err != nil {
+		return err
+	}
+	where := map[string]string{}
+	for _, s := range table {
+		dst := map[string]*string{"api": &f.addr, "data": &f.data}[s.key]
+		if dst == nil || set[s.flagName()] {
+			continue
+		}
+		if e := os.Getenv(s.envName()); e != "" {
+			*dst, where[s.key] = e, "$"+s.envName()
+		} else if v, ok := cf.values[s.key]; ok && len(v) == 1 {
+			*dst, where[s.key] = v[0], cf.path
+		}
+	}
+	if f.addr == node.Off || f.addr == "-" {
+		return fmt.Errorf("the node's local API is off (api = %s from %s): there is no node to talk to", f.addr, where["api"])
+	}
+	if where["api"] != "" {
+		if err := checkHostPort(f.addr, false); err != nil {
+			return &configError{where: where["api"], key: "api", err: err}
+		}
+	}
+	return nil
 }
 
 // client returns a client that sends the token from --api-token, else
@@ -45,6 +85,9 @@ func addAPIFlags(fs *flag.FlagSet) *apiFlags {
 // running deserves that message rather than one about a token. A damaged one
 // is: it names the file.
 func (f *apiFlags) client() (*api.Client, error) {
+	if err := f.locate(); err != nil {
+		return nil, err
+	}
 	var tok string
 	var err error
 	switch env := os.Getenv(tokenEnv); {
@@ -93,8 +136,11 @@ func runStatus(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("status takes no arguments, got %q", fs.Arg(0))
 	}
 	c, err := af.client()
 	if err != nil {
@@ -161,45 +207,76 @@ func runStatus(ctx context.Context, args []string) error {
 	return nil
 }
 
+// searchGrace is how long past its --timeout the command waits for the
+// node's last line before it gives up on the node.
+const searchGrace = 10 * time.Second
+
 func runSearch(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("search", flag.ContinueOnError)
 	af := addAPIFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
+	asJSON := fs.Bool("json", false, "print the hits as one JSON array at the end")
+	asNDJSON := fs.Bool("ndjson", false, "print each event as it arrives, one JSON object per line (hit events, then done with the whole result)")
 	timeout := fs.Duration("timeout", api.DefaultSearchTimeout, "how long to collect hits")
 	limit := fs.Int("limit", 0, fmt.Sprintf("stop after this many files (default %d)", leaf.DefaultSearchLimit))
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
 	words := strings.Join(fs.Args(), " ")
 	if strings.TrimSpace(words) == "" {
-		return errors.New("what should I search for? usage: canopy search WORDS...")
+		return usageErrorf("what should I search for? usage: canopy search WORDS...")
+	}
+	if *asJSON && *asNDJSON {
+		return usageErrorf("--json and --ndjson: choose one")
+	}
+	if *limit < 0 || *timeout < 0 {
+		return usageErrorf("--limit and --timeout cannot be negative")
 	}
 	c, err := af.client()
 	if err != nil {
 		return err
 	}
-	res, err := c.Search(ctx, api.SearchRequest{Words: words, TimeoutMS: int(timeout.Milliseconds()), Limit: *limit})
+	ctx, cancel := context.WithTimeout(ctx, *timeout+searchGrace)
+	defer cancel()
+	req := api.SearchRequest{Words: words, TimeoutMS: int(timeout.Milliseconds()), Limit: *limit}
+	enc := json.NewEncoder(os.Stdout)
+	printed := map[string]bool{}
+	res, err := c.SearchStream(ctx, req, func(ev api.SearchEvent) {
+		switch {
+		case *asNDJSON:
+			_ = enc.Encode(ev)
+		case *asJSON:
+		case !printed[ev.Hit.ID]:
+			// A file is printed when it first arrives; more sources
+			// for it later show in the count at the end.
+			if len(printed) == 0 {
+				fmt.Printf("%-64s  %10s  %7s  %s\n", "ID", "SIZE", "SOURCES", "NAME")
+			}
+			printed[ev.Hit.ID] = true
+			src := fmt.Sprint(ev.Hit.Sources)
+			if ev.Hit.Local {
+				src += "+you"
+			}
+			fmt.Printf("%-64s  %10s  %7s  %s\n", ev.Hit.ID, humanBytes(ev.Hit.Size), src, shown(ev.Hit.Name))
+		}
+	})
 	if err != nil {
 		return af.explain(err)
 	}
-	if *asJSON {
+	switch {
+	case *asNDJSON:
+		return enc.Encode(api.SearchEvent{Event: api.SearchEventDone, ElapsedMS: res.ElapsedMS, Result: &res})
+	case *asJSON:
 		return printJSON(res.Hits)
-	}
-	if len(res.Hits) == 0 {
+	case len(res.Hits) == 0:
 		fmt.Printf("no files found for %q in %.1f s\n", words, res.ElapsedMS/1000)
 		return nil
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tSIZE\tSOURCES\tNAME")
+	sources := 0
 	for _, h := range res.Hits {
-		src := fmt.Sprint(h.Sources)
-		if h.Local {
-			src += " + you"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", h.ID, humanBytes(h.Size), src, shown(h.Name))
+		sources += h.Sources
 	}
-	w.Flush()
-	fmt.Printf("\n%d file(s); first hit after %.0f ms. Download with: canopy get ID\n", len(res.Hits), res.FirstHitMS)
+	fmt.Printf("\n%d file(s) from %d source(s) in all; first hit after %.0f ms, search over after %.0f ms. Download with: canopy get ID\n",
+		len(res.Hits), sources, res.FirstHitMS, res.ElapsedMS)
 	return nil
 }
 
@@ -207,8 +284,11 @@ func runNATCheck(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("natcheck", flag.ContinueOnError)
 	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("natcheck takes no arguments, got %q", fs.Arg(0))
 	}
 	c, err := af.client()
 	if err != nil {

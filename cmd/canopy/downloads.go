@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,11 +26,11 @@ func runGet(ctx context.Context, args []string) error {
 	name := fs.String("name", "", "file name to save as (default: the search hit's)")
 	asJSON := fs.Bool("json", false, "print the job as JSON lines, one per change")
 	detach := fs.Bool("detach", false, "queue the download and return at once")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: canopy get [--out DIR] CONTENT-ID")
+		return usageErrorf("usage: canopy get [--out DIR] CONTENT-ID")
 	}
 	// The node creates a missing directory only inside its downloads
 	// directory, so that a request it did not expect cannot make one
@@ -162,54 +161,71 @@ func printSources(d api.Download) {
 	}
 }
 
-func printJSONLine(v any) error { return json.NewEncoder(os.Stdout).Encode(v) }
-
-const downloadsUsage = "usage: canopy downloads [--json] | canopy downloads follow|pause|resume|cancel|retry [--json] ID"
-
-// runDownloads lists the node's download jobs, follows one, or acts on one.
+// runDownloads lists the node's download jobs.
 func runDownloads(ctx context.Context, args []string) error {
-	sub := ""
-	if len(args) > 0 {
-		switch args[0] {
-		case "follow", api.ActionPause, api.ActionResume, api.ActionCancel, api.ActionRetry:
-			sub, args = args[0], args[1:]
-		}
-	}
 	fs := flag.NewFlagSet("downloads", flag.ContinueOnError)
 	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() != 0 {
+		return usageErrorf("downloads takes no arguments, got %q (to act on a job: canopy downloads follow|pause|resume|cancel|retry ID)", fs.Arg(0))
 	}
 	c, err := af.client()
 	if err != nil {
 		return err
 	}
-	if sub == "" {
-		if fs.NArg() != 0 {
-			return errors.New(downloadsUsage)
-		}
-		list, err := c.Downloads(ctx)
-		if err != nil {
-			return af.explain(err)
-		}
-		if *asJSON {
-			return printJSON(list)
-		}
-		printDownloads(list)
-		return nil
+	list, err := c.Downloads(ctx)
+	if err != nil {
+		return af.explain(err)
+	}
+	if *asJSON {
+		return printJSON(list)
+	}
+	printDownloads(list)
+	return nil
+}
+
+// downloadCommands are canopy downloads follow, pause, resume, cancel and
+// retry, each taking a job ID.
+func downloadCommands() []*command {
+	act := func(name, summary string) *command {
+		return &command{name: name, args: "ID", summary: summary, run: func(ctx context.Context, args []string) error {
+			return runDownloadAction(ctx, name, args)
+		}}
+	}
+	return []*command{
+		act("follow", "follow a job until it is done, as get does"),
+		act(api.ActionPause, "stop a queued or running job, keeping what it has"),
+		act(api.ActionResume, "queue a paused job again"),
+		act(api.ActionCancel, "stop a job and delete its part file"),
+		act(api.ActionRetry, "queue a failed job again, from what its part file holds"),
+	}
+}
+
+func runDownloadAction(ctx context.Context, action string, args []string) error {
+	fs := flag.NewFlagSet("downloads "+action, flag.ContinueOnError)
+	af := addAPIFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(ctx, fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New(downloadsUsage)
+		return usageErrorf("usage: canopy downloads %s ID", action)
 	}
 	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
 	if err != nil || id <= 0 {
-		return fmt.Errorf("%q is not a download ID (canopy downloads lists them)", fs.Arg(0))
+		return usageErrorf("%q is not a download ID (canopy downloads lists them)", fs.Arg(0))
 	}
-	if sub == "follow" {
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	if action == "follow" {
 		return follow(ctx, af, c, id, *asJSON)
 	}
-	d, err := c.DownloadAction(ctx, id, sub)
+	d, err := c.DownloadAction(ctx, id, action)
 	if err != nil {
 		return af.explain(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -27,19 +26,19 @@ Flags override the scenario file; with no file the default scenario runs.
 `
 
 func runSim(ctx context.Context, args []string) error {
-	if len(args) > 0 && args[0] == "sweep" {
-		return runSweep(ctx, args[1:])
-	}
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(os.Stderr, simUsage); fs.PrintDefaults() }
 	scenario := fs.String("scenario", "", "scenario file (TOML); default: the built-in scenario")
 	nodes := fs.Int("nodes", 0, "population (overrides the scenario)")
 	hours := fs.Float64("hours", 0, "simulated hours (overrides the scenario)")
 	seed := fs.Uint64("seed", 0, "random seed (overrides the scenario)")
 	out := fs.String("out", "sim-out", "directory for summary.json, series.csv and plots")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
-	if err := fs.Parse(args); err != nil {
+	asJSON := fs.Bool("json", false, "print the run's summary (as in summary.json) as JSON instead of in words")
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -59,7 +58,9 @@ func runSim(ctx context.Context, args []string) error {
 	if *seed != 0 {
 		sc.Seed = *seed
 	}
-	fmt.Printf("simulating %s: %d nodes, %.0f h, seed %d\n", sc.Name, sc.Nodes, sc.Hours, sc.Seed)
+	if !*asJSON {
+		fmt.Printf("simulating %s: %d nodes, %.0f h, seed %d\n", sc.Name, sc.Nodes, sc.Hours, sc.Seed)
+	}
 	bar := newBar(1000, "simulating")
 	start := time.Now()
 	res, err := sim.Run(ctx, sc, sim.Options{Progress: func(f float64) { bar(int(f * 1000)) }})
@@ -73,6 +74,10 @@ func runSim(ctx context.Context, args []string) error {
 		return err
 	}
 	s := res.Summary
+	if *asJSON {
+		fmt.Fprintln(os.Stderr)
+		return printJSON(s)
+	}
 	fmt.Printf("\n%d events in %.1f s (%.2f M events/s); heap %.0f MiB at the end (%.0f bytes/node; peak system memory %.0f MiB)\n",
 		s.Events, wall.Seconds(), float64(s.Events)/wall.Seconds()/1e6, float64(ms.HeapAlloc)/(1<<20),
 		float64(ms.HeapAlloc)/float64(sc.Nodes), float64(ms.Sys)/(1<<20))
@@ -91,17 +96,20 @@ func runSim(ctx context.Context, args []string) error {
 
 func runSweep(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("sim sweep", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(os.Stderr, simUsage); fs.PrintDefaults() }
 	file := fs.String("sweep", "", "sweep file: a scenario with a [sweep] table (required)")
 	nodes := fs.Int("nodes", 0, "population (overrides the file)")
 	hours := fs.Float64("hours", 0, "simulated hours (overrides the file)")
 	out := fs.String("out", "sweep-out", "directory for ranking.txt and policy.toml")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "runs at once")
-	if err := fs.Parse(args); err != nil {
+	asJSON := fs.Bool("json", false, "print the ranking as JSON (best first: combination, parameters, score) instead of a table")
+	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
 	if *file == "" {
-		return errors.New("--sweep FILE is required")
+		return usageErrorf("--sweep FILE is required")
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q", fs.Arg(0))
 	}
 	sc, sw, err := sim.LoadSweep(*file)
 	if err != nil {
@@ -126,8 +134,10 @@ func runSweep(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	fmt.Println()
-	sim.WriteTable(os.Stdout, ranked)
+	if !*asJSON {
+		fmt.Println()
+		sim.WriteTable(os.Stdout, ranked)
+	}
 	f, err := os.Create(filepath.Join(*out, "ranking.txt"))
 	if err != nil {
 		return err
@@ -145,6 +155,23 @@ func runSweep(ctx context.Context, args []string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		type rankedJSON struct {
+			Combination sim.Combination `json:"combination"`
+			Score       float64         `json:"score"`
+			ScoreStd    float64         `json:"score_std"`
+			Runs        []sim.Summary   `json:"runs"`
+		}
+		out := struct {
+			Policy  string       `json:"policy_file"`
+			Ranking []rankedJSON `json:"ranking"`
+		}{Policy: path}
+		for _, r := range ranked {
+			out.Ranking = append(out.Ranking, rankedJSON{r.Combination, r.Score, r.ScoreStd, r.Runs})
+		}
+		fmt.Fprintln(os.Stderr)
+		return printJSON(out)
 	}
 	fmt.Printf("\nbest: %s (score %.4f ± %.4f)\npolicy written to %s (load it with `canopy up --policy %s`)\n", best.Combination, best.Score, best.ScoreStd, path, path)
 	return nil
