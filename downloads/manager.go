@@ -406,7 +406,8 @@ func (m *Manager) Close() error {
 
 // Enqueue adds a job, or returns the unfinished job for the same content
 // and directory if there is one (existing is then true): asking twice for
-// a file does not download it twice.
+// a file does not download it twice. A failed job for it (not a cancelled
+// one) is retried and returned.
 func (m *Manager) Enqueue(req Request) (_ Job, existing bool, _ error) {
 	switch {
 	case req.Content.IsZero():
@@ -426,7 +427,23 @@ func (m *Manager) Enqueue(req Request) (_ Job, existing bool, _ error) {
 		return Job{}, false, ErrClosed
 	}
 	for _, j := range m.sorted() {
-		if j.content == req.Content && j.outDir == dir && !j.state.Finished() {
+		if j.content != req.Content || j.outDir != dir {
+			continue
+		}
+		if !j.state.Finished() {
+			return j.snapshot(), true, nil
+		}
+		if j.state == Failed && j.reason != ReasonCancelled && !j.running {
+			// Asking again for a file whose job failed is a retry: it
+			// resumes from the part file instead of starting another.
+			j.state, j.reason, j.finished, j.updated = Queued, "", time.Time{}, time.Now()
+			j.retries, j.notBefore = 0, time.Time{}
+			if err := m.st.save(context.Background(), &j.row); err != nil {
+				return Job{}, false, fmt.Errorf("downloads: %w", err)
+			}
+			m.log.Info("download retried by a new request", zap.Int64("job", j.id))
+			m.notify(j)
+			m.kick()
 			return j.snapshot(), true, nil
 		}
 	}

@@ -162,6 +162,15 @@ func TestAutomaticRetry(t *testing.T) {
 	if f.calls != 6 {
 		t.Fatalf("%d runs after a retry, want 6", f.calls)
 	}
+	// Asking for the file again retries the failed job, not a new one.
+	again, existing, err := m.Enqueue(Request{Content: content.ID{1}, OutDir: got.OutDir, Sources: testSources})
+	if err != nil || !existing || again.ID != j.ID {
+		t.Fatalf("enqueue of a failed job's file: %+v %v %v", again, existing, err)
+	}
+	waitState(t, m, j.ID, Failed)
+	if f.calls != 9 || len(m.List()) != 1 {
+		t.Fatalf("%d runs, %d jobs after the new request", f.calls, len(m.List()))
+	}
 }
 
 // TestDefaultRetryWait: with the default timers, the first automatic retry
