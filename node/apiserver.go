@@ -54,6 +54,7 @@ func (n *Node) serveAPI(token string) error {
 	mux.HandleFunc("POST /v1/get", n.handleGet)
 	mux.HandleFunc("POST /v1/natcheck", n.handleNATCheck)
 	n.peopleAPI(mux)
+	n.registerDownloads(mux)
 	n.apiGuard = newAPIGuard(token, port, n.cfg.APIMaxBody, n.log, mux)
 	n.apiSrv = &http.Server{
 		Handler:           n.apiGuard,

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/canopy-p2p/canopy/api"
+	"github.com/canopy-p2p/canopy/downloads"
 	"github.com/canopy-p2p/canopy/leaf"
 	"github.com/canopy-p2p/canopy/link"
 	"github.com/canopy-p2p/canopy/nat/ice"
@@ -181,6 +182,10 @@ type Config struct {
 	// Accept bounds the connections the control listener holds before they
 	// said hello (zero fields: link.DefaultAcceptLimits).
 	Accept link.AcceptLimits
+	// Jobs tunes the download jobs (zero fields: package downloads'
+	// defaults, such as DefaultMaxActive jobs at once). The node sets
+	// DBPath (DataDir's downloads.DBName), Fetcher, Lookup and Logger.
+	Jobs downloads.Config
 	// Logger may be nil: no logging.
 	Logger *zap.Logger
 }

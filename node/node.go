@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/canopy-p2p/canopy/downloads"
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/leaf"
 	"github.com/canopy-p2p/canopy/library"
@@ -51,6 +52,8 @@ type Node struct {
 	// off. downloads is where API downloads go by default (resolveOut).
 	apiGuard  *apiGuard
 	downloads string
+	// jobs are the download jobs (node/downloads.go).
+	jobs *downloads.Manager
 
 	// policy is the promotion policy in force and policySource says where
 	// it came from.
@@ -225,6 +228,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.RoleInterval > 0 {
 		n.wg.Add(1)
 		go n.roleLoop()
+	}
+	// After the loops have started, so that opening the jobs database
+	// does not hold up the first library scan; before the API, which
+	// serves them.
+	if err = n.startJobs(); err != nil {
+		return nil, err
 	}
 	if cfg.API != Off {
 		if err = n.serveAPI(apiToken); err != nil {
@@ -550,6 +559,11 @@ func (n *Node) stop(crash bool) error {
 		}
 		if n.ln != nil {
 			n.ln.Close()
+		}
+		if n.jobs != nil {
+			// Before the leaf: a job stopped by its engine closing would
+			// fail, where one stopped with the node resumes at its start.
+			errs = append(errs, n.jobs.Close())
 		}
 		if n.leaf != nil {
 			n.leaf.Close()

@@ -240,7 +240,52 @@ type Request struct {
 	// Download, at most a few times per second and once at the end. It must
 	// not block for long: the download's bookkeeping waits for it.
 	Progress func(Progress)
+	// Resume, if not nil, makes the download resumable: its part file is
+	// the caller's, survives a failure, and its verified pieces are
+	// reported once durable. See Resume.
+	Resume *Resume
 }
+
+// Resume is what a resumable download (Request.Resume) shares with its
+// caller, which keeps the record of verified pieces between runs (package
+// downloads). The engine's part in the record's invariant is the order of
+// things: a piece reported to Synced is verified, written and fsynced, so a
+// record that follows Synced may lag the part file but never lead it.
+type Resume struct {
+	// Part is the part file. It is created if missing and never truncated
+	// below the manifest's size; it is kept when the download fails or is
+	// cancelled, and left in place when it completes: the caller places it
+	// (Result.Path is Part, Result.Name the name to place it under).
+	Part string
+	// Manifest is the verified manifest from an earlier run, or nil: then
+	// the first source delivers it and Manifest is called with it.
+	Manifest *content.Manifest
+	// Held marks the pieces the part file holds already, verified by the
+	// caller against Manifest; they are not fetched. It is used only with
+	// Manifest, and must have its piece count (or be nil).
+	Held []bool
+	// OnManifest, if not nil, is called once with the manifest a source
+	// delivered, verified against the content ID, before any piece is
+	// fetched. An error ends the download as a local failure.
+	OnManifest func(content.Manifest) error
+	// Synced, if not nil, is called with the pieces written since the last
+	// call, after the part file was fsynced: every SyncInterval while
+	// pieces arrive, and once at the end, success or not. It is called
+	// from the goroutine that called Download. An error ends the download
+	// as a local failure.
+	Synced func(pieces []int) error
+	// SyncInterval is the least time between two syncs of the part file;
+	// zero means DefaultSyncInterval. The pieces written in it are what a
+	// power cut can cost; a killed process loses none of them (the caller
+	// finds them again by verifying the part file).
+	SyncInterval time.Duration
+}
+
+// DefaultSyncInterval is how often a resumable download makes its written
+// pieces durable (Resume.SyncInterval). An fsync costs a few milliseconds
+// on a disk; one every half second is noise next to the transfer, and a
+// power cut then costs at most half a second of download.
+const DefaultSyncInterval = 500 * time.Millisecond
 
 // Progress is a snapshot of a running download.
 type Progress struct {
@@ -252,14 +297,24 @@ type Progress struct {
 	// Sources is the number of sources currently connected or connecting.
 	Sources int
 	// Rate is the average download rate since Download started, in bytes
-	// per second.
+	// per second; pieces held from an earlier run (Resume.Held) do not
+	// count.
 	Rate float64
+	// Reports has one entry per source tried so far, in the order they
+	// were started: what each delivered until now, how it is reached
+	// (Conn, zero until its data channel opened), and for a source that
+	// ended, why (Err). Held pieces count in Have, not here.
+	Reports []SourceReport
 }
 
 // Result describes a finished download.
 type Result struct {
-	// Path is where the file was saved.
+	// Path is where the file was saved (for a resumable download, the
+	// complete part file, which the caller places).
 	Path string
+	// Name is the file name the download chose: the request's, sanitized,
+	// or the first-hand name of the source that delivered the most.
+	Name string
 	// Size is its size in bytes.
 	Size int64
 	// Duration is the time from the call to Download to the rename.

@@ -9,6 +9,11 @@
 // supernodes (Config.Signal out, Engine.HandleSignal in). Each connection is
 // reported as a ConnInfo (direct or relayed, candidates, connect time).
 //
+// A download may be resumable (Request.Resume): it then writes to the
+// caller's part file, skips the pieces the caller says it holds, and reports
+// pieces only once the part file is fsynced, so that the caller's record of
+// them (package downloads) never leads the file.
+//
 // The protocol itself — signalling, the manifest and piece exchange, flow
 // control, verification, completion and every limit — is specified in
 // docs/protocol.md, section 7, at the root of the repository.

@@ -44,8 +44,17 @@ type download struct {
 	// writes sequential and the scheduler state O(sources), not O(pieces).
 	next int
 	have int64
+	// held is the part of have the part file held at the start (a resumed
+	// download): not fetched, so not part of the rate.
+	held int64
 	// pieces counts written pieces.
 	pieces int
+	// resume is the request's Resume, or nil; written holds the pieces
+	// written since the last sync of a resumable download.
+	resume  *Resume
+	written []int
+	// reports are the sources' reports so far, by source index.
+	reports []SourceReport
 	// wake is closed (and replaced) when work appears: a manifest, a
 	// requeued piece, completion. Idle sources wait on it.
 	wake chan struct{}
@@ -64,11 +73,21 @@ func (d *download) broadcast() {
 }
 
 // setManifest adopts a verified manifest unless one is adopted already.
-func (d *download) setManifest(m content.Manifest) error {
+//
+// held marks pieces the part file holds already (a resumed download). A
+// manifest from a source is handed to Resume.OnManifest first, under d.mu,
+// so that of two sources delivering at once only one is adopted and
+// reported.
+func (d *download) setManifest(m content.Manifest, held []bool, fromSource bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.m != nil {
 		return nil
+	}
+	if fromSource && d.resume != nil && d.resume.OnManifest != nil {
+		if err := d.resume.OnManifest(m); err != nil {
+			return localError{fmt.Errorf("transfer: record the manifest: %w", err)}
+		}
 	}
 	// Sized up front: WriteAt then never extends the file piece by piece,
 	// and a short disk fails here rather than midway (on file systems that
@@ -78,7 +97,17 @@ func (d *download) setManifest(m content.Manifest) error {
 	}
 	d.m = &m
 	d.done = make([]bool, m.PieceCount())
-	if m.PieceCount() == 0 {
+	if len(held) == len(d.done) {
+		for i, h := range held {
+			if h {
+				d.done[i] = true
+				d.have += int64(m.PieceLen(i))
+				d.pieces++
+			}
+		}
+		d.held = d.have
+	}
+	if d.pieces == len(d.done) {
 		close(d.complete)
 	}
 	d.broadcast()
@@ -98,6 +127,10 @@ func (d *download) claim() (int, <-chan struct{}, bool) {
 		i := d.requeued[n-1]
 		d.requeued = d.requeued[:n-1]
 		return i, nil, false
+	}
+	// Pieces held from an earlier run are skipped.
+	for d.next < len(d.done) && d.done[d.next] {
+		d.next++
 	}
 	if d.next < len(d.done) {
 		d.next++
@@ -121,12 +154,18 @@ func (d *download) release(pieces []int) {
 	d.broadcast()
 }
 
-// pieceDone records a verified, written piece.
-func (d *download) pieceDone(i, n int) {
+// pieceDone records a verified, written piece, delivered by the source
+// with index src.
+func (d *download) pieceDone(i, n, src int) {
 	d.mu.Lock()
 	d.done[i] = true
 	d.have += int64(n)
 	d.pieces++
+	d.reports[src].Pieces++
+	d.reports[src].Bytes += int64(n)
+	if d.resume != nil {
+		d.written = append(d.written, i)
+	}
 	if d.pieces == len(d.done) {
 		close(d.complete)
 		d.broadcast()
@@ -148,6 +187,12 @@ func (d *download) isComplete() bool {
 	}
 }
 
+func (d *download) heldBytes() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.held
+}
+
 func (d *download) snapshot() (have, total int64, pieces, count int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -155,6 +200,56 @@ func (d *download) snapshot() (have, total int64, pieces, count int) {
 		total, count = d.m.Size, d.m.PieceCount()
 	}
 	return d.have, total, d.pieces, count
+}
+
+// addReport registers a new source and returns its index.
+func (d *download) addReport(node identity.NodeID) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reports = append(d.reports, SourceReport{Node: node})
+	return len(d.reports) - 1
+}
+
+// setConn records how source src is reached, once its channel opened.
+func (d *download) setConn(src int, ci ConnInfo, name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reports[src].Conn, d.reports[src].Name = ci, name
+}
+
+// endReport replaces source src's report with its final one.
+func (d *download) endReport(src int, r SourceReport) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reports[src] = r
+}
+
+func (d *download) reportsSnapshot() []SourceReport {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]SourceReport(nil), d.reports...)
+}
+
+// sync makes the pieces written so far durable and hands them to
+// Resume.Synced: the list is taken before the fsync, so every piece in it
+// was written before the fsync began.
+func (d *download) sync() error {
+	d.mu.Lock()
+	pieces := d.written
+	d.written = nil
+	d.mu.Unlock()
+	if len(pieces) == 0 {
+		return nil
+	}
+	if err := d.file.Sync(); err != nil {
+		return localError{fmt.Errorf("transfer: sync %s: %w", d.file.Name(), err)}
+	}
+	if d.resume.Synced != nil {
+		if err := d.resume.Synced(pieces); err != nil {
+			return localError{fmt.Errorf("transfer: record pieces: %w", err)}
+		}
+	}
+	return nil
 }
 
 // localError marks a failure of this node (the disk), which ends the whole
@@ -174,7 +269,8 @@ func isBad(err error) bool {
 // protocol. It returns when the file is in place, when every source failed
 // (an error wrapping ErrNoSources and each source's reason), when ctx is
 // done, or when the engine is closed (ErrClosed). On failure the temporary
-// file is removed.
+// file is removed, unless the request is resumable (Request.Resume): then
+// the part file is the caller's, kept on failure and not placed on success.
 func (e *Engine) Download(ctx context.Context, req Request) (Result, error) {
 	start := time.Now()
 	if req.Content.IsZero() {
@@ -189,6 +285,16 @@ func (e *Engine) Download(ctx context.Context, req Request) (Result, error) {
 	// end; until then the part file is named by the content ID.
 	unnamed := name == req.Content.String()
 	part := filepath.Join(req.OutDir, "."+name+partSuffix)
+	rs := req.Resume
+	if rs != nil {
+		if rs.Part == "" {
+			return Result{}, fmt.Errorf("%w: a resumable download needs its part file", ErrBadRequest)
+		}
+		if rs.Manifest != nil && rs.Held != nil && len(rs.Held) != rs.Manifest.PieceCount() {
+			return Result{}, fmt.Errorf("%w: %d held pieces for %d", ErrBadRequest, len(rs.Held), rs.Manifest.PieceCount())
+		}
+		part = rs.Part
+	}
 
 	e.mu.Lock()
 	switch {
@@ -215,7 +321,11 @@ func (e *Engine) Download(ctx context.Context, req Request) (Result, error) {
 	defer stop()
 
 	log := e.log.With(zap.String("content", req.Content.String()[:16]), zap.String("name", name))
-	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	flags := os.O_RDWR | os.O_CREATE | os.O_TRUNC
+	if rs != nil {
+		flags &^= os.O_TRUNC // what it holds is the caller's to keep
+	}
+	f, err := os.OpenFile(part, flags, 0o644)
 	if err != nil {
 		return Result{}, fmt.Errorf("transfer: create %s: %w", part, err)
 	}
@@ -223,22 +333,36 @@ func (e *Engine) Download(ctx context.Context, req Request) (Result, error) {
 	defer func() {
 		if !placed {
 			f.Close()
-			os.Remove(part)
+			if rs == nil {
+				os.Remove(part)
+			}
 		}
 	}()
 
 	d := &download{
 		e: e, id: req.Content, file: f, log: log, window: e.cfg.Window,
 		progress: make(chan struct{}, 1), complete: make(chan struct{}),
-		wake: make(chan struct{}),
+		wake: make(chan struct{}), resume: rs,
 	}
 	var reports []SourceReport
-	if emptyManifest(req.Content) {
+	switch {
+	case emptyManifest(req.Content):
 		// The ID of the empty file is its proof: nothing to fetch.
-		_ = d.setManifest(content.Manifest{PieceSize: content.DefaultPieceSize})
-	} else {
+		_ = d.setManifest(content.Manifest{PieceSize: content.DefaultPieceSize}, nil, false)
+	case rs != nil && rs.Manifest != nil:
+		if err := d.setManifest(*rs.Manifest, rs.Held, false); err != nil {
+			return Result{}, err
+		}
+	}
+	if !d.isComplete() {
 		reports, err = d.run(ctx, req, start)
 		if err != nil {
+			if rs != nil {
+				// What did arrive is kept: the caller resumes from it.
+				if serr := d.sync(); serr != nil {
+					log.Warn("pieces not recorded", zap.Error(serr))
+				}
+			}
 			if e.ctx.Err() != nil {
 				err = ErrClosed
 			}
@@ -250,6 +374,11 @@ func (e *Engine) Download(ctx context.Context, req Request) (Result, error) {
 	if err := f.Sync(); err != nil {
 		return Result{Sources: reports}, fmt.Errorf("transfer: sync %s: %w", part, err)
 	}
+	if rs != nil {
+		if err := d.sync(); err != nil {
+			return Result{Sources: reports}, err
+		}
+	}
 	if err := f.Close(); err != nil {
 		return Result{Sources: reports}, fmt.Errorf("transfer: close %s: %w", part, err)
 	}
@@ -259,13 +388,16 @@ func (e *Engine) Download(ctx context.Context, req Request) (Result, error) {
 			name = sanitizeName(n, req.Content)
 		}
 	}
+	m := d.manifest()
+	if rs != nil {
+		return Result{Path: part, Name: name, Size: m.Size, Duration: time.Since(start), Sources: reports}, nil
+	}
 	path, err := placeFile(part, req.OutDir, name)
 	if err != nil {
 		os.Remove(part)
 		return Result{Sources: reports}, fmt.Errorf("transfer: place %s: %w", name, err)
 	}
-	m := d.manifest()
-	res := Result{Path: path, Size: m.Size, Duration: time.Since(start), Sources: reports}
+	res := Result{Path: path, Name: name, Size: m.Size, Duration: time.Since(start), Sources: reports}
 	log.Info("download complete", zap.String("path", path), zap.Int64("size", m.Size),
 		zap.Duration("took", res.Duration), zap.Int("sources", len(reports)))
 	return res, nil
@@ -300,7 +432,19 @@ func (d *download) run(ctx context.Context, req Request, start time.Time) ([]Sou
 		src := pending[0]
 		pending = pending[1:]
 		active++
-		go func() { results <- d.runSource(srcCtx, src) }()
+		idx := d.addReport(src.Node)
+		go func() { results <- d.runSource(srcCtx, src, idx) }()
+	}
+	// A resumable download syncs its part file now and then (Resume).
+	var syncTick <-chan time.Time
+	if rs := req.Resume; rs != nil {
+		every := rs.SyncInterval
+		if every <= 0 {
+			every = DefaultSyncInterval
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		syncTick = t.C
 	}
 	for active < e.cfg.MaxSourcesPerDownload && len(pending) > 0 {
 		startNext()
@@ -319,7 +463,7 @@ func (d *download) run(ctx context.Context, req Request, start time.Time) ([]Sou
 			lastCall = time.Now()
 			have, total, pieces, count := d.snapshot()
 			req.Progress(Progress{Have: have, Total: total, Pieces: pieces, PieceCount: count,
-				Sources: active, Rate: float64(have) / time.Since(start).Seconds()})
+				Sources: active, Rate: float64(have-d.heldBytes()) / time.Since(start).Seconds(), Reports: d.reportsSnapshot()})
 		}
 		done bool
 	)
@@ -345,6 +489,11 @@ func (d *download) run(ctx context.Context, req Request, start time.Time) ([]Sou
 			srcCancel()
 		case <-d.progress:
 			report(false)
+		case <-syncTick:
+			if err := d.sync(); err != nil && fatal == nil {
+				fatal = err
+				srcCancel()
+			}
 		}
 	}
 	switch {
@@ -363,8 +512,8 @@ func (d *download) run(ctx context.Context, req Request, start time.Time) ([]Sou
 
 // runSource connects to one source and fetches pieces from it until the
 // download is complete or the source fails.
-func (d *download) runSource(ctx context.Context, src wire.Source) sourceResult {
-	s := &source{d: d, report: SourceReport{Node: src.Node},
+func (d *download) runSource(ctx context.Context, src wire.Source, idx int) sourceResult {
+	s := &source{d: d, idx: idx, report: SourceReport{Node: src.Node},
 		log: d.log.With(zap.String("source", src.Node.Short()))}
 	err := s.run(ctx, src)
 	if s.ch != nil {
@@ -389,12 +538,14 @@ func (d *download) runSource(ctx context.Context, src wire.Source) sourceResult 
 			s.log.Debug("source dropped", zap.Error(err))
 		}
 	}
+	d.endReport(idx, s.report)
 	return sourceResult{report: s.report, err: err}
 }
 
 // source is one source of a download, owned by its goroutine.
 type source struct {
 	d      *download
+	idx    int // in d.reports
 	ch     *channel
 	log    *zap.Logger
 	report SourceReport
@@ -419,6 +570,7 @@ func (s *source) run(ctx context.Context, src wire.Source) error {
 	s.ch = ch
 	defer ch.close()
 	s.log.Debug("source connected", ch.connInfo().logFields()...)
+	d.setConn(s.idx, ch.connInfo(), ch.peerName)
 	defer func() { d.release(s.inflight) }()
 
 	if d.manifest() == nil {
@@ -427,7 +579,7 @@ func (s *source) run(ctx context.Context, src wire.Source) error {
 			return err
 		}
 		if m != nil {
-			if err := d.setManifest(*m); err != nil {
+			if err := d.setManifest(*m, nil, true); err != nil {
 				return err
 			}
 		}
@@ -526,7 +678,7 @@ func (s *source) block(m *content.Manifest, pd wire.PieceData) error {
 	s.got = 0
 	s.report.Pieces++
 	s.report.Bytes += int64(n)
-	s.d.pieceDone(i, n)
+	s.d.pieceDone(i, n, s.idx)
 	return nil
 }
 

@@ -65,6 +65,11 @@ func sanitizeName(name string, id content.ID) string {
 	return s
 }
 
+// SafeName is the file name a download named name is saved under (or, for
+// an empty result, the content ID in hex): the rule of Request.Name, for
+// callers that name files beside a download (package downloads' part files).
+func SafeName(name string, id content.ID) string { return sanitizeName(name, id) }
+
 // numberedName returns name for n == 0, else "base (n).ext".
 func numberedName(name string, n int) string {
 	if n == 0 {

@@ -7,13 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/internal/textsafe"
@@ -281,86 +277,6 @@ func runSearch(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("\n%d file(s) from %d source(s) in all; first hit after %.0f ms, search over after %.0f ms. Download with: canopy get ID\n",
 		len(res.Hits), sources, res.FirstHitMS, res.ElapsedMS)
-	return nil
-}
-
-func runGet(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("get", flag.ContinueOnError)
-	af := addAPIFlags(fs)
-	out := fs.String("out", "", "directory to save the file in, created if missing (default: the node's downloads directory, canopy up --downloads)")
-	asJSON := fs.Bool("json", false, "print the progress events as JSON lines")
-	if err := parseFlags(ctx, fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usageErrorf("usage: canopy get [--out DIR] CONTENT-ID")
-	}
-	// The node creates a missing directory only inside its downloads
-	// directory, so that a request it did not expect cannot make one
-	// anywhere; a directory named here is the user's own choice, so this
-	// command makes it, as the user.
-	dir := ""
-	if *out != "" {
-		var err error
-		if dir, err = filepath.Abs(*out); err != nil {
-			return err
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("--out: %w", err)
-		}
-	}
-	c, err := af.client()
-	if err != nil {
-		return err
-	}
-	tty := term.IsTerminal(int(os.Stdout.Fd()))
-	var bar *progressbar.ProgressBar
-	lastLine := time.Time{}
-	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		done, err := c.Get(ctx, api.GetRequest{ID: fs.Arg(0), Out: dir}, func(ev api.GetEvent) { _ = enc.Encode(ev) })
-		if err != nil {
-			return af.explain(err)
-		}
-		return enc.Encode(done) // Get returns the final event rather than passing it on
-	}
-	done, err := c.Get(ctx, api.GetRequest{ID: fs.Arg(0), Out: dir}, func(ev api.GetEvent) {
-		if ev.Total == 0 {
-			return
-		}
-		if tty {
-			if bar == nil {
-				bar = progressbar.DefaultBytes(ev.Total, shown(ev.Name))
-			}
-			_ = bar.Set64(ev.Have)
-			return
-		}
-		if time.Since(lastLine) >= time.Second {
-			lastLine = time.Now()
-			fmt.Printf("%s: %s of %s (%.0f%%), %s/s from %d source(s)\n", shown(ev.Name), humanBytes(ev.Have), humanBytes(ev.Total),
-				100*float64(ev.Have)/float64(ev.Total), humanBytes(int64(ev.Rate)), ev.Sources)
-		}
-	})
-	if bar != nil {
-		if err == nil {
-			_ = bar.Finish()
-		}
-		fmt.Println()
-	}
-	if err != nil {
-		return af.explain(err)
-	}
-	rate := 0.0
-	if done.Seconds > 0 {
-		rate = float64(done.Total) / done.Seconds
-	}
-	fmt.Printf("saved %s (%s, verified) in %.1f s, %s/s\n", done.Path, humanBytes(done.Total), done.Seconds, humanBytes(int64(rate)))
-	for _, b := range done.BadSources {
-		fmt.Printf("warning: source %s sent corrupt data and was dropped\n", b[:10])
-	}
-	for _, c := range done.Connections {
-		fmt.Printf("  from %.10s: %s (%s → %s), connected in %.0f ms, %s\n", c.Source, c.Path, c.Local, c.Remote, c.ConnectMS, humanBytes(c.Bytes))
-	}
 	return nil
 }
 

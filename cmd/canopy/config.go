@@ -631,6 +631,7 @@ func runUp(ctx context.Context, args []string) error {
 	defer log.Sync()
 	cfg := u.node
 	cfg.Logger = log
+	cfg.Jobs.AfterStep = killHook()
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		return err
