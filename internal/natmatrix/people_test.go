@@ -49,6 +49,12 @@ func TestPeopleThroughNATs(t *testing.T) {
 		return a
 	}
 	sn1 := startNode(t, ctx, bin, work, sn1Host, snArgs(sn1Host)...)
+	// sn2 joins through sn1 once sn1 answers: started together, sn2's join
+	// can reach sn1's gossip before sn1's control port verifies it, and the
+	// ring then waits on repair (seen once in CI: no ring within 60 s).
+	waitAll(t, ctx, "sn1 is a supernode", startupTimeout, []*node{sn1}, func(n *node, st api.Status) (bool, string) {
+		return len(st.Ring) == 1, fmt.Sprintf("ring %+v", st.Ring)
+	})
 	sn2 := startNode(t, ctx, bin, work, sn2Host, snArgs(sn2Host, sn1Host)...)
 	waitAll(t, ctx, "supernodes form a ring of two", startupTimeout, []*node{sn1, sn2}, func(n *node, st api.Status) (bool, string) {
 		return len(st.Ring) == 2, fmt.Sprintf("ring %+v", st.Ring)
