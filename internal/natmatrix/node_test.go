@@ -184,11 +184,13 @@ func (n *node) search(ctx context.Context, words string) ([]api.Hit, error) {
 	return hits, nil
 }
 
-// get runs `canopy get --json` and returns its final event, "done" or
-// "error" (an "error" event is returned as an error).
+// get runs `canopy get --json`, which prints the download job (api.Download)
+// each time it changes, and returns its end as a "done" event (a failed job
+// is returned as an error): the file's path, the job's time and how each
+// source was reached.
 func (n *node) get(ctx context.Context, timeout time.Duration, id, out string) (api.GetEvent, error) {
 	stdout, err := n.run(ctx, timeout, "get", "--json", "--out", out, id)
-	var last api.GetEvent
+	var last api.Download
 	sc := bufio.NewScanner(bytes.NewReader(stdout))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -196,23 +198,28 @@ func (n *node) get(ctx context.Context, timeout time.Duration, id, out string) (
 		if len(line) == 0 {
 			continue
 		}
-		var ev api.GetEvent
-		if jerr := json.Unmarshal(line, &ev); jerr != nil {
-			return last, fmt.Errorf("%s: canopy get --json printed a line that is not a GetEvent: %v: %q", n.name, jerr, line)
+		var job api.Download
+		if jerr := json.Unmarshal(line, &job); jerr != nil {
+			return api.GetEvent{}, fmt.Errorf("%s: canopy get --json printed a line that is not a download job: %v: %q", n.name, jerr, line)
 		}
-		if ev.Event != "progress" {
-			last = ev
-		}
+		last = job
 	}
 	switch {
-	case last.Event == "error":
-		return last, fmt.Errorf("%s: download failed: %s", n.name, last.Error)
+	case last.State == api.DownloadFailed:
+		return api.GetEvent{}, fmt.Errorf("%s: download failed: %s", n.name, last.Reason)
 	case err != nil:
-		return last, err
-	case last.Event != "done":
-		return last, fmt.Errorf("%s: canopy get --json ended without a done event: %q", n.name, tail(string(stdout), 5))
+		return api.GetEvent{}, err
+	case last.State != api.DownloadDone:
+		return api.GetEvent{}, fmt.Errorf("%s: canopy get --json ended before the job was done: %q", n.name, tail(string(stdout), 5))
 	}
-	return last, nil
+	done := api.GetEvent{Event: "done", Name: last.Name, Path: last.Path, Have: last.Have, Total: last.Size}
+	if last.Finished != nil {
+		done.Seconds = last.Finished.Sub(last.Created).Seconds()
+	}
+	for _, s := range last.Sources {
+		done.Connections = append(done.Connections, api.Connection{Source: s.Node, Path: s.Path, Local: s.Local, Remote: s.Remote, ConnectMS: s.ConnectMS})
+	}
+	return done, nil
 }
 
 // logTail returns the last lines of the node's log.
