@@ -41,14 +41,8 @@ import (
 // The file is byte-identical in the end, and the bytes fetched more than
 // once are reported (and bounded by what was in flight at each kill).
 func TestDownloadSurvivesKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary; skipped in -short mode")
-	}
+	bin := canopyBin(t) // built once for the package's tests
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "canopy")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 
 	// The supernode and the source run in this process; the downloader is
 	// the binary.

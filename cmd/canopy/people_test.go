@@ -22,14 +22,8 @@ import (
 // reads it (and follows the next one live), alice sees it delivered. A
 // mistyped ID is refused with nothing sent.
 func TestPeopleCommandLine(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary; skipped in -short mode")
-	}
+	bin := canopyBin(t) // built once for the package's tests
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "canopy")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	run := func(data string, args ...string) (string, error) {
 		cmd := exec.Command(bin, append(args, "--data", data)...)
 		cmd.Env = append(os.Environ(), tokenEnv+"=")
@@ -166,14 +160,8 @@ func (l *lockedBuffer) String() string {
 // before `canopy msg send` returns, and the sender sends again what a lost
 // mailbox held once the recipient shows online.
 func TestPeopleKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary; skipped in -short mode")
-	}
+	bin := canopyBin(t) // built once for the package's tests
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "canopy")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	type proc struct {
 		cmd  *exec.Cmd
 		logs *lockedBuffer
