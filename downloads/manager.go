@@ -17,6 +17,7 @@ import (
 	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/internal/quarantine"
+	"github.com/canopy-p2p/canopy/internal/sqlitecheck"
 	"github.com/canopy-p2p/canopy/transfer"
 	"github.com/canopy-p2p/canopy/wire"
 )
@@ -309,7 +310,7 @@ func Open(cfg Config) (*Manager, error) {
 	log := cfg.Logger.Named("downloads")
 	db, rows, err := openAndLoad(cfg.DBPath)
 	var salvaged []row
-	if de, ok := errors.AsType[*damagedError](err); ok {
+	if de, ok := errors.AsType[*sqlitecheck.DamagedError](err); ok {
 		moved, qerr := quarantine.Move(cfg.DBPath, time.Now(), 0, "-wal", "-shm", "-journal")
 		if moved == "" {
 			return nil, fmt.Errorf("downloads: %s: %w; moving it aside failed: %w", cfg.DBPath, de, qerr)
@@ -317,7 +318,7 @@ func Open(cfg Config) (*Manager, error) {
 		lost := 0
 		salvaged, lost = salvage(moved)
 		log.Warn("downloads database damaged: moved aside and started afresh with the jobs that could still be read; their part files are verified again",
-			zap.String("reason", de.reason), zap.String("moved_to", moved), zap.Int("jobs_saved", len(salvaged)),
+			zap.String("reason", de.Reason), zap.String("moved_to", moved), zap.Int("jobs_saved", len(salvaged)),
 			zap.Int("jobs_lost", lost), zap.NamedError("prune", qerr))
 		db, rows, err = openAndLoad(cfg.DBPath)
 	}
@@ -364,7 +365,7 @@ func Open(cfg Config) (*Manager, error) {
 }
 
 // openAndLoad opens the database and reads its jobs; damage found by
-// either is a *damagedError.
+// either is a *sqlitecheck.DamagedError.
 func openAndLoad(path string) (*sql.DB, []row, error) {
 	db, err := openDB(path)
 	if err != nil {

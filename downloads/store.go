@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/sqlitecheck"
 	"github.com/canopy-p2p/canopy/wire"
 )
 
@@ -321,52 +321,13 @@ func salvage(path string) (saved []row, lost int) {
 	return saved, lost
 }
 
-// maxReasonLen bounds the reason of a damaged database in the log.
-const maxReasonLen = 300
-
-// damagedError reports a database damaged beyond use: openStore moves it
-// aside. Other errors (locked, unreadable, a newer schema) are returned as
-// they are and the file is left alone.
-type damagedError struct{ reason string }
-
-func (e *damagedError) Error() string { return "database is damaged: " + e.reason }
-
-func damaged(format string, args ...any) error {
-	r := strings.Join(strings.Fields(fmt.Sprintf(format, args...)), " ")
-	if len(r) > maxReasonLen {
-		r = r[:maxReasonLen] + "…"
-	}
-	return &damagedError{reason: r}
-}
-
-func sqliteCode(err error) int {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		return se.Code() & 0xff
-	}
-	return 0
-}
-
-// isEnvironment reports an error of the file's surroundings (a lock, I/O,
-// a full or read-only disk, permissions), which moving the file aside would
-// not cure.
-func isEnvironment(err error) bool {
-	switch sqliteCode(err) {
-	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
-		sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_NOMEM,
-		sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_NOLFS, sqlite3.SQLITE_AUTH, sqlite3.SQLITE_ABORT:
-		return true
-	}
-	return false
-}
-
-// classify makes err a damagedError when SQLite says the file is damaged,
+// classify makes err a sqlitecheck.DamagedError when SQLite says the file is damaged,
 // or, for a step that only reads what a sound database must hold (strict),
 // when it is anything but the environment's fault.
 func classify(step string, err error, strict bool) error {
-	c := sqliteCode(err)
-	if c == sqlite3.SQLITE_CORRUPT || c == sqlite3.SQLITE_NOTADB || (strict && !isEnvironment(err)) {
-		return damaged("%s: %v", step, err)
+	c := sqlitecheck.Code(err)
+	if c == sqlite3.SQLITE_CORRUPT || c == sqlite3.SQLITE_NOTADB || (strict && !sqlitecheck.IsEnvironment(err)) {
+		return sqlitecheck.Damaged("%s: %v", step, err)
 	}
 	return fmt.Errorf("%s: %w", step, err)
 }
@@ -378,7 +339,7 @@ var ErrSchemaTooNew = errors.New("downloads: database written by a newer Canopy"
 // openDB opens the database at path, checks it as the library does its own
 // (SQLite's header before SQLite opens it, PRAGMA quick_check, the columns
 // this version uses), and creates the schema in a new one. A damaged file
-// gives a *damagedError.
+// gives a *sqlitecheck.DamagedError.
 func openDB(path string) (*sql.DB, error) {
 	ctx := context.Background()
 	if err := checkHeader(path); err != nil {
@@ -424,7 +385,7 @@ func checkAndMigrate(ctx context.Context, db *sql.DB) error {
 		return classify("quick_check", err, false)
 	}
 	if len(found) != 1 || found[0] != "ok" {
-		return damaged("quick_check: %s", strings.Join(found, "; "))
+		return sqlitecheck.Damaged("quick_check: %s", strings.Join(found, "; "))
 	}
 	switch {
 	case version > schemaVersion:
@@ -435,7 +396,7 @@ func checkAndMigrate(ctx context.Context, db *sql.DB) error {
 			return classify("read schema", err, true)
 		}
 		if tables > 0 {
-			return damaged("schema version 0 but %d schema entries", tables)
+			return sqlitecheck.Damaged("schema version 0 but %d schema entries", tables)
 		}
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
@@ -487,11 +448,11 @@ func checkHeader(path string) error {
 	case n == 0 && (err == io.EOF || err == nil):
 		return nil
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return damaged("file is not a database: %d bytes, shorter than SQLite's header", n)
+		return sqlitecheck.Damaged("file is not a database: %d bytes, shorter than SQLite's header", n)
 	case err != nil:
 		return fmt.Errorf("read header: %w", err)
 	case string(head[:len(sqliteMagic)]) != sqliteMagic:
-		return damaged("file is not a database: it does not begin with SQLite's header")
+		return sqlitecheck.Damaged("file is not a database: it does not begin with SQLite's header")
 	}
 	return nil
 }

@@ -10,18 +10,13 @@ import (
 	"strings"
 	"time"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	"github.com/canopy-p2p/canopy/internal/sqlitecheck"
 )
 
 // dbCompanions are the files SQLite keeps beside a database. A damaged
 // database is moved aside with them: its write-ahead log left beside a new,
 // empty database would be replayed into it.
 var dbCompanions = []string{"-wal", "-shm", "-journal"}
-
-// maxReasonLen bounds the reason a Recovery gives (and the log line carries):
-// quick_check can list many problems, and the first tell what happened.
-const maxReasonLen = 300
 
 // quickCheckRows is how many problems PRAGMA quick_check is asked to list;
 // one is enough to know the database is damaged, a few help to see how.
@@ -49,67 +44,20 @@ func (l *Library) Recovered() (Recovery, bool) {
 	return l.recovery, l.recovery.MovedTo != ""
 }
 
-// damagedError reports a database that is damaged beyond use: Open moves it
-// aside and starts afresh. Any other error of openDB (the file cannot be
-// opened, is locked, or is a newer program's) is returned to the caller as it
-// is, and the file is left alone.
-type damagedError struct{ reason string }
-
-func (e *damagedError) Error() string { return "database is damaged: " + e.reason }
-
-func damaged(format string, args ...any) error {
-	// One line: quick_check's report spans several.
-	r := strings.Join(strings.Fields(fmt.Sprintf(format, args...)), " ")
-	if len(r) > maxReasonLen {
-		r = r[:maxReasonLen] + "…"
-	}
-	return &damagedError{reason: r}
-}
-
-// sqliteCode returns the primary result code of an SQLite error, or 0.
-func sqliteCode(err error) int {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		return se.Code() & 0xff
-	}
-	return 0
-}
-
-// isDamage reports whether err is SQLite's own word that the file is
-// damaged: not a database at all, or a malformed one.
-func isDamage(err error) bool {
-	c := sqliteCode(err)
-	return c == sqlite3.SQLITE_CORRUPT || c == sqlite3.SQLITE_NOTADB
-}
-
-// isEnvironment reports whether err comes from the file's surroundings, not
-// its content: a lock held by another process, an I/O error, a read-only or
-// full disk, permissions. Moving the file aside would not help, and would
-// throw away a database that may be fine.
-func isEnvironment(err error) bool {
-	switch sqliteCode(err) {
-	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
-		sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_NOMEM,
-		sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_NOLFS, sqlite3.SQLITE_AUTH, sqlite3.SQLITE_ABORT:
-		return true
-	}
-	return false
-}
-
-// classify turns an error of a step of openDB into a damagedError when SQLite
+// classify turns an error of a step of openDB into a sqlitecheck.DamagedError when SQLite
 // says the file is damaged, or, for the steps that only read what a sound
 // database of this schema must hold (strict), when it is anything but the
 // environment's fault.
 func classify(step string, err error, strict bool) error {
-	if isDamage(err) || (strict && !isEnvironment(err)) {
-		return damaged("%s: %v", step, err)
+	if sqlitecheck.IsDamage(err) || (strict && !sqlitecheck.IsEnvironment(err)) {
+		return sqlitecheck.Damaged("%s: %v", step, err)
 	}
 	return fmt.Errorf("%s: %w", step, err)
 }
 
 // openDB opens the database at path, checks it, brings its schema up to date
 // and returns it with its current revision. A damaged file gives a
-// *damagedError.
+// *sqlitecheck.DamagedError.
 //
 // What is checked at every open, and why it is cheap enough:
 //   - before SQLite opens the file, its header: empty (a new database) or
@@ -176,7 +124,7 @@ func checkAndMigrate(ctx context.Context, db *sql.DB) (int64, error) {
 			return 0, classify("read schema", err, true)
 		}
 		if tables > 0 {
-			return 0, damaged("schema version 0 but %d schema entries", tables)
+			return 0, sqlitecheck.Damaged("schema version 0 but %d schema entries", tables)
 		}
 	}
 	if err := migrate(ctx, db); err != nil {
@@ -212,7 +160,7 @@ func quickCheck(ctx context.Context, db *sql.DB) error {
 	if len(found) == 1 && found[0] == "ok" {
 		return nil
 	}
-	return damaged("quick_check: %s", strings.Join(found, "; "))
+	return sqlitecheck.Damaged("quick_check: %s", strings.Join(found, "; "))
 }
 
 // schemaProbes select every column this version reads or writes, so a table
@@ -253,13 +201,13 @@ func checkHeader(path string) error {
 	case n == 0 && (err == io.EOF || err == nil):
 		return nil
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return damaged("file is not a database: %d bytes, shorter than SQLite's header", n)
+		return sqlitecheck.Damaged("file is not a database: %d bytes, shorter than SQLite's header", n)
 	case err != nil:
 		return fmt.Errorf("read header: %w", err)
 	case string(head[:len(sqliteMagic)]) != sqliteMagic:
-		return damaged("file is not a database: it does not begin with SQLite's header")
+		return sqlitecheck.Damaged("file is not a database: it does not begin with SQLite's header")
 	case head[18] < 1 || head[18] > 2 || head[19] < 1 || head[19] > 2:
-		return damaged("file format numbers %d and %d in the header; SQLite writes 1 or 2", head[18], head[19])
+		return sqlitecheck.Damaged("file format numbers %d and %d in the header; SQLite writes 1 or 2", head[18], head[19])
 	}
 	return nil
 }
@@ -286,14 +234,14 @@ func checkSchema(ctx context.Context, db *sql.DB) (int64, error) {
 		return 0, classify("read state", err, true)
 	}
 	if rows != 2 {
-		return 0, damaged("state table holds %d of its 2 rows", rows)
+		return 0, sqlitecheck.Damaged("state table holds %d of its 2 rows", rows)
 	}
 	rev, floor, err := readState(ctx, tx)
 	if err != nil {
 		return 0, classify("read state", err, true)
 	}
 	if floor > rev {
-		return 0, damaged("change log floor %d is above the revision %d", floor, rev)
+		return 0, sqlitecheck.Damaged("change log floor %d is above the revision %d", floor, rev)
 	}
 	return rev, nil
 }

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/canopy-p2p/canopy/internal/quarantine"
+	"github.com/canopy-p2p/canopy/internal/sqlitecheck"
 )
 
 // shareSome writes n files into the fixture's share and scans them in.
@@ -341,7 +342,7 @@ func FuzzCheckHeader(f *testing.F) {
 			t.Fatal(err)
 		}
 		err := checkHeader(path)
-		var d *damagedError
+		var d *sqlitecheck.DamagedError
 		if err != nil && !errors.As(err, &d) {
 			t.Fatalf("checkHeader: %v, not a damage verdict", err)
 		}

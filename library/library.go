@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/canopy-p2p/canopy/internal/quarantine"
+	"github.com/canopy-p2p/canopy/internal/sqlitecheck"
 )
 
 // Library is a leaf's set of shared files. See the package comment for its
@@ -94,7 +95,7 @@ func Open(cfg Config) (*Library, error) {
 	}
 	db, rev, err := openDB(cfg.DBPath)
 	var recovery Recovery
-	if d := (*damagedError)(nil); errors.As(err, &d) {
+	if d := (*sqlitecheck.DamagedError)(nil); errors.As(err, &d) {
 		// The database is a cache of what a scan recomputes from the shared
 		// files, so a damaged one costs a rehash, not the node's start.
 		now := time.Now()
@@ -102,8 +103,8 @@ func Open(cfg Config) (*Library, error) {
 		if moved == "" {
 			return nil, fmt.Errorf("library: %s: %s, and it could not be moved aside: %w", cfg.DBPath, d.Error(), qerr)
 		}
-		recovery = Recovery{Reason: d.reason, MovedTo: moved, At: now}
-		fields := []zap.Field{zap.String("path", cfg.DBPath), zap.String("reason", d.reason), zap.String("moved_to", moved)}
+		recovery = Recovery{Reason: d.Reason, MovedTo: moved, At: now}
+		fields := []zap.Field{zap.String("path", cfg.DBPath), zap.String("reason", d.Reason), zap.String("moved_to", moved)}
 		if qerr != nil {
 			fields = append(fields, zap.NamedError("prune_error", qerr))
 		}
