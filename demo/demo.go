@@ -42,8 +42,12 @@ type Network struct {
 	Leaves     []*node.Node
 	// SampleID is the content ID of the file the demo downloads.
 	SampleID content.ID
-	dir      string
-	tmp      bool
+	// shares is how many files each leaf was given: a leaf whose first
+	// scan has not finished shows 0 shared and 0 indexed, which would
+	// otherwise look settled.
+	shares []int
+	dir    string
+	tmp    bool
 }
 
 // Close stops every node, leaves first, and removes a temporary directory.
@@ -119,6 +123,11 @@ func Start(ctx context.Context, dir string, sns, leaves int, files []map[string]
 			}
 		}
 		cfg.Shares = []string{share}
+		if i < len(files) {
+			net.shares = append(net.shares, len(files[i]))
+		} else {
+			net.shares = append(net.shares, 0)
+		}
 		if i == 0 && apiAddr != "" {
 			cfg.API = apiAddr
 		}
@@ -158,9 +167,9 @@ func (n *Network) settled() bool {
 			}
 		}
 	}
-	for _, l := range n.Leaves {
+	for i, l := range n.Leaves {
 		st := l.Status()
-		if len(st.Supernodes) == 0 {
+		if len(st.Supernodes) == 0 || st.SharedFiles != n.shares[i] {
 			return false
 		}
 		for _, a := range st.Supernodes {
