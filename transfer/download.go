@@ -496,6 +496,11 @@ func (d *download) run(ctx context.Context, req Request, start time.Time) ([]Sou
 			}
 		}
 	}
+	// The last source can end with every piece in before the select above
+	// has taken complete: results and complete were ready together.
+	if !done && fatal == nil && d.isComplete() {
+		done = true
+	}
 	switch {
 	case done:
 		report(true)
