@@ -286,8 +286,10 @@ func TestPeopleLoopback(t *testing.T) {
 // TestPeopleAppearOfflineAndInvisible: appearing offline to one contact
 // shows offline to it within 3 s while another still sees online; its
 // messages still arrive (stored at the supernode the hidden user is
-// attached to, which hands them over at once); invisible shows offline to
-// every contact.
+// attached to, which hands them over at once) but stay "stored" at the
+// sender, as for a user who is offline: the receipt is held back, across
+// a restart, and goes when the user stops hiding. Invisible does the same
+// to every contact.
 func TestPeopleAppearOfflineAndInvisible(t *testing.T) {
 	pn := newPeopleNet(t)
 	pn.supernode("sn1")
@@ -296,11 +298,15 @@ func TestPeopleAppearOfflineAndInvisible(t *testing.T) {
 	a, b, c := pn.leaf("a", "sn1"), pn.leaf("b", "sn2"), pn.leaf("c", "sn1")
 	befriend(t, a, b, "")
 	befriend(t, a, c, "")
+	aID := a.ID()
 	sees := func(viewer *node.Node, status string) func() bool {
-		return func() bool { k, _ := contactOf(viewer, a.ID()); return k.Status == status }
+		return func() bool { k, _ := contactOf(viewer, aID); return k.Status == status }
 	}
 	testwait.Until(t, 15*time.Second, sees(b, "online"), "b sees a online")
 	testwait.Until(t, 15*time.Second, sees(c, "online"), "c sees a online")
+	has := func(n *node.Node, id string) func() bool {
+		return func() bool { return messageState(n, id) == "received " }
+	}
 
 	if _, err := a.People().AppearOffline(b.ID(), true); err != nil {
 		t.Fatal(err)
@@ -313,18 +319,74 @@ func TestPeopleAppearOfflineAndInvisible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testwait.Until(t, 10*time.Second, func() bool { return messageState(b, m.ID) == "delivered " }, "b's message delivered: %s", messageState(b, m.ID))
+	testwait.Until(t, 10*time.Second, has(a, m.ID), "a has b's message")
+	testwait.Until(t, 5*time.Second, func() bool { return a.People().Stats().AnswersHeld == 1 }, "a holds its receipt back")
+	// A fence: c's message to a is delivered, so a receipt a had sent b
+	// with b's message would have arrived by now.
+	mc, err := c.People().Send(a.ID(), "fence")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, 10*time.Second, func() bool { return messageState(c, mc.ID) == "delivered " }, "c's message delivered: %s", messageState(c, mc.ID))
+	if st := messageState(b, m.ID); st != "stored " {
+		t.Fatalf("b's message to a, who appears offline to b, is %q, want stored", st)
+	}
+
+	// The held receipt survives a restart of a, which still hides.
+	pn.stop("a")
+	testwait.Until(t, 5*time.Second, sees(c, "offline"), "c sees a offline once it stopped")
+	a = pn.restart("a")
+	testwait.Until(t, 15*time.Second, func() bool {
+		for _, sn := range a.Leaf().Supernodes() {
+			for _, n := range pn.nodes {
+				if n.ID() == sn && n.Supernode() != nil && n.Supernode().HoldsPresence(aID) {
+					return true
+				}
+			}
+		}
+		return false
+	}, "a's presence held after its restart: attached to %v", a.Leaf().Supernodes())
+	if w := a.People().Stats().AnswersWaiting; w != 1 {
+		t.Fatalf("a holds %d answers back after its restart, want 1", w)
+	}
+	if st := messageState(b, m.ID); st != "stored " {
+		t.Fatalf("b's message is %q after a's restart, want stored", st)
+	}
+	if k, _ := contactOf(b, a.ID()); k.Status != "offline" {
+		t.Fatalf("b sees a %s after its restart, want offline", k.Status)
+	}
+	if _, err := a.People().AppearOffline(b.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, 10*time.Second, func() bool { return messageState(b, m.ID) == "delivered " }, "b's message delivered once a stops hiding: %s", messageState(b, m.ID))
+	testwait.Until(t, 3*time.Second, func() bool { return a.People().Stats().AnswersWaiting == 0 }, "a's held answers sent")
+	testwait.Until(t, 40*time.Second, sees(b, "online"), "b sees a online again")
+	if ms, _ := a.People().Messages(ptr(b.ID()), 0); len(ms) != 1 {
+		t.Fatalf("a has %d messages from b, want 1 (the re-sent copy is a duplicate)", len(ms))
+	}
 
 	if _, err := a.People().SetProfile(api.ProfileSet{Status: ptr("invisible")}); err != nil {
 		t.Fatal(err)
 	}
 	testwait.Until(t, 3*time.Second, sees(c, "offline"), "c sees a offline within 3 s of a going invisible")
+	testwait.Until(t, 3*time.Second, sees(b, "offline"), "b sees a offline too")
+	mi, err := c.People().Send(a.ID(), "anyone there?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, 10*time.Second, has(a, mi.ID), "a has c's message while invisible")
+	testwait.Until(t, 10*time.Second, func() bool { return messageState(c, mi.ID) == "stored " }, "c's message stored: %s", messageState(c, mi.ID))
+
+	if _, err := a.People().AppearOffline(b.ID(), true); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := a.People().SetProfile(api.ProfileSet{Status: ptr("busy")}); err != nil {
 		t.Fatal(err)
 	}
-	testwait.Until(t, 3*time.Second, sees(c, "busy"), "c sees a busy")
+	testwait.Until(t, 30*time.Second, sees(c, "busy"), "c sees a busy: %+v", func() api.Contact { k, _ := contactOf(c, a.ID()); return k }())
+	testwait.Until(t, 10*time.Second, func() bool { return messageState(c, mi.ID) == "delivered " }, "c's message delivered once a is visible: %s", messageState(c, mi.ID))
 	if k, _ := contactOf(b, a.ID()); k.Status != "offline" {
-		t.Fatalf("b sees a %s though a still appears offline to it", k.Status)
+		t.Fatalf("b sees a %s though a appears offline to it again", k.Status)
 	}
 }
 

@@ -69,7 +69,8 @@ func (s *Service) SetProfile(set api.ProfileSet) (api.Profile, error) {
 		if set.Text != nil {
 			s.profile.Text = *set.Text
 		}
-		s.pubDirty = true
+		// Leaving invisible ends the hiding: what was held back goes.
+		s.pubDirty, s.heldDirty = true, true
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -302,7 +303,7 @@ func (s *Service) Remove(id identity.NodeID) error {
 	})
 	if err == nil {
 		delete(s.pres, id)
-		s.pubDirty = true
+		s.pubDirty, s.heldDirty = true, true
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -364,7 +365,7 @@ func (s *Service) SetTrust(id identity.NodeID, t Trust) (api.Contact, error) {
 		if t == TrustBlocked {
 			delete(s.pres, id)
 		}
-		s.pubDirty, s.subDirty = true, true
+		s.pubDirty, s.subDirty, s.heldDirty = true, true, true
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -385,7 +386,7 @@ func (s *Service) AppearOffline(id identity.NodeID, on bool) (api.Contact, error
 	if err == nil {
 		c.AppearOffline = on
 		err = putContact(s.st.db, c)
-		s.pubDirty = true
+		s.pubDirty, s.heldDirty = true, true
 	}
 	var out api.Contact
 	if err == nil {

@@ -191,6 +191,12 @@ type Stats struct {
 	// contact of this one, and StrangerRecords those of them that carried
 	// a record: a holder showed this node a presence it was not allowed.
 	NotContactNotifies, StrangerRecords uint64
+	// AnswersHeld counts receipts (and accepts) kept back from contacts
+	// this node hid from when their letter came; they go out when it
+	// stops hiding. AnswersWaiting is how many wait now (in the
+	// database, across restarts).
+	AnswersHeld    uint64
+	AnswersWaiting int
 }
 
 // Service is the node's person. Its run goroutine owns the outbox
@@ -227,6 +233,9 @@ type Service struct {
 	// as soon as minGap allows: what is published changed, or where a
 	// contact is.
 	pubDirty, subDirty bool
+	// heldDirty asks the run goroutine to look at the answers held back
+	// (flushHeld): the node may have stopped hiding from someone.
+	heldDirty bool
 	// noted are the supernodes last written to mailboxes, at notedAt.
 	noted    []identity.NodeID
 	notedAt  time.Time
@@ -311,6 +320,9 @@ func Open(cfg Config) (*Service, error) {
 		lines:    loglimit.Limiter[string]{Every: defaultLogEvery},
 	}
 	s.profile = wire.PresenceRecord{Status: wire.StatusOnline}
+	// Answers held back before a crash go out at the first turn if the
+	// node no longer hides from their contacts.
+	s.heldDirty = true
 	if v, ok, _ := st.meta("nick"); ok {
 		s.profile.Nick = v
 	}
@@ -366,7 +378,11 @@ func (s *Service) Close() error {
 func (s *Service) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.stats
+	st := s.stats
+	if err := s.st.db.QueryRow(`SELECT count(*) FROM held`).Scan(&st.AnswersWaiting); err != nil {
+		st.AnswersWaiting = -1
+	}
+	return st
 }
 
 func (s *Service) poke() {
@@ -437,6 +453,7 @@ func (s *Service) run() {
 		}
 		now := time.Now()
 		s.heartbeat(now)
+		s.flushHeld(now)
 		s.pump(now)
 		if now.Sub(lastPrune) > time.Hour {
 			lastPrune = now
@@ -870,7 +887,10 @@ func (s *Service) handleParcel(via identity.NodeID, p wire.Parcel) {
 				// A duplicate message is acknowledged again: its sender
 				// may have missed the first receipt.
 				if l.Kind == wire.LetterMessage {
-					if c, ok, _ := s.contactTx(tx, l.From); ok && c.State == stateContact {
+					if c, ok, _ := s.contactTx(tx, l.From); ok && c.State == stateContact && c.Trust != TrustBlocked {
+						if s.hidingLocked(c) {
+							return s.holdLocked(tx, l.From, wire.LetterReceipt, l.ID, now)
+						}
 						reply = func() { s.receipt(l.From, l.ID) }
 					}
 				}
@@ -892,6 +912,126 @@ func (s *Service) handleParcel(via identity.NodeID, p wire.Parcel) {
 	}
 	if reply != nil {
 		reply()
+	}
+}
+
+// hidingLocked reports whether the node hides from contact c: it is
+// invisible, or appears offline to c.
+func (s *Service) hidingLocked(c contact) bool {
+	return s.profile.Status == wire.StatusInvisible || c.AppearOffline
+}
+
+// holdLocked keeps an answer to peer back until the node stops hiding
+// from it (flushHeld).
+func (s *Service) holdLocked(tx execer, peer identity.NodeID, kind wire.LetterKind, id wire.MsgID, now time.Time) error {
+	if err := hold(tx, peer, kind, id, now); err != nil {
+		return err
+	}
+	s.stats.AnswersHeld++
+	return nil
+}
+
+// flushHeld sends the answers held back from contacts the node no longer
+// hides from, and forgets those of nodes that are no contact any more.
+// The letters are made now: a receipt signed when the message came would
+// tell the contact, later, that this node was online then.
+func (s *Service) flushHeld(now time.Time) {
+	s.mu.Lock()
+	dirty := s.heldDirty
+	s.heldDirty = false
+	s.mu.Unlock()
+	if !dirty || s.net == nil {
+		return
+	}
+	sns := s.net.Supernodes()
+	if len(sns) > wire.MaxVia {
+		sns = sns[:wire.MaxVia]
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	items, err := s.st.held()
+	if err != nil {
+		if !isClosed(err) {
+			s.heldDirty = true
+			s.log.Warn("held answers", zap.Error(err))
+		}
+		return
+	}
+	byPeer := make(map[identity.NodeID][]heldItem)
+	var peers []identity.NodeID
+	for _, h := range items {
+		if _, ok := byPeer[h.Peer]; !ok {
+			peers = append(peers, h.Peer)
+		}
+		byPeer[h.Peer] = append(byPeer[h.Peer], h)
+	}
+	sent := false
+	for _, peer := range peers {
+		c, ok, err := s.st.contact(peer)
+		if err != nil {
+			s.heldDirty = true
+			continue
+		}
+		gone := !ok || c.State != stateContact || c.Trust == TrustBlocked
+		if !gone && s.hidingLocked(c) {
+			continue
+		}
+		var letters []wire.Letter
+		if !gone {
+			var refs []wire.MsgID
+			accept := false
+			for _, h := range byPeer[peer] {
+				switch h.Kind {
+				case wire.LetterReceipt:
+					refs = append(refs, h.ID)
+				case wire.LetterAccept:
+					accept = true
+				}
+			}
+			mk := func(kind wire.LetterKind, fill func(*wire.Letter)) error {
+				l := wire.Letter{Kind: kind, To: peer, ID: wire.NewMsgID(), Time: now.UnixMilli(), Supernodes: sns}
+				fill(&l)
+				if err := wire.SignLetter(s.me, &l); err != nil {
+					return err
+				}
+				letters = append(letters, l)
+				return nil
+			}
+			if accept {
+				err = mk(wire.LetterAccept, func(l *wire.Letter) { l.BoxKey, l.Nick = s.keys.Public[:], s.profile.Nick })
+			}
+			for len(refs) > 0 && err == nil {
+				n := min(len(refs), wire.MaxMailAck)
+				batch := refs[:n:n]
+				err = mk(wire.LetterReceipt, func(l *wire.Letter) { l.Refs = batch })
+				refs = refs[n:]
+			}
+			if err != nil {
+				s.log.Warn("held answers", zap.Error(err))
+				s.heldDirty = true
+				continue
+			}
+		}
+		err = s.st.tx(func(tx *sql.Tx) error {
+			for i := range letters {
+				if err := enqueue(tx, letters[i], now); err != nil {
+					return err
+				}
+			}
+			_, err := tx.Exec(`DELETE FROM held WHERE peer = ?`, peer[:])
+			return err
+		})
+		if err != nil {
+			if !isClosed(err) {
+				s.heldDirty = true
+				s.log.Warn("held answers", zap.Error(err))
+			}
+			continue
+		}
+		sent = sent || len(letters) > 0
+	}
+	if sent {
+		s.poke()
 	}
 }
 
@@ -938,7 +1078,13 @@ func (s *Service) letterLocked(tx *sql.Tx, l wire.Letter, senderKey []byte, now 
 				return nil, nil, err
 			}
 			mv := messageView(m)
-			return []api.Event{{Kind: "message", Message: &mv}}, func() { s.receipt(l.From, l.ID) }, nil
+			events := []api.Event{{Kind: "message", Message: &mv}}
+			if s.hidingLocked(c) {
+				// An immediate receipt would tell the sender this node is
+				// online: it waits until the node stops hiding.
+				return events, nil, s.holdLocked(tx, l.From, wire.LetterReceipt, l.ID, now)
+			}
+			return events, func() { s.receipt(l.From, l.ID) }, nil
 		}
 		if isKnown && c.State == stateRequested && l.Kind == wire.LetterRequest {
 			// Both asked: that is both accepting.
@@ -949,6 +1095,9 @@ func (s *Service) letterLocked(tx *sql.Tx, l wire.Letter, senderKey []byte, now 
 			c.BoxKey, c.Via = l.BoxKey, l.Supernodes
 			if err := putContact(tx, c); err != nil {
 				return nil, nil, err
+			}
+			if s.hidingLocked(c) {
+				return nil, nil, s.holdLocked(tx, c.ID, wire.LetterAccept, wire.MsgID{}, now)
 			}
 			return nil, func() { s.sendAccept(c.ID) }, nil
 		}
@@ -967,7 +1116,7 @@ func (s *Service) letterLocked(tx *sql.Tx, l wire.Letter, senderKey []byte, now 
 			return nil, nil, err
 		}
 		delete(s.pres, c.ID)
-		s.pubDirty = true
+		s.pubDirty, s.heldDirty = true, true
 		cv := s.contactViewLocked(c, now)
 		cv.State = "removed"
 		return []api.Event{{Kind: "contact", Contact: &cv}}, nil, nil

@@ -24,7 +24,7 @@ import (
 // moved aside and replaced, as the library's cache is: Open refuses it with
 // ErrDamaged, naming the file, and the user decides.
 
-const schemaVersion = 1
+const schemaVersion = 2
 
 var schema = []string{
 	`CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`,
@@ -55,6 +55,19 @@ var schema = []string{
 	// mailboxes: supernodes this node was attached to, which may hold its
 	// mail.
 	`CREATE TABLE mailboxes (id BLOB PRIMARY KEY, at INTEGER NOT NULL)`,
+}
+
+// migrations[v] takes a database of schema version v-1 to v. A new
+// database is made with schema and every migration, in order.
+var migrations = map[int][]string{
+	// held: answers kept back from a contact this node hides from
+	// (invisible, or appearing offline to it): a receipt's message ID, or
+	// an accept (kind 2, zero ID). They go out when the node stops hiding,
+	// so that a hidden-from contact sees its messages "stored", as when
+	// this node is offline.
+	2: {`CREATE TABLE held (
+		peer BLOB NOT NULL, id BLOB NOT NULL, kind INTEGER NOT NULL, at INTEGER NOT NULL,
+		PRIMARY KEY(peer, id))`},
 }
 
 type store struct {
@@ -132,9 +145,19 @@ func (st *store) migrate() error {
 		return err
 	}
 	defer tx.Rollback()
-	for _, q := range schema {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("people: create schema: %w", err)
+	if version == 0 {
+		for _, q := range schema {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("people: create schema: %w", err)
+			}
+		}
+		version = 1
+	}
+	for v := version + 1; v <= schemaVersion; v++ {
+		for _, q := range migrations[v] {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("people: migrate %s to schema version %d: %w", st.path, v, err)
+			}
 		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
@@ -442,6 +465,42 @@ func markSeen(tx execer, id wire.MsgID, now time.Time) (bool, error) {
 	}
 	n, err := r.RowsAffected()
 	return n == 1, err
+}
+
+// hold keeps back an answer to peer (kind: wire.LetterReceipt for message
+// id, wire.LetterAccept with a zero id) while the node hides from it.
+func hold(tx execer, peer identity.NodeID, kind wire.LetterKind, id wire.MsgID, now time.Time) error {
+	_, err := tx.Exec(`INSERT INTO held(peer, id, kind, at) VALUES(?,?,?,?) ON CONFLICT(peer, id) DO NOTHING`,
+		peer[:], id[:], kind, now.UnixMilli())
+	return err
+}
+
+// heldItem is one answer kept back.
+type heldItem struct {
+	Peer identity.NodeID
+	ID   wire.MsgID
+	Kind wire.LetterKind
+}
+
+// held lists the answers kept back, oldest first.
+func (st *store) held() ([]heldItem, error) {
+	rows, err := st.db.Query(`SELECT peer, id, kind FROM held ORDER BY at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []heldItem
+	for rows.Next() {
+		var h heldItem
+		var peer, id []byte
+		if err := rows.Scan(&peer, &id, &h.Kind); err != nil {
+			return nil, err
+		}
+		copy(h.Peer[:], peer)
+		copy(h.ID[:], id)
+		out = append(out, h)
+	}
+	return out, rows.Err()
 }
 
 func (st *store) mailboxes() ([]identity.NodeID, error) {
