@@ -15,6 +15,7 @@ import (
 const (
 	reasonNotShared   = "not shared"
 	reasonBusy        = "busy"
+	reasonPeerBusy    = "busy for this peer"
 	reasonPeerPending = "too many pending offers"
 	reasonPending     = "too many pending offers in total"
 	reasonPeerOffers  = "too many offers"
@@ -38,6 +39,10 @@ type Refusals struct {
 	// BusyAtOpen: the data channel opened when every upload slot was
 	// taken; the uploader said "busy" on the channel and closed it.
 	BusyAtOpen uint64
+	// PeerBusy: the peer already held MaxUploadsPerPeer upload sessions,
+	// connected or pending (when the offer arrived, or when its data channel
+	// opened).
+	PeerBusy uint64
 	// PeerPending and Pending: the peer, or all peers together, already had
 	// the most offers answered but not yet connected.
 	PeerPending, Pending uint64
@@ -60,6 +65,7 @@ type Refusals struct {
 // refusalCounters is the live form of Refusals.
 type refusalCounters struct {
 	notShared, busy, busyAtOpen atomic.Uint64
+	peerBusy                    atomic.Uint64
 	peerPending, pending        atomic.Uint64
 	peerOffers, offerCache      atomic.Uint64
 	noTime, stale, future       atomic.Uint64
@@ -70,6 +76,7 @@ type refusalCounters struct {
 func (c *refusalCounters) Snapshot() Refusals {
 	return Refusals{
 		NotShared: c.notShared.Load(), Busy: c.busy.Load(), BusyAtOpen: c.busyAtOpen.Load(),
+		PeerBusy:    c.peerBusy.Load(),
 		PeerPending: c.peerPending.Load(), Pending: c.pending.Load(),
 		PeerOffers: c.peerOffers.Load(), OfferCache: c.offerCache.Load(),
 		NoTime: c.noTime.Load(), Stale: c.stale.Load(), Future: c.future.Load(),
@@ -83,6 +90,8 @@ func (c *refusalCounters) counter(reason string) *atomic.Uint64 {
 		return &c.notShared
 	case reasonBusy:
 		return &c.busy
+	case reasonPeerBusy:
+		return &c.peerBusy
 	case reasonPeerPending:
 		return &c.peerPending
 	case reasonPending:

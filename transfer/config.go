@@ -30,6 +30,12 @@ const (
 	// DefaultMaxUploads bounds concurrent upload sessions: a home uplink is
 	// shared by all of them, and eight keeps each worth having.
 	DefaultMaxUploads = 8
+	// DefaultMaxUploadsPerPeer bounds the upload sessions one peer may hold
+	// (connected and pending together). A node downloads at most three
+	// files at once (its download queue), each with one session per
+	// source, so an honest peer never needs more; one identity that
+	// connects for real can then take three of the eight slots, not all.
+	DefaultMaxUploadsPerPeer = 3
 	// DefaultMaxSourcesPerDownload bounds the sources one download uses at a
 	// time; more rarely raises throughput and costs everyone a connection.
 	DefaultMaxSourcesPerDownload = 4
@@ -110,6 +116,10 @@ type Config struct {
 	// refused with "busy". Zero means DefaultMaxUploads; NoUploads (or any
 	// negative value) means none.
 	MaxUploads int
+	// MaxUploadsPerPeer bounds one peer's upload sessions, connected and
+	// pending together; more are refused with "busy for this peer". Zero
+	// means DefaultMaxUploadsPerPeer.
+	MaxUploadsPerPeer int
 	// MaxSourcesPerDownload bounds the sources one download connects to at
 	// a time; further sources are kept as spares for those that drop. Zero
 	// means DefaultMaxSourcesPerDownload.
@@ -152,6 +162,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxUploads:            DefaultMaxUploads,
+		MaxUploadsPerPeer:     DefaultMaxUploadsPerPeer,
 		MaxSourcesPerDownload: DefaultMaxSourcesPerDownload,
 		Window:                DefaultWindow,
 		ConnectTimeout:        DefaultConnectTimeout,
@@ -169,6 +180,9 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.MaxUploads == 0 {
 		c.MaxUploads = d.MaxUploads
+	}
+	if c.MaxUploadsPerPeer <= 0 {
+		c.MaxUploadsPerPeer = d.MaxUploadsPerPeer
 	}
 	if c.MaxSourcesPerDownload <= 0 {
 		c.MaxSourcesPerDownload = d.MaxSourcesPerDownload

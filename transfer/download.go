@@ -693,7 +693,7 @@ func transferError(env wire.Envelope) error {
 		return fmt.Errorf("%w: %v", ErrProtocol, err)
 	}
 	reason := textsafe.Bound(te.Reason, maxReasonLen)
-	if reason == reasonBusy {
+	if reason == reasonBusy || reason == reasonPeerBusy {
 		// An uploader whose slots filled while it connected: a refusal,
 		// like a Close "busy" before connecting.
 		return fmt.Errorf("%w: %w: %q", ErrRefused, ErrSourceFailed, reason)

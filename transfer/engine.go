@@ -65,6 +65,8 @@ type Engine struct {
 	// all and by peer.
 	pending     int
 	peerPending map[identity.NodeID]int
+	// peerUploads counts the upload slots held, by peer.
+	peerUploads map[identity.NodeID]int
 	// offers remembers recent offers, against replays.
 	offers offerCache
 	// parts holds the temporary files of running downloads.
@@ -102,6 +104,7 @@ func New(cfg Config) (*Engine, error) {
 		sessions:    make(map[[16]byte]*session),
 		offers:      offerCache{byPeer: make(map[identity.NodeID][]seenOffer)},
 		peerPending: make(map[identity.NodeID]int),
+		peerUploads: make(map[identity.NodeID]int),
 		parts:       make(map[string]bool),
 	}
 	e.wg.Add(1)
@@ -246,6 +249,8 @@ func (e *Engine) handleOffer(s wire.Signal) {
 		refuse = reasonNotShared
 	case e.uploads >= e.cfg.MaxUploads:
 		refuse = reasonBusy
+	case e.peerUploads[s.From]+e.peerPending[s.From] >= e.cfg.MaxUploadsPerPeer:
+		refuse = reasonPeerBusy
 	case e.peerPending[s.From] >= e.cfg.MaxPendingPerPeer:
 		refuse = reasonPeerPending
 	case e.pending >= e.cfg.MaxPending:
@@ -267,18 +272,23 @@ func (e *Engine) handleOffer(s wire.Signal) {
 }
 
 // takeSlot moves an upload session whose data channel opened from its
-// pending place to an upload slot. It reports false when every slot is
-// taken: other sessions connected first.
-func (e *Engine) takeSlot(sess *session) bool {
+// pending place to an upload slot. It returns the refusal reason when it
+// cannot: every slot is taken (other sessions connected first), or the peer
+// holds its share (MaxUploadsPerPeer); "" when the slot is taken.
+func (e *Engine) takeSlot(sess *session) string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.releasePending(sess)
-	if e.uploads >= e.cfg.MaxUploads {
-		return false
+	switch {
+	case e.uploads >= e.cfg.MaxUploads:
+		return reasonBusy
+	case e.peerUploads[sess.peer] >= e.cfg.MaxUploadsPerPeer:
+		return reasonPeerBusy
 	}
 	sess.slot = true
 	e.uploads++
-	return true
+	e.peerUploads[sess.peer]++
+	return ""
 }
 
 // releasePending frees the session's pending place, if it holds one. e.mu
@@ -351,6 +361,11 @@ func (e *Engine) endSession(sess *session) {
 	if sess.slot {
 		sess.slot = false
 		e.uploads--
+		if n := e.peerUploads[sess.peer] - 1; n > 0 {
+			e.peerUploads[sess.peer] = n
+		} else {
+			delete(e.peerUploads, sess.peer)
+		}
 	}
 	e.mu.Unlock()
 }

@@ -70,16 +70,20 @@ func (e *Engine) runUpload(sess *session, offer wire.Signal, received time.Time)
 		return
 	}
 	defer ch.close()
-	if !e.takeSlot(sess) {
-		// Every slot filled while this session connected. Tell the peer on
-		// the channel (it is live now), which its download reads as a
-		// refusal, and let it try another source.
-		e.refused.busyAtOpen.Add(1)
+	if why := e.takeSlot(sess); why != "" {
+		// The slots filled while this session connected (or the peer's
+		// share did). Tell the peer on the channel (it is live now), which
+		// its download reads as a refusal, and let it try another source.
+		if why == reasonBusy {
+			e.refused.busyAtOpen.Add(1)
+		} else {
+			e.refused.peerBusy.Add(1)
+		}
 		e.stats.uploadsRefused.Add(1)
 		ctx, cancel := context.WithTimeout(e.ctx, signalTimeout)
-		_ = ch.sendMsg(ctx, wire.TypeTransferError, wire.TransferError{Content: id, Reason: reasonBusy})
+		_ = ch.sendMsg(ctx, wire.TypeTransferError, wire.TransferError{Content: id, Reason: why})
 		cancel()
-		log.Debug("upload connected with every slot taken; refused")
+		log.Debug("upload connected with no slot for it; refused", zap.String("reason", why))
 		return
 	}
 	// At Info, unlike the rest of the session: which uploads needed a
