@@ -197,8 +197,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Seeds:   leafSeeds,
 		Attach:  cfg.Attach,
 		Transfer: transfer.Config{
-			API:    webrtcAPI,
-			WebRTC: rtcCfg,
+			API:       webrtcAPI,
+			WebRTC:    rtcCfg,
+			UpLimit:   cfg.UpLimit,
+			DownLimit: cfg.DownLimit,
 		},
 		Software:     Software,
 		OnSupernodes: n.hosts.update,

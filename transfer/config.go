@@ -152,6 +152,10 @@ type Config struct {
 	// MaxOfferCache bounds all offers remembered. Zero means
 	// DefaultMaxOfferCache.
 	MaxOfferCache int
+	// UpLimit and DownLimit cap the bytes per second of piece data this
+	// engine sends and receives, all sessions together (a home user's
+	// --up-limit and --down-limit). Zero or less means no limit.
+	UpLimit, DownLimit float64
 	// Logger receives the engine's logs. Nil means no logging.
 	Logger *zap.Logger
 }

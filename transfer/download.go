@@ -615,6 +615,11 @@ func (s *source) run(ctx context.Context, src wire.Source) error {
 		}
 		select {
 		case b := <-msgs:
+			// Held here under a download limit: the channel's reader
+			// waits, and SCTP's window slows the sender.
+			if err := waitBytes(ctx, d.e.down, len(b)); err != nil {
+				return err
+			}
 			if err := s.handle(m, b); err != nil {
 				return err
 			}
@@ -666,6 +671,7 @@ func (s *source) block(m *content.Manifest, pd wire.PieceData) error {
 			ErrProtocol, i, pd.Offset, len(pd.Data), s.got, n)
 	}
 	s.got += copy(s.buf[s.got:], pd.Data)
+	s.d.e.stats.bytesReceived.Add(int64(len(pd.Data)))
 	if s.got < n {
 		return nil
 	}

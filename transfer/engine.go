@@ -13,6 +13,7 @@ import (
 	"github.com/canopy-p2p/canopy/internal/loglimit"
 	"github.com/canopy-p2p/canopy/wire"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 )
 
 // sessionInbox bounds the signals queued for one session. A session gets one
@@ -52,6 +53,8 @@ type Engine struct {
 	stats      stats
 	refused    refusalCounters
 	refusalLog loglimit.Limiter[string] // Every: refusalLogEvery; keys are the fixed reasons
+	// up and down are the bandwidth limits (limit.go); nil for none.
+	up, down *rate.Limiter
 
 	mu sync.Mutex // guards the fields below
 	// closed is set by Close; no session starts afterwards.
@@ -101,6 +104,8 @@ func New(cfg Config) (*Engine, error) {
 		cancel:      cancel,
 		refusals:    make(chan wire.Signal, refusalQueue),
 		refusalLog:  loglimit.Limiter[string]{Every: refusalLogEvery},
+		up:          newLimiter(cfg.UpLimit),
+		down:        newLimiter(cfg.DownLimit),
 		sessions:    make(map[[16]byte]*session),
 		offers:      offerCache{byPeer: make(map[identity.NodeID][]seenOffer)},
 		peerPending: make(map[identity.NodeID]int),
@@ -144,6 +149,12 @@ type Stats struct {
 	// of the candidate pair in use at that moment (see ConnInfo). A path
 	// that changes later is not counted again.
 	DirectConnections, RelayedConnections int64
+	// BytesSent and BytesReceived count piece data sent by uploads and
+	// received by downloads (before verification).
+	BytesSent, BytesReceived int64
+	// UpLimit and DownLimit are the bandwidth limits in force, bytes per
+	// second (0: none).
+	UpLimit, DownLimit float64
 	// Refusals counts refused offers by reason (see Engine.Refusals).
 	Refusals Refusals
 }
@@ -154,6 +165,7 @@ type stats struct {
 	signalsDropped                  atomic.Int64
 	badSources, badPieces, badMfst  atomic.Int64
 	directConns, relayedConns       atomic.Int64
+	bytesSent, bytesReceived        atomic.Int64
 }
 
 // Stats returns the engine's counters.
@@ -165,6 +177,8 @@ func (e *Engine) Stats() Stats {
 		SignalsDropped: s.signalsDropped.Load(),
 		BadSources:     s.badSources.Load(), BadPieces: s.badPieces.Load(), BadManifests: s.badMfst.Load(),
 		DirectConnections: s.directConns.Load(), RelayedConnections: s.relayedConns.Load(),
+		BytesSent: s.bytesSent.Load(), BytesReceived: s.bytesReceived.Load(),
+		UpLimit: max(e.cfg.UpLimit, 0), DownLimit: max(e.cfg.DownLimit, 0),
 		Refusals: e.refused.Snapshot(),
 	}
 }

@@ -199,11 +199,15 @@ func (u *upload) sendPiece(ctx context.Context, req wire.PieceRequest) error {
 	}
 	for off := 0; off < n; off += blockSize {
 		end := min(off+blockSize, n)
+		if err := waitBytes(ctx, u.e.up, end-off); err != nil {
+			return err
+		}
 		if err := u.ch.sendMsg(ctx, wire.TypePieceData, wire.PieceData{
 			Index: req.Index, Offset: uint32(off), Data: data[off:end],
 		}); err != nil {
 			return err
 		}
+		u.e.stats.bytesSent.Add(int64(end - off))
 	}
 	u.e.stats.piecesServed.Add(1)
 	return nil
