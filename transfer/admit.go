@@ -39,6 +39,11 @@ type Refusals struct {
 	// BusyAtOpen: the data channel opened when every upload slot was
 	// taken; the uploader said "busy" on the channel and closed it.
 	BusyAtOpen uint64
+	// Queued: offers answered with their place in the upload queue
+	// (every slot taken, or the free ones kept for those queued ahead),
+	// on arrival or when their data channel opened. Not a refusal: the
+	// downloader asks again.
+	Queued uint64
 	// PeerBusy: the peer already held MaxUploadsPerPeer upload sessions,
 	// connected or pending (when the offer arrived, or when its data channel
 	// opened).
@@ -65,7 +70,7 @@ type Refusals struct {
 // refusalCounters is the live form of Refusals.
 type refusalCounters struct {
 	notShared, busy, busyAtOpen atomic.Uint64
-	peerBusy                    atomic.Uint64
+	peerBusy, queued            atomic.Uint64
 	peerPending, pending        atomic.Uint64
 	peerOffers, offerCache      atomic.Uint64
 	noTime, stale, future       atomic.Uint64
@@ -76,7 +81,7 @@ type refusalCounters struct {
 func (c *refusalCounters) Snapshot() Refusals {
 	return Refusals{
 		NotShared: c.notShared.Load(), Busy: c.busy.Load(), BusyAtOpen: c.busyAtOpen.Load(),
-		PeerBusy:    c.peerBusy.Load(),
+		PeerBusy: c.peerBusy.Load(), Queued: c.queued.Load(),
 		PeerPending: c.peerPending.Load(), Pending: c.pending.Load(),
 		PeerOffers: c.peerOffers.Load(), OfferCache: c.offerCache.Load(),
 		NoTime: c.noTime.Load(), Stale: c.stale.Load(), Future: c.future.Load(),

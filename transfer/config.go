@@ -76,6 +76,10 @@ const (
 	DefaultMaxOfferCache = 4096
 )
 
+// NoQueue, as Config.MaxQueue, keeps no upload queue: an offer that finds
+// every slot taken is refused "busy".
+const NoQueue = -1
+
 // NoUploads, as Config.MaxUploads, serves no uploads: every offer is
 // refused with "busy". Any negative value means the same.
 const NoUploads = -1
@@ -152,6 +156,18 @@ type Config struct {
 	// MaxOfferCache bounds all offers remembered. Zero means
 	// DefaultMaxOfferCache.
 	MaxOfferCache int
+	// MaxQueue bounds the requests waiting for an upload slot (see
+	// queue.go); an offer that finds it full is refused "busy". Zero means
+	// DefaultMaxQueue; NoQueue (or any negative value) means no queue.
+	MaxQueue int
+	// QueueReask is how often a queued download asks again, and so, times
+	// three, how long a queued request waits for its next ask before it
+	// leaves the queue. Zero means DefaultQueueReask.
+	QueueReask time.Duration
+	// UploadPriority, if not nil, ranks a peer's queued requests: higher
+	// first, arrival order among equals (for contacts, say). It is called
+	// with the engine's lock held and must return at once.
+	UploadPriority func(identity.NodeID) int
 	// UpLimit and DownLimit cap the bytes per second of piece data this
 	// engine sends and receives, all sessions together (a home user's
 	// --up-limit and --down-limit). Zero or less means no limit.
@@ -167,6 +183,8 @@ func DefaultConfig() Config {
 	return Config{
 		MaxUploads:            DefaultMaxUploads,
 		MaxUploadsPerPeer:     DefaultMaxUploadsPerPeer,
+		MaxQueue:              DefaultMaxQueue,
+		QueueReask:            DefaultQueueReask,
 		MaxSourcesPerDownload: DefaultMaxSourcesPerDownload,
 		Window:                DefaultWindow,
 		ConnectTimeout:        DefaultConnectTimeout,
@@ -187,6 +205,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxUploadsPerPeer <= 0 {
 		c.MaxUploadsPerPeer = d.MaxUploadsPerPeer
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = d.MaxQueue
+	}
+	if c.QueueReask <= 0 {
+		c.QueueReask = d.QueueReask
 	}
 	if c.MaxSourcesPerDownload <= 0 {
 		c.MaxSourcesPerDownload = d.MaxSourcesPerDownload
@@ -357,6 +381,9 @@ type SourceReport struct {
 	// (bounded and cleaned of control and bidi characters, not yet made a
 	// file name); empty if it never answered.
 	Name string
+	// Queued is the request's place in the source's upload queue (1 first)
+	// while the download waits to ask it again; 0 when it is not queued.
+	Queued int
 	// Conn says how the source was reached: the candidate pair in use when
 	// the session ended (the pair selected when the data channel opened,
 	// or a later one if ICE switched) and the time to connect. It is zero

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +72,8 @@ type Engine struct {
 	peerPending map[identity.NodeID]int
 	// peerUploads counts the upload slots held, by peer.
 	peerUploads map[identity.NodeID]int
+	// queue holds the requests waiting for a slot (queue.go).
+	queue uploadQueue
 	// offers remembers recent offers, against replays.
 	offers offerCache
 	// parts holds the temporary files of running downloads.
@@ -83,6 +87,9 @@ type session struct {
 	id    [16]byte
 	peer  identity.NodeID
 	inbox chan wire.Signal
+	// content is what an upload session serves, so that taking its slot
+	// takes its request out of the upload queue.
+	content [32]byte
 	// pending and slot say what an upload session holds (guarded by
 	// Engine.mu): a pending place until its data channel opens, then an
 	// upload slot.
@@ -110,7 +117,9 @@ func New(cfg Config) (*Engine, error) {
 		offers:      offerCache{byPeer: make(map[identity.NodeID][]seenOffer)},
 		peerPending: make(map[identity.NodeID]int),
 		peerUploads: make(map[identity.NodeID]int),
-		parts:       make(map[string]bool),
+		queue: uploadQueue{max: max(cfg.MaxQueue, 0), maxPerPeer: cfg.MaxUploadsPerPeer,
+			ttl: queueTTL * cfg.QueueReask},
+		parts: make(map[string]bool),
 	}
 	e.wg.Add(1)
 	go e.sendRefusals()
@@ -257,14 +266,19 @@ func (e *Engine) handleOffer(s wire.Signal) {
 		e.dropSignal(s, why, nil)
 		return
 	}
+	e.queue.expire(now)
 	var refuse string
 	switch {
 	case e.cfg.Source == nil:
 		refuse = reasonNotShared
-	case e.uploads >= e.cfg.MaxUploads:
+	case e.cfg.MaxUploads <= 0:
 		refuse = reasonBusy
 	case e.peerUploads[s.From]+e.peerPending[s.From] >= e.cfg.MaxUploadsPerPeer:
 		refuse = reasonPeerBusy
+	case e.cfg.MaxUploads-e.uploads <= e.queue.ahead(s.From, s.Content):
+		// No slot for it: every one is taken, or the free ones are for
+		// the requests queued ahead of it.
+		refuse = e.enqueueLocked(s.From, s.Content, now)
 	case e.peerPending[s.From] >= e.cfg.MaxPendingPerPeer:
 		refuse = reasonPeerPending
 	case e.pending >= e.cfg.MaxPending:
@@ -275,7 +289,8 @@ func (e *Engine) handleOffer(s wire.Signal) {
 		e.refuse(s, refuse)
 		return
 	}
-	sess := &session{id: s.Session, peer: s.From, inbox: make(chan wire.Signal, sessionInbox), pending: true}
+	sess := &session{id: s.Session, peer: s.From, inbox: make(chan wire.Signal, sessionInbox), pending: true,
+		content: s.Content}
 	e.sessions[s.Session] = sess
 	e.pending++
 	e.peerPending[s.From]++
@@ -286,23 +301,41 @@ func (e *Engine) handleOffer(s wire.Signal) {
 }
 
 // takeSlot moves an upload session whose data channel opened from its
-// pending place to an upload slot. It returns the refusal reason when it
-// cannot: every slot is taken (other sessions connected first), or the peer
-// holds its share (MaxUploadsPerPeer); "" when the slot is taken.
+// pending place to an upload slot, and its request out of the upload queue.
+// It returns the refusal reason when it cannot: every slot is taken (other
+// sessions connected first: the request is queued, "queued N", or "busy"
+// when the queue is full), or the peer holds its share
+// (MaxUploadsPerPeer); "" when the slot is taken.
 func (e *Engine) takeSlot(sess *session) string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.releasePending(sess)
 	switch {
 	case e.uploads >= e.cfg.MaxUploads:
-		return reasonBusy
+		return e.enqueueLocked(sess.peer, sess.content, time.Now())
 	case e.peerUploads[sess.peer] >= e.cfg.MaxUploadsPerPeer:
 		return reasonPeerBusy
 	}
 	sess.slot = true
 	e.uploads++
 	e.peerUploads[sess.peer]++
+	e.queue.remove(sess.peer, sess.content)
 	return ""
+}
+
+// enqueueLocked puts peer's request for content in the upload queue, or
+// finds its place there, and returns the reason to answer with: "queued N",
+// or "busy" when the queue is full (or there is none). e.mu is held.
+func (e *Engine) enqueueLocked(peer identity.NodeID, content [32]byte, now time.Time) string {
+	prio := 0
+	if e.cfg.UploadPriority != nil && e.queue.index(peer, content) < 0 {
+		prio = e.cfg.UploadPriority(peer)
+	}
+	pos, ok := e.queue.ask(peer, content, prio, now)
+	if !ok {
+		return reasonBusy
+	}
+	return queuedPrefix + strconv.Itoa(pos)
 }
 
 // releasePending frees the session's pending place, if it holds one. e.mu
@@ -320,10 +353,16 @@ func (e *Engine) releasePending(sess *session) {
 	}
 }
 
-// refuse queues a Close signal that tells the offerer why it is not served.
+// refuse queues a Close signal that tells the offerer why it is not served,
+// or that it is queued ("queued N"), which is counted apart: the offerer
+// asks again.
 func (e *Engine) refuse(offer wire.Signal, reason string) {
-	e.stats.uploadsRefused.Add(1)
-	e.countRefusal(offer, reason)
+	if strings.HasPrefix(reason, queuedPrefix) {
+		e.refused.queued.Add(1)
+	} else {
+		e.stats.uploadsRefused.Add(1)
+		e.countRefusal(offer, reason)
+	}
 	reply := wire.Signal{Session: offer.Session, To: offer.From, Kind: wire.SignalClose,
 		Data: reason, Content: offer.Content, FromVia: offer.FromVia}
 	select {

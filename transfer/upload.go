@@ -74,12 +74,16 @@ func (e *Engine) runUpload(sess *session, offer wire.Signal, received time.Time)
 		// The slots filled while this session connected (or the peer's
 		// share did). Tell the peer on the channel (it is live now), which
 		// its download reads as a refusal, and let it try another source.
-		if why == reasonBusy {
+		switch {
+		case why == reasonBusy:
 			e.refused.busyAtOpen.Add(1)
-		} else {
+			e.stats.uploadsRefused.Add(1)
+		case why == reasonPeerBusy:
 			e.refused.peerBusy.Add(1)
+			e.stats.uploadsRefused.Add(1)
+		default:
+			e.refused.queued.Add(1)
 		}
-		e.stats.uploadsRefused.Add(1)
 		ctx, cancel := context.WithTimeout(e.ctx, signalTimeout)
 		_ = ch.sendMsg(ctx, wire.TypeTransferError, wire.TransferError{Content: id, Reason: why})
 		cancel()
