@@ -683,6 +683,8 @@ func (s *source) block(m *content.Manifest, pd wire.PieceData) error {
 	s.got = 0
 	s.report.Pieces++
 	s.report.Bytes += int64(n)
+	s.d.e.stats.piecesVerified.Add(1)
+	s.d.e.stats.countBytes(false, s.ch.connInfo().Path, n)
 	s.d.pieceDone(i, n, s.idx)
 	return nil
 }

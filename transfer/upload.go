@@ -201,6 +201,8 @@ func (u *upload) sendPiece(ctx context.Context, req wire.PieceRequest) error {
 			return err
 		}
 	}
+	// Bytes first: a reader that sees the piece served sees its bytes.
+	u.e.stats.countBytes(true, u.ch.connInfo().Path, n)
 	u.e.stats.piecesServed.Add(1)
 	return nil
 }
