@@ -19,6 +19,8 @@ import (
 	"github.com/canopy-p2p/canopy/gossip"
 	"github.com/canopy-p2p/canopy/index"
 	"github.com/canopy-p2p/canopy/leaf"
+	"github.com/canopy-p2p/canopy/nat/relay"
+	"github.com/canopy-p2p/canopy/nat/stun"
 	"github.com/canopy-p2p/canopy/promotion"
 	"github.com/canopy-p2p/canopy/supernode"
 )
@@ -351,41 +353,33 @@ func roleCounters(src roleSource) []sample {
 // serviceCounters reads the counters of a supernode role's STUN/TURN
 // services (nil, or a service off: zeros).
 func serviceCounters(svc *natServices) []sample {
-	var rs struct {
-		Auth, Detached, Revoked, Quota, Peer, TCPPerAddr, TCPPending, TCPTotal, TCPNoAuth, TCPPerLeaf uint64
-		Evicted, Revocations, Capped, Bytes, DroppedBytes                                             uint64
-	}
-	var ss struct {
-		Received, Oversized, NotSTUN, Malformed, Unsupported, RateLimited uint64
-	}
+	var (
+		rs relay.Stats
+		ss stun.Stats
+	)
 	if svc != nil && svc.relay != nil {
-		s := svc.relay.Stats()
-		r := s.Refusals
-		rs.Auth, rs.Detached, rs.Revoked, rs.Quota, rs.Peer = r.Auth, r.Detached, r.Revoked, r.Quota, r.Peer
-		rs.TCPPerAddr, rs.TCPPending, rs.TCPTotal, rs.TCPNoAuth, rs.TCPPerLeaf = r.TCPPerAddr, r.TCPPending, r.TCPTotal, r.TCPNoAuth, r.TCPPerLeaf
-		rs.Evicted, rs.Revocations, rs.Capped, rs.Bytes, rs.DroppedBytes = r.Evicted, r.Revocations, s.Capped, s.BytesRelayed, s.DroppedBytes
+		rs = svc.relay.Stats()
 	}
 	if svc != nil && svc.stun != nil {
-		s := svc.stun.Stats()
-		ss.Received, ss.Oversized, ss.NotSTUN, ss.Malformed = s.Received, s.DroppedOversized, s.DroppedNotSTUN, s.DroppedMalformed
-		ss.Unsupported, ss.RateLimited = s.DroppedUnsupported, s.DroppedRateLimited
+		ss = svc.stun.Stats()
 	}
+	r := rs.Refusals
 	out := reasons{
-		{"auth", rs.Auth}, {"detached", rs.Detached}, {"revoked", rs.Revoked}, {"quota", rs.Quota},
-		{"peer", rs.Peer}, {"tcp_per_addr", rs.TCPPerAddr}, {"tcp_pending", rs.TCPPending},
-		{"tcp_total", rs.TCPTotal}, {"tcp_no_auth", rs.TCPNoAuth}, {"tcp_per_leaf", rs.TCPPerLeaf},
+		{"auth", r.Auth}, {"detached", r.Detached}, {"revoked", r.Revoked}, {"quota", r.Quota},
+		{"peer", r.Peer}, {"tcp_per_addr", r.TCPPerAddr}, {"tcp_pending", r.TCPPending},
+		{"tcp_total", r.TCPTotal}, {"tcp_no_auth", r.TCPNoAuth}, {"tcp_per_leaf", r.TCPPerLeaf},
 	}.samples(descRelayRefused)
 	out = append(out,
-		counter(descRelayEnded, rs.Evicted, "evicted"),
-		counter(descRelayEnded, rs.Revocations, "revoked"),
+		counter(descRelayEnded, r.Evicted, "evicted"),
+		counter(descRelayEnded, r.Revocations, "revoked"),
 		counter(descRelayEnded, rs.Capped, "capped"),
-		counter(descRelayBytes, rs.Bytes),
+		counter(descRelayBytes, rs.BytesRelayed),
 		counter(descRelayDropped, rs.DroppedBytes),
 		counter(descSTUN, ss.Received),
 	)
 	return append(out, reasons{
-		{"oversized", ss.Oversized}, {"not_stun", ss.NotSTUN}, {"malformed", ss.Malformed},
-		{"unsupported", ss.Unsupported}, {"rate_limited", ss.RateLimited},
+		{"oversized", ss.DroppedOversized}, {"not_stun", ss.DroppedNotSTUN}, {"malformed", ss.DroppedMalformed},
+		{"unsupported", ss.DroppedUnsupported}, {"rate_limited", ss.DroppedRateLimited},
 	}.samples(descSTUNRefused)...)
 }
 
