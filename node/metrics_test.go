@@ -22,6 +22,7 @@ import (
 	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/demo"
 	"github.com/canopy-p2p/canopy/internal/testwait"
+	"github.com/canopy-p2p/canopy/nat/relay"
 	"github.com/canopy-p2p/canopy/node"
 	"github.com/canopy-p2p/canopy/promotion"
 )
@@ -454,4 +455,58 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	if len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("promtool check metrics has something to say:\n%s", out)
 	}
+}
+
+// TestMetricsRelayRefusal: a supernode's TURN relay refusal shows in its
+// metrics by reason. One address opening more TURN-over-TCP connections
+// than it may hold unauthenticated (relay.DefaultMaxPendingTCPPerAddr) has
+// the extra ones refused.
+func TestMetricsRelayRefusal(t *testing.T) {
+	turnAddr := freeTURNAddr(t)
+	n, tok := startAPINode(t, func(c *node.Config) { c.Consent, c.TURN = promotion.ConsentAlways, turnAddr })
+	fams := scrape(t, n, tok)
+	if v := mustValue(t, fams, "canopy_relay_refusals_total", "reason", "tcp_per_addr"); v != 0 {
+		t.Fatalf("tcp_per_addr refusals before: %v", v)
+	}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range relay.DefaultMaxPendingTCPPerAddr + 2 {
+		c, err := net.Dial("tcp", turnAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	testwait.Until(t, 10*time.Second, func() bool {
+		v, _ := value(scrape(t, n, tok), "canopy_relay_refusals_total", "reason", "tcp_per_addr")
+		return v == 2
+	}, "the relay's refusals were not counted")
+	if v := mustValue(t, scrape(t, n, tok), "canopy_relay_pending_tcp_connections"); v != float64(relay.DefaultMaxPendingTCPPerAddr) {
+		t.Errorf("pending TURN TCP connections %v, want %d", v, relay.DefaultMaxPendingTCPPerAddr)
+	}
+}
+
+// freeTURNAddr returns a loopback address whose port is free for TCP and
+// UDP both, as a TURN relay listens on both.
+func freeTURNAddr(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return addr
+		}
+	}
+	t.Fatal("no port free for TCP and UDP")
+	return ""
 }
