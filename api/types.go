@@ -46,7 +46,8 @@ type Status struct {
 
 // Transfers sums up the node's uploads and downloads since it started.
 type Transfers struct {
-	// BytesSent and BytesReceived count piece data.
+	// BytesSent and BytesReceived count piece data sent, and verified
+	// piece data received.
 	BytesSent     int64 `json:"bytes_sent"`
 	BytesReceived int64 `json:"bytes_received"`
 	// UpLimit and DownLimit are the bandwidth limits, bytes per second

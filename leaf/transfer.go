@@ -36,7 +36,8 @@ func (l *Leaf) sendSignal(ctx context.Context, s wire.Signal) error {
 	return a.conn.SendWait(ctx, e)
 }
 
-// TransferStats returns the transfer engine's counters.
+// TransferStats returns the transfer engine's counters: uploads and
+// downloads running, bytes by path, pieces, refused offers.
 func (l *Leaf) TransferStats() transfer.Stats { return l.engine.Stats() }
 
 // Download fetches a file from the given sources through the transfer engine.

@@ -55,6 +55,7 @@ func (n *Node) serveAPI(token string) error {
 	mux.HandleFunc("POST /v1/natcheck", n.handleNATCheck)
 	n.peopleAPI(mux)
 	n.registerDownloads(mux)
+	n.debugAPI(mux)
 	n.apiGuard = newAPIGuard(token, port, n.cfg.APIMaxBody, n.log, mux)
 	n.apiSrv = &http.Server{
 		Handler:           n.apiGuard,
@@ -130,7 +131,8 @@ func (n *Node) Status() api.Status {
 		}
 	}
 	ts := n.leaf.TransferStats()
-	st.Transfers = &api.Transfers{BytesSent: ts.BytesSent, BytesReceived: ts.BytesReceived,
+	st.Transfers = &api.Transfers{BytesSent: ts.UploadedDirect + ts.UploadedRelayed,
+		BytesReceived: ts.DownloadedDirect + ts.DownloadedRelayed,
 		UpLimit: ts.UpLimit, DownLimit: ts.DownLimit, UploadsRefused: ts.UploadsRefused,
 		Direct: ts.DirectConnections, Relayed: ts.RelayedConnections}
 	st.Promotion = n.promotionStatus()
@@ -164,7 +166,7 @@ func (n *Node) Search(ctx context.Context, req api.SearchRequest) (api.SearchRes
 	defer cancel()
 	start := time.Now()
 	first := time.Duration(-1)
-	res, err := n.leaf.Search(ctx, req.Words, req.Limit, func([]leaf.Result) {
+	res, err := n.search(ctx, req.Words, req.Limit, func([]leaf.Result) {
 		if first < 0 {
 			first = time.Since(start)
 		}

@@ -191,6 +191,15 @@ type Config struct {
 	// defaults, such as DefaultMaxActive jobs at once). The node sets
 	// DBPath (DataDir's downloads.DBName), Fetcher, Lookup and Logger.
 	Jobs downloads.Config
+	// Metrics is the Prometheus registry the node registers its metrics
+	// in, served at GET /metrics on the local API. Nil: the node makes a
+	// registry of its own, with the Go runtime and process collectors too.
+	// Never the global default unless passed here; nodes in one process
+	// each need their own.
+	Metrics MetricsRegistry
+	// PProf serves net/http/pprof's profiles under /debug/pprof/ on the
+	// local API (token required like every request). Off by default.
+	PProf bool
 	// Logger may be nil: no logging.
 	Logger *zap.Logger
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/canopy-p2p/canopy/downloads"
@@ -52,6 +53,10 @@ type Node struct {
 	// off. downloads is where API downloads go by default (resolveOut).
 	apiGuard  *apiGuard
 	downloads string
+	// metrics are the node's Prometheus metrics (metrics.go), and
+	// metricsCollector its collector once registered.
+	metrics          *nodeMetrics
+	metricsCollector prometheus.Collector
 	// jobs are the download jobs (node/downloads.go).
 	jobs *downloads.Manager
 
@@ -95,7 +100,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("node: data directory: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), hits: newHitCache(10_000)}
+	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), hits: newHitCache(10_000), metrics: newNodeMetrics(cfg.Metrics)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -235,6 +240,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	// does not hold up the first library scan; before the API, which
 	// serves them.
 	if err = n.startJobs(); err != nil {
+		return nil, err
+	}
+	if err = n.registerMetrics(); err != nil {
 		return nil, err
 	}
 	if cfg.API != Off {
@@ -559,6 +567,7 @@ func (n *Node) stop(crash bool) error {
 			_ = n.apiSrv.Shutdown(ctx)
 			cancel()
 		}
+		n.unregisterMetrics()
 		if n.ln != nil {
 			n.ln.Close()
 		}

@@ -140,6 +140,7 @@ func (n *Node) evaluate(now time.Time) promotion.Decision {
 	n.mu.Lock()
 	n.role.decision, n.role.input, n.role.decidedAt = d, in, now
 	n.mu.Unlock()
+	n.metrics.decided(d)
 	switch d.Action {
 	case promotion.Promote:
 		n.promote(now, d, in)
@@ -245,6 +246,7 @@ func (n *Node) demote(now time.Time, d promotion.Decision, in promotion.Input) {
 	}
 	n.mu.Lock()
 	svc := n.svc
+	n.metrics.retiring(roleSource{sn, svc}) // counted on until closed
 	n.sn, n.svc = nil, nil
 	n.mu.Unlock()
 	n.switched(time.Now(), promotion.RoleLeaf, true, d.Reason == promotion.CheckConsent, why)
@@ -254,6 +256,7 @@ func (n *Node) demote(now time.Time, d promotion.Decision, in promotion.Input) {
 	if err := svc.close(); err != nil {
 		n.log.Warn("stopping STUN/TURN", zap.Error(err))
 	}
+	n.metrics.retire(roleSource{sn, svc})
 }
 
 // switched records a role change in the history and the switch log.
@@ -261,6 +264,7 @@ func (n *Node) switched(now time.Time, to promotion.Role, demotion, forced bool,
 	if err := n.hist.Switched(now, to, demotion, forced, n.policy.BackoffMax); err != nil {
 		n.log.Warn("role history", zap.Error(err))
 	}
+	n.metrics.switched(to)
 	n.mu.Lock()
 	n.role.switches = append(n.role.switches, Switch{At: now, To: to.String(), Reason: why})
 	if len(n.role.switches) > maxSwitchLog {

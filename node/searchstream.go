@@ -85,7 +85,7 @@ func (n *Node) handleSearchStream(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 		}
 	}
-	res, err := n.leaf.Search(ctx, req.Words, req.Limit, func(batch []leaf.Result) {
+	res, err := n.search(ctx, req.Words, req.Limit, func(batch []leaf.Result) {
 		if first < 0 {
 			first = time.Since(start)
 		}

@@ -570,6 +570,9 @@ func (s *Supernode) IndexStats() index.Stats { return s.idx.Stats() }
 // let searches in during a large change.
 func (s *Supernode) IndexCounters() index.CountersSnapshot { return s.idx.Counters().Snapshot() }
 
+// RingRefusals returns what the gossip ring refused, by reason.
+func (s *Supernode) RingRefusals() gossip.Refusals { return s.ring.Refusals() }
+
 // IndexBytes returns the memory the partial index accounts for.
 func (s *Supernode) IndexBytes() int64 { return s.idx.Bytes() }
 

@@ -775,7 +775,6 @@ func (s *source) block(m *content.Manifest, pd wire.PieceData) error {
 			ErrProtocol, i, pd.Offset, len(pd.Data), s.got, n)
 	}
 	s.got += copy(s.buf[s.got:], pd.Data)
-	s.d.e.stats.bytesReceived.Add(int64(len(pd.Data)))
 	if s.got < n {
 		return nil
 	}
@@ -793,6 +792,8 @@ func (s *source) block(m *content.Manifest, pd wire.PieceData) error {
 	s.got = 0
 	s.report.Pieces++
 	s.report.Bytes += int64(n)
+	s.d.e.stats.piecesVerified.Add(1)
+	s.d.e.stats.countBytes(false, s.ch.connInfo().Path, n)
 	s.d.pieceDone(i, n, s.idx)
 	return nil
 }

@@ -158,12 +158,21 @@ type Stats struct {
 	// of the candidate pair in use at that moment (see ConnInfo). A path
 	// that changes later is not counted again.
 	DirectConnections, RelayedConnections int64
-	// BytesSent and BytesReceived count piece data sent by uploads and
-	// received by downloads (before verification).
-	BytesSent, BytesReceived int64
 	// UpLimit and DownLimit are the bandwidth limits in force, bytes per
 	// second (0: none).
 	UpLimit, DownLimit float64
+	// PiecesVerified counts pieces downloads received whole and verified
+	// (then written); BadPieces those that failed verification.
+	PiecesVerified int64
+	// UploadedDirect and UploadedRelayed count the piece data uploads
+	// sent, DownloadedDirect and DownloadedRelayed the verified piece data
+	// downloads received, in bytes, by the path of the connection when
+	// the piece completed (see ConnInfo): what crossed a TURN relay and
+	// what went leaf to leaf. Manifests and framing are not counted.
+	UploadedDirect, UploadedRelayed, DownloadedDirect, DownloadedRelayed int64
+	// Uploads is the upload sessions holding a slot now, Downloads the
+	// Download calls running now.
+	Uploads, Downloads int
 	// Refusals counts refused offers by reason (see Engine.Refusals).
 	Refusals Refusals
 }
@@ -174,20 +183,42 @@ type stats struct {
 	signalsDropped                  atomic.Int64
 	badSources, badPieces, badMfst  atomic.Int64
 	directConns, relayedConns       atomic.Int64
-	bytesSent, bytesReceived        atomic.Int64
+	piecesVerified                  atomic.Int64
+	// up and down are piece bytes by path: [0] direct, [1] relayed.
+	up, down [2]atomic.Int64
+}
+
+// countBytes adds n piece bytes sent (up) or verified (down) over a
+// connection on path.
+func (s *stats) countBytes(up bool, path string, n int) {
+	i := 0
+	if path == PathRelayed {
+		i = 1
+	}
+	if up {
+		s.up[i].Add(int64(n))
+	} else {
+		s.down[i].Add(int64(n))
+	}
 }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	s := &e.stats
+	e.mu.Lock()
+	uploads, downloads := e.uploads, len(e.parts)
+	e.mu.Unlock()
 	return Stats{
 		UploadsAccepted: s.uploadsAccepted.Load(), UploadsRefused: s.uploadsRefused.Load(),
 		PiecesServed: s.piecesServed.Load(), StalePieces: s.stalePieces.Load(),
 		SignalsDropped: s.signalsDropped.Load(),
 		BadSources:     s.badSources.Load(), BadPieces: s.badPieces.Load(), BadManifests: s.badMfst.Load(),
 		DirectConnections: s.directConns.Load(), RelayedConnections: s.relayedConns.Load(),
-		BytesSent: s.bytesSent.Load(), BytesReceived: s.bytesReceived.Load(),
 		UpLimit: max(e.cfg.UpLimit, 0), DownLimit: max(e.cfg.DownLimit, 0),
+		PiecesVerified: s.piecesVerified.Load(),
+		UploadedDirect: s.up[0].Load(), UploadedRelayed: s.up[1].Load(),
+		DownloadedDirect: s.down[0].Load(), DownloadedRelayed: s.down[1].Load(),
+		Uploads: uploads, Downloads: downloads,
 		Refusals: e.refused.Snapshot(),
 	}
 }

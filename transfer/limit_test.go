@@ -44,8 +44,8 @@ func TestBandwidthLimits(t *testing.T) {
 				t.Fatalf("%d bytes in %v at a limit of %d B/s: faster than the limit allows (%v at least)", size, took, limit, min)
 			}
 			us, ds := up.Stats(), down.Stats()
-			if us.BytesSent != size || ds.BytesReceived != size {
-				t.Fatalf("bytes sent %d, received %d, want %d each", us.BytesSent, ds.BytesReceived, size)
+			if sent, got := us.UploadedDirect+us.UploadedRelayed, ds.DownloadedDirect+ds.DownloadedRelayed; sent != size || got != size {
+				t.Fatalf("bytes sent %d, received %d, want %d each", sent, got, size)
 			}
 			if us.UpLimit != tc.up || ds.DownLimit != tc.down {
 				t.Fatalf("limits reported %v up, %v down", us.UpLimit, ds.DownLimit)

@@ -34,10 +34,18 @@ func TestDownloadOneSource(t *testing.T) {
 	out := t.TempDir()
 	var last Progress
 	calls := 0
+	// While pieces arrive, the download runs and the upload holds a slot.
+	var downsRunning, upsRunning int
 	res, err := down.Download(context.Background(), Request{
 		Content: id, Name: "five.bin", Size: 5 << 20, OutDir: out,
-		Sources:  []wire.Source{up.asSource()},
-		Progress: func(p Progress) { last = p; calls++ },
+		Sources: []wire.Source{up.asSource()},
+		Progress: func(p Progress) {
+			last = p
+			calls++
+			if p.Pieces > 0 && downsRunning == 0 {
+				downsRunning, upsRunning = down.Stats().Downloads, up.Stats().Uploads
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -53,9 +61,19 @@ func TestDownloadOneSource(t *testing.T) {
 	if calls == 0 || last.Have != 5<<20 || last.Pieces != 20 || last.PieceCount != 20 || last.Rate <= 0 {
 		t.Fatalf("last progress %+v after %d calls", last, calls)
 	}
-	if s := up.Stats(); s.PiecesServed != 20 || s.UploadsAccepted != 1 {
+	if downsRunning != 1 || upsRunning != 1 {
+		t.Fatalf("while pieces arrived: %d downloads and %d uploads running, want 1 and 1", downsRunning, upsRunning)
+	}
+	if s := up.Stats(); s.PiecesServed != 20 || s.UploadsAccepted != 1 || s.UploadedDirect != 5<<20 || s.UploadedRelayed != 0 {
 		t.Fatalf("uploader stats %+v", s)
 	}
+	// Every piece verified and its bytes counted on the path the pieces
+	// took (host candidates on loopback: direct); nothing runs any more.
+	if s := down.Stats(); s.PiecesVerified != 20 || s.BadPieces != 0 || s.DownloadedDirect != 5<<20 || s.DownloadedRelayed != 0 || s.Downloads != 0 {
+		t.Fatalf("downloader stats %+v", s)
+	}
+	// The upload session ends when the downloader closes its channel.
+	testwait.Until(t, 10*time.Second, func() bool { return up.Stats().Uploads == 0 }, "the upload still holds its slot")
 
 	// The same file again lands beside the first, never over it.
 	res2, err := down.Download(context.Background(), Request{

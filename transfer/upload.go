@@ -211,8 +211,9 @@ func (u *upload) sendPiece(ctx context.Context, req wire.PieceRequest) error {
 		}); err != nil {
 			return err
 		}
-		u.e.stats.bytesSent.Add(int64(end - off))
 	}
+	// Bytes first: a reader that sees the piece served sees its bytes.
+	u.e.stats.countBytes(true, u.ch.connInfo().Path, n)
 	u.e.stats.piecesServed.Add(1)
 	return nil
 }

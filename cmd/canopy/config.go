@@ -290,6 +290,16 @@ func upSettings() []*setting {
 				u.node.PortMap = b
 				return nil
 			})},
+		{key: "pprof", kind: kindBool, def: []string{strconv.FormatBool(def.PProf)},
+			usage: "serve Go's profiles (net/http/pprof) under /debug/pprof/ on the local API, token required",
+			apply: scalar(func(u *upConfig, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return fmt.Errorf("%q: want true or false", v)
+				}
+				u.node.PProf = b
+				return nil
+			})},
 		{key: "log_level", def: []string{defaultLogLevel}, choices: []string{"debug", "info", "warn", "error"}, valueName: "LEVEL",
 			usage: "debug, info, warn or error",
 			apply: scalar(func(u *upConfig, v string) error {

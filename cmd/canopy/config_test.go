@@ -155,7 +155,7 @@ func TestConfigShowThroughTheBinary(t *testing.T) {
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := cleanEnv("HOME="+dir, "XDG_CONFIG_HOME="+cfgDir, "CANOPY_ATTACH=4", "CANOPY_SHARE=/e1:/e2")
+	env := cleanEnv("HOME="+dir, "XDG_CONFIG_HOME="+cfgDir, "CANOPY_ATTACH=4", "CANOPY_SHARE=/e1:/e2", "CANOPY_PPROF=true")
 	r := runBin(t, env, "config", "show", "--json", "--listen", "127.0.0.1:7000")
 	var c shownConfig
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &c) != nil {
@@ -178,6 +178,7 @@ func TestConfigShowThroughTheBinary(t *testing.T) {
 		"portmap":   {"true", "file"},
 		"log_level": {"info", "file"},
 		"stun":      {node.DefaultSTUN, "default"},
+		"pprof":     {"true", "env"},
 	} {
 		s := got[key]
 		if mustText(s.Value) != want.value || s.Source != want.source {
