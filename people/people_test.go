@@ -310,7 +310,7 @@ func TestMessageStates(t *testing.T) {
 	}
 	// b shows online to a.
 	a.mu.Lock()
-	rec := wire.PresenceRecord{Status: wire.StatusOnline, Seq: 1, Supernodes: []identity.NodeID{w.nets[b.me.ID].sn}}
+	rec := wire.PresenceRecord{Status: wire.StatusOnline, Seq: 1, Time: time.Now().UnixMilli(), Supernodes: []identity.NodeID{w.nets[b.me.ID].sn}}
 	_ = wire.SignPresence(b.me, &rec)
 	a.mu.Unlock()
 	a.handleNotify(wire.PresenceNotify{Node: b.me.ID, To: a.me.ID, From: w.nets[b.me.ID].sn, Record: &rec})
@@ -509,7 +509,7 @@ func TestViewGoesStale(t *testing.T) {
 	befriendMem(t, w, a, b)
 	holder := identity.NodeID{7}
 	rec := func(st wire.Status, seq uint64) *wire.PresenceRecord {
-		r := wire.PresenceRecord{Status: st, Seq: seq, Supernodes: []identity.NodeID{holder}}
+		r := wire.PresenceRecord{Status: st, Seq: seq, Time: time.Now().UnixMilli(), Supernodes: []identity.NodeID{holder}}
 		if err := wire.SignPresence(b.me, &r); err != nil {
 			t.Fatal(err)
 		}

@@ -86,9 +86,10 @@ type heldPresence struct {
 type subscription struct {
 	via     identity.NodeID // the subscriber's supernode
 	expires time.Time
-	// shown is whether the last notify carried the record, and seq which.
+	// shown is whether the last notify carried the record, and last
+	// which.
 	shown bool
-	seq   uint64
+	last  wire.PresenceRecord
 }
 
 type storedParcel struct {
@@ -561,12 +562,23 @@ func notifyLocked(self, node, sub identity.NodeID, st *subscription, h *heldPres
 		rec := h.rec
 		n.Record = &rec
 	}
-	changed := show != st.shown || (show && h.rec.Seq != st.seq)
+	// A record that says what the last one said (its owner signs a new
+	// one every 20 s so that it stays valid) is no change: the
+	// subscriber gets it with the answer to its next renewal, within
+	// 10 s, well inside the record's validity. Pushing it too would
+	// add a notify per contact every 20 s.
+	changed := show != st.shown || (show && !sameSaying(&h.rec, &st.last))
 	st.shown = show
 	if show {
-		st.seq = h.rec.Seq
+		st.last = h.rec
 	}
 	return n, changed
+}
+
+// sameSaying reports whether two records of one node say the same:
+// status, text, nickname and supernodes.
+func sameSaying(a, b *wire.PresenceRecord) bool {
+	return a.Status == b.Status && a.Text == b.Text && a.Nick == b.Nick && slices.Equal(a.Supernodes, b.Supernodes)
 }
 
 func (s *Supernode) sendNotify(n wire.PresenceNotify) {
