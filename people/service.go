@@ -293,8 +293,8 @@ type view struct {
 	// newest is the newest record taken from any holder: no holder may
 	// take the view back to an older one while it is valid.
 	newest *wire.PresenceRecord
-	shown   api.Contact // the presence part last shown (Status, Text, Online, Where)
-	known   bool
+	shown  api.Contact // the presence part last shown (Status, Text, Online, Where)
+	known  bool
 }
 
 type heard struct {
