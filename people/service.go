@@ -312,6 +312,12 @@ type locateState struct {
 // noAnswerRetry is how soon a store nobody answered is sent again.
 const noAnswerRetry = 5 * time.Second
 
+// locateFirstRetry is how soon a node not found is looked for again, the
+// wait doubling with every miss up to maxLocateBackoff (5 s, 10 s, 20 s,
+// ... 10 min): a contact that restarted on other supernodes is found
+// again within seconds, one away for weeks costs a locate every 10 min.
+const locateFirstRetry = 5 * time.Second
+
 // maxLocateBackoff bounds the wait between two locates of one node.
 const maxLocateBackoff = 10 * time.Minute
 
@@ -746,8 +752,8 @@ func (s *Service) bestLocked(v *view, now time.Time) *wire.PresenceRecord {
 	return best
 }
 
-// startLocate looks for id's supernodes in the background, at most once a
-// retry interval per node and maxLocates at once.
+// startLocate looks for id's supernodes in the background, backing off
+// from locateFirstRetry per node, and at most maxLocates at once.
 func (s *Service) startLocate(id identity.NodeID, now time.Time) {
 	s.mu.Lock()
 	st, ok := s.locating[id]
@@ -758,7 +764,7 @@ func (s *Service) startLocate(id identity.NodeID, now time.Time) {
 	// A node that stays unfound is looked for less and less often: a
 	// locate travels the ring, and a roster of contacts who are away
 	// for weeks must not flood it.
-	s.locating[id] = locateState{at: now, n: st.n + 1, next: now.Add(min(s.cfg.RetryInterval<<min(st.n, 5), maxLocateBackoff))}
+	s.locating[id] = locateState{at: now, n: st.n + 1, next: now.Add(min(locateFirstRetry<<min(st.n, 7), maxLocateBackoff))}
 	s.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
