@@ -112,4 +112,8 @@ func TestPeopleReplayedPresence(t *testing.T) {
 	if k := view(); k.Status != "offline" || k.Text != "" {
 		t.Fatalf("b shows a %s %q from a record older than the one it holds", k.Status, k.Text)
 	}
+	// Both refusals show in the node's status (`canopy status`).
+	if p := b.Status().People; p == nil || p.PresenceExpired < 1 || p.PresenceReplayed < 1 {
+		t.Fatalf("b's status: %+v", p)
+	}
 }

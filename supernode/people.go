@@ -74,6 +74,11 @@ type PeopleStats struct {
 	// Malformed counts people messages refused for their content (bounds,
 	// signatures), each logged at most once per 10 s.
 	Malformed uint64
+	// ParcelsRefused by reason: the recipient's mailbox full, the
+	// sender's quota full, the whole store full (the quotas), a supernode
+	// named that is not in the ring. ParcelsLimited are those refused for
+	// the sender's rate.
+	RefusedRecipientFull, RefusedSenderQuota, RefusedStoreFull, RefusedNoRoute uint64
 }
 
 type heldPresence struct {
@@ -394,6 +399,9 @@ func (s *Supernode) parcel(p wire.Parcel, fromLeaf bool) {
 		if s.toMember(v, wire.TypeParcel, &p) {
 			sent++
 		} else {
+			s.people.mu.Lock()
+			s.people.stats.RefusedNoRoute++
+			s.people.mu.Unlock()
 			s.parcelResult(p, wire.ParcelRefused, "supernode "+v.Short()+" is not in the ring")
 		}
 	}
@@ -442,10 +450,13 @@ func (s *Supernode) storeParcel(p wire.Parcel, now time.Time) string {
 	}
 	switch {
 	case len(box) >= DefaultMailPerRecipient || ps.mailB[p.To]+size > DefaultMailBytesPerRecipient:
+		ps.stats.RefusedRecipientFull++
 		return "recipient's store is full"
 	case ps.bySender[p.From] >= DefaultMailPerSender:
+		ps.stats.RefusedSenderQuota++
 		return "sender's quota at the recipient's supernode is full"
 	case ps.total+size > DefaultMailBytes:
+		ps.stats.RefusedStoreFull++
 		return "recipient's store is full (the supernode's store is full)"
 	}
 	ps.mail[p.To] = append(box, &storedParcel{p: p, size: size, stored: now})

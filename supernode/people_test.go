@@ -229,6 +229,9 @@ func TestMailQuotas(t *testing.T) {
 	if st.MailHeld != DefaultMailPerRecipient+1 {
 		t.Fatalf("held %d", st.MailHeld)
 	}
+	if st.RefusedSenderQuota != 1 || st.RefusedRecipientFull != 1 || st.RefusedStoreFull != 0 {
+		t.Fatalf("refusals by reason: %+v", st)
+	}
 	s.peopleTick(now.Add(DefaultMailExpiry + time.Second))
 	if st := s.PeopleStats(); st.MailHeld != 0 || st.MailExpired != uint64(DefaultMailPerRecipient+1) || st.MailBytes != 0 {
 		t.Fatalf("after expiry: %+v", st)

@@ -99,6 +99,20 @@ func TestPeopleCommandLine(t *testing.T) {
 	if out := must(b("contacts", "requests")); !strings.Contains(out, "alice") {
 		t.Fatalf("requests: %s", out)
 	}
+	// Asking again within a minute collapses into the waiting request,
+	// counted as rate-limited, which bob's status shows.
+	must(a("contacts", "add", bobID, "--name", "bob"))
+	testwait.Until(t, 10*time.Second, func() bool {
+		out, err := b("status", "--json")
+		var s api.Status
+		return err == nil && json.Unmarshal([]byte(out), &s) == nil && s.People != nil && s.People.RequestsLimited == 1
+	}, "bob's status counts the repeated request")
+	if out := must(b("status")); !strings.Contains(out, "refused: 1 contact requests rate-limited") {
+		t.Fatalf("bob's status does not show the repeated request:\n%s", out)
+	}
+	if rs := must(b("contacts", "requests", "--json")); strings.Count(rs, `"id"`) != 1 {
+		t.Fatalf("the repeat did not collapse into one request: %s", rs)
+	}
 	must(b("contacts", "accept", aliceID))
 	testwait.Until(t, 15*time.Second, func() bool {
 		out, err := a("contacts", "--json")
