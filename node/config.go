@@ -186,6 +186,10 @@ type Config struct {
 	// defaults, such as DefaultMaxActive jobs at once). The node sets
 	// DBPath (DataDir's downloads.DBName), Fetcher, Lookup and Logger.
 	Jobs downloads.Config
+	// PeopleAfterStep, if not nil, is called at the named steps of taking
+	// a letter in (people.Config.AfterStep): the crash tests kill the
+	// process there.
+	PeopleAfterStep func(step string)
 	// Logger may be nil: no logging.
 	Logger *zap.Logger
 }

@@ -25,9 +25,10 @@ const sseKeepAlive = 15 * time.Second
 // stops the node: it holds the user's contacts and messages.
 func (n *Node) openPeople() error {
 	svc, err := people.Open(people.Config{
-		Identity: n.id,
-		DBPath:   filepath.Join(n.cfg.DataDir, peopleDB),
-		Logger:   n.log,
+		Identity:  n.id,
+		DBPath:    filepath.Join(n.cfg.DataDir, peopleDB),
+		Logger:    n.log,
+		AfterStep: n.cfg.PeopleAfterStep,
 	})
 	if err != nil {
 		return fmt.Errorf("node: %w", err)

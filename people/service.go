@@ -199,8 +199,8 @@ const (
 	// stepLetterOpened: a parcel was opened and its letter checked;
 	// nothing is kept yet.
 	stepLetterOpened = "people-letter-opened"
-	// stepLetterKept: the letter's effect (a message, with its receipt
-	// in the outbox) is committed; the mailbox has not been told.
+	// stepLetterKept: a fresh letter's effect (a message, with its
+	// receipt in the outbox) is committed; the mailbox has not been told.
 	stepLetterKept = "people-letter-kept"
 )
 
@@ -957,9 +957,17 @@ func (s *Service) handleParcel(via identity.NodeID, p wire.Parcel) {
 		s.ackMail(p)
 		return
 	}
+	s.step(stepLetterOpened)
+	// Where this node is, for the receipts it signs below (read before
+	// s.mu, as flushHeld does).
+	sns := s.net.Supernodes()
+	if len(sns) > wire.MaxVia {
+		sns = sns[:wire.MaxVia]
+	}
 	now := time.Now()
 	var events []api.Event
 	var reply func()
+	kept := false // a fresh letter, not a duplicate
 	// s.mu before the transaction, as everywhere: the database has one
 	// connection, and whoever holds mu may be waiting for it.
 	s.mu.Lock()
@@ -975,14 +983,15 @@ func (s *Service) handleParcel(via identity.NodeID, p wire.Parcel) {
 						if s.hidingLocked(c) {
 							return s.holdLocked(tx, l.From, wire.LetterReceipt, l.ID, now)
 						}
-						reply = func() { s.receipt(l.From, l.ID) }
+						return s.receiptTx(tx, l.From, l.ID, sns, now)
 					}
 				}
 			}
 			return err
 		}
 		s.stats.LettersIn++
-		events, reply, err = s.letterLocked(tx, l, senderKey, now)
+		kept = true
+		events, reply, err = s.letterLocked(tx, l, senderKey, sns, now)
 		return err
 	})
 	s.mu.Unlock()
@@ -990,7 +999,14 @@ func (s *Service) handleParcel(via identity.NodeID, p wire.Parcel) {
 		s.log.Warn("letter not kept", zap.String("from", l.From.Short()), zap.Error(err))
 		return // not acknowledged: it comes again
 	}
+	// Kept, with its receipt in the outbox: a crash from here on costs
+	// at most a duplicate (the mailbox, not yet told, hands the parcel
+	// over again; it is dropped by ID and acknowledged again).
+	if kept {
+		s.step(stepLetterKept)
+	}
 	s.ackMail(p)
+	s.poke()
 	for i := range events {
 		s.emit(events[i])
 	}
@@ -1128,7 +1144,7 @@ func (s *Service) ackMail(p wire.Parcel) {
 
 // letterLocked applies one fresh, checked letter. It returns the events to
 // emit and a reply to send once the transaction is committed.
-func (s *Service) letterLocked(tx *sql.Tx, l wire.Letter, senderKey []byte, now time.Time) ([]api.Event, func(), error) {
+func (s *Service) letterLocked(tx *sql.Tx, l wire.Letter, senderKey []byte, sns []identity.NodeID, now time.Time) ([]api.Event, func(), error) {
 	c, isKnown, err := s.contactTx(tx, l.From)
 	if err != nil {
 		return nil, nil, err
@@ -1168,7 +1184,10 @@ func (s *Service) letterLocked(tx *sql.Tx, l wire.Letter, senderKey []byte, now 
 				// online: it waits until the node stops hiding.
 				return events, nil, s.holdLocked(tx, l.From, wire.LetterReceipt, l.ID, now)
 			}
-			return events, func() { s.receipt(l.From, l.ID) }, nil
+			// The receipt goes in the outbox in the same transaction as
+			// the message: a crash right after cannot leave a message
+			// kept here and never acknowledged.
+			return events, nil, s.receiptTx(tx, l.From, l.ID, sns, now)
 		}
 		if isKnown && c.State == stateRequested && l.Kind == wire.LetterRequest {
 			// Both asked: that is both accepting.
@@ -1358,16 +1377,15 @@ func enqueue(tx execer, l wire.Letter, now time.Time) error {
 	return addOut(tx, outItem{ID: l.ID, Peer: l.To, Kind: l.Kind, Letter: b, Created: now, State: msgQueued})
 }
 
-func (s *Service) receipt(to identity.NodeID, ids ...wire.MsgID) {
-	now := time.Now()
-	l, err := s.newLetter(wire.LetterReceipt, to, now, func(l *wire.Letter) { l.Refs = ids })
-	if err != nil {
-		return
+// receiptTx puts a receipt for message id to peer in the outbox (tx),
+// naming the supernodes sns this node is attached to.
+func (s *Service) receiptTx(tx execer, to identity.NodeID, id wire.MsgID, sns []identity.NodeID, now time.Time) error {
+	l := wire.Letter{Kind: wire.LetterReceipt, To: to, ID: wire.NewMsgID(), Time: now.UnixMilli(), Supernodes: sns,
+		Refs: []wire.MsgID{id}}
+	if err := wire.SignLetter(s.me, &l); err != nil {
+		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_ = enqueue(s.st.db, l, now)
-	s.poke()
+	return enqueue(tx, l, now)
 }
 
 func (s *Service) sendAccept(to identity.NodeID) {

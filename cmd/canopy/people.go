@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -464,4 +466,42 @@ func counts(ts ...tally) string {
 		return "none"
 	}
 	return strings.Join(out, ", ")
+}
+
+// peopleKillHook returns the people.Config.AfterStep hook that
+// $CANOPY_TEST_KILL_AT asks for, or nil: "STEP" kills the node with
+// SIGKILL the first time it reaches STEP (people-letter-opened,
+// people-letter-kept), "STEP#N" the N-th time. For the crash tests, which
+// must kill a real recipient at exact points.
+func peopleKillHook() func(string) {
+	at := os.Getenv(killAtEnv)
+	step, nth, ok := strings.Cut(at, "#")
+	if !strings.HasPrefix(step, "people-") {
+		return nil
+	}
+	n := 1
+	if ok {
+		var err error
+		if n, err = strconv.Atoi(nth); err != nil || n < 1 {
+			return nil
+		}
+	}
+	var mu sync.Mutex
+	seen := 0
+	return func(s string) {
+		if s != step {
+			return
+		}
+		mu.Lock()
+		seen++
+		hit := seen == n
+		mu.Unlock()
+		if hit {
+			// Process.Kill is SIGKILL on Unix: no deferred code runs.
+			if p, err := os.FindProcess(os.Getpid()); err == nil {
+				_ = p.Kill()
+			}
+			select {} // the signal is on its way
+		}
+	}
 }
