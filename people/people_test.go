@@ -5,7 +5,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,6 +145,10 @@ type memNet struct {
 	sent   []wire.Parcel
 	stored map[identity.NodeID][]wire.Parcel
 	refuse string
+	// fetches are the MailFetch calls, under mu (the run goroutine makes
+	// them when a test starts the service).
+	mu      sync.Mutex
+	fetches [][]identity.NodeID
 }
 
 func (m *memNet) SendParcel(ctx context.Context, p wire.Parcel) error {
@@ -170,8 +176,13 @@ func (m *memNet) SendParcel(ctx context.Context, p wire.Parcel) error {
 func (m *memNet) PublishPresence(wire.PresencePublish) error    { return nil }
 func (m *memNet) SubscribePresence([]wire.PresenceTarget) error { return nil }
 func (m *memNet) AckMail([]identity.NodeID, []wire.MsgID) error { return nil }
-func (m *memNet) FetchMail([]identity.NodeID) error             { return nil }
-func (m *memNet) Supernodes() []identity.NodeID                 { return []identity.NodeID{m.sn} }
+func (m *memNet) FetchMail(via []identity.NodeID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fetches = append(m.fetches, slices.Clone(via))
+	return nil
+}
+func (m *memNet) Supernodes() []identity.NodeID { return []identity.NodeID{m.sn} }
 func (m *memNet) LocateNode(context.Context, identity.NodeID) ([]identity.NodeID, error) {
 	return []identity.NodeID{{9}}, nil
 }

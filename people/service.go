@@ -88,6 +88,13 @@ const (
 	// (no supernode of the contact known, every attempt unanswered) is
 	// tried again, and a stored one re-sent when the contact shows online.
 	DefaultRetryInterval = 30 * time.Second
+	// DefaultMailFetchInterval is how often the node asks the supernodes
+	// it was attached to before (in the last 9 days) for mail, besides
+	// when its attachments change: a contact that does not know where
+	// this node went (it moved while the contact was away, and is
+	// invisible, so it cannot be located) stores its messages there.
+	// Nothing is sent while the node has no former supernodes.
+	DefaultMailFetchInterval = time.Minute
 	// DefaultMessageExpiry is how long a message is tried before it fails
 	// as "expired": the supernodes' mail expiry (7 days), and a day more.
 	DefaultMessageExpiry = 8 * 24 * time.Hour
@@ -149,6 +156,7 @@ type Config struct {
 	AckTimeout        time.Duration
 	RetryInterval     time.Duration
 	MessageExpiry     time.Duration
+	MailFetchInterval time.Duration
 	// PresenceValid is the validity signed into the node's presence
 	// records (zero: DefaultPresenceValid, at most
 	// wire.MaxPresenceValid); a new record is signed every third of it.
@@ -178,6 +186,7 @@ func (c Config) withDefaults() Config {
 	def(&c.AckTimeout, DefaultAckTimeout)
 	def(&c.RetryInterval, DefaultRetryInterval)
 	def(&c.MessageExpiry, DefaultMessageExpiry)
+	def(&c.MailFetchInterval, DefaultMailFetchInterval)
 	def(&c.PresenceValid, DefaultPresenceValid)
 	def(&c.ClockSkew, DefaultClockSkew)
 	return c
@@ -488,7 +497,7 @@ func (s *Service) run() {
 	wake := time.NewTimer(tickEvery)
 	defer wake.Stop()
 	s.fetchMail()
-	lastPrune := time.Time{}
+	lastFetch, lastPrune := time.Now(), time.Time{}
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -502,6 +511,10 @@ func (s *Service) run() {
 		s.heartbeat(now)
 		s.flushHeld(now)
 		s.pump(now)
+		if now.Sub(lastFetch) >= s.cfg.MailFetchInterval {
+			lastFetch = now
+			s.fetchMail()
+		}
 		if now.Sub(lastPrune) > time.Hour {
 			lastPrune = now
 			if err := s.st.prune(now, seenKeep); err != nil && !isClosed(err) {

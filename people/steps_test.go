@@ -1,9 +1,12 @@
 package people
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/canopy-p2p/canopy/identity"
+	"github.com/canopy-p2p/canopy/internal/testwait"
 	"github.com/canopy-p2p/canopy/wire"
 )
 
@@ -45,5 +48,38 @@ func TestReceiptKeptWithMessage(t *testing.T) {
 	b.handleParcel(w.nets[a.me.ID].sn, m)
 	if len(steps) != 3 || steps[2] != stepLetterOpened || b.Stats().Duplicates != 1 {
 		t.Fatalf("after a duplicate: steps %v, duplicates %d", steps, b.Stats().Duplicates)
+	}
+}
+
+// TestMailFetchedFromFormerSupernodes: a running node asks the supernodes
+// it was attached to before for its mail again every MailFetchInterval,
+// not only when its attachments change (a contact that lost track of it
+// stores there), and never asks its current supernode (which pushes by
+// itself).
+func TestMailFetchedFromFormerSupernodes(t *testing.T) {
+	id := newID(t)
+	s, err := Open(Config{Identity: id, DBPath: filepath.Join(t.TempDir(), "people.db"), MailFetchInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	former := identity.NodeID{5}
+	if _, err := s.st.db.Exec(`INSERT INTO mailboxes(id, at) VALUES(?, ?)`, former[:], time.Now().UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	m := &memNet{me: id.ID, sn: identity.NodeID{1}, world: map[identity.NodeID]*Service{}, online: map[identity.NodeID]bool{},
+		self: s, stored: map[identity.NodeID][]wire.Parcel{}}
+	s.Start(m)
+	testwait.Until(t, 5*time.Second, func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(m.fetches) >= 3
+	}, "fetched at the start and twice more")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, via := range m.fetches {
+		if len(via) != 1 || via[0] != former {
+			t.Fatalf("fetched from %v, want only the former supernode", via)
+		}
 	}
 }
