@@ -125,3 +125,62 @@ type Event struct {
 	Message *Message `json:"message,omitempty"`
 	Request *Request `json:"request,omitempty"`
 }
+
+// PeopleCounters is what the node's people protocol did and refused since
+// it started, in Status (and `canopy status`). Refusals are also logged,
+// at most once per 10 s per kind.
+type PeopleCounters struct {
+	LettersIn  uint64 `json:"letters_in"`
+	LettersOut uint64 `json:"letters_out"`
+	// RefusedLetters: malformed, unsigned, badly sealed, not for this
+	// node, too old, or from another sender than the supernode vouches
+	// for.
+	RefusedLetters uint64 `json:"refused_letters"`
+	// Duplicates: letters already handled (dropped by ID; a message's is
+	// acknowledged again).
+	Duplicates uint64 `json:"duplicates"`
+	// FromBlocked: letters from blocked nodes, dropped.
+	FromBlocked uint64 `json:"from_blocked"`
+	// RequestsLimited: contact requests over the bounds (too many
+	// waiting, arriving too fast, or one node repeating within a minute).
+	RequestsLimited uint64 `json:"requests_limited"`
+	// Unsolicited: accepts and receipts nobody asked for.
+	Unsolicited uint64 `json:"unsolicited"`
+	// PresenceRefused: contacts' presence records with a bad signature or
+	// bounds; PresenceReplayed: older than one held; PresenceExpired:
+	// past their validity or issued in the future. Each shows offline.
+	PresenceRefused  uint64 `json:"presence_refused"`
+	PresenceReplayed uint64 `json:"presence_replayed"`
+	PresenceExpired  uint64 `json:"presence_expired"`
+	// StrangerRecords: records of nodes that are no contact of this one
+	// (a holder showed what it should not).
+	StrangerRecords uint64 `json:"stranger_records"`
+	// AnswersHeld: receipts (and accepts) held back from contacts this
+	// node hid from; AnswersWaiting: how many wait now.
+	AnswersHeld    uint64 `json:"answers_held"`
+	AnswersWaiting int    `json:"answers_waiting"`
+	// Supernode is the supernode side: other leaves' parcels and records
+	// (supernode role only).
+	Supernode *PeopleSupernodeCounters `json:"supernode,omitempty"`
+}
+
+// PeopleSupernodeCounters is what a supernode did with other leaves'
+// people messages: parcels relayed and stored, and refused by reason.
+type PeopleSupernodeCounters struct {
+	ParcelsRelayed uint64 `json:"parcels_relayed"`
+	ParcelsStored  uint64 `json:"parcels_stored"`
+	MailHeld       int    `json:"mail_held"`
+	MailBytes      int    `json:"mail_bytes"`
+	// Parcels refused: the recipient's mailbox full (parcels or bytes),
+	// the sender's quota here full, the whole store full, a sender over
+	// its rate, a supernode named that is not in the ring.
+	RefusedRecipientFull uint64 `json:"refused_recipient_full"`
+	RefusedSenderQuota   uint64 `json:"refused_sender_quota"`
+	RefusedStoreFull     uint64 `json:"refused_store_full"`
+	RefusedRateLimit     uint64 `json:"refused_rate_limit"`
+	RefusedNoRoute       uint64 `json:"refused_no_route"`
+	// Malformed: people messages refused for their content; of them,
+	// PublishesRefused were presence records.
+	Malformed        uint64 `json:"malformed"`
+	PublishesRefused uint64 `json:"publishes_refused"`
+}

@@ -40,6 +40,8 @@ type Status struct {
 	Promotion *Promotion `json:"promotion,omitempty"`
 	// NAT is the NAT behaviour and reachability (also `canopy natcheck`).
 	NAT *NAT `json:"nat,omitempty"`
+	// People counts what the people protocol refused and held back.
+	People *PeopleCounters `json:"people,omitempty"`
 	// Transfers are the node's transfer counters and bandwidth limits.
 	Transfers *Transfers `json:"transfers,omitempty"`
 }

@@ -138,6 +138,7 @@ func (n *Node) Status() api.Status {
 	st.Promotion = n.promotionStatus()
 	natSt := n.natStatus()
 	st.NAT = &natSt
+	st.People = n.peopleCounters()
 	if sn := n.Supernode(); sn != nil {
 		for _, m := range sn.Members() {
 			st.Ring = append(st.Ring, api.RingMember{ID: m.Meta.NodeID.String(), Control: m.Meta.Control, Gossip: m.Addr,

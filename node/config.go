@@ -200,6 +200,10 @@ type Config struct {
 	// PProf serves net/http/pprof's profiles under /debug/pprof/ on the
 	// local API (token required like every request). Off by default.
 	PProf bool
+	// PeopleAfterStep, if not nil, is called at the named steps of taking
+	// a letter in (people.Config.AfterStep): the crash tests kill the
+	// process there.
+	PeopleAfterStep func(step string)
 	// Logger may be nil: no logging.
 	Logger *zap.Logger
 }

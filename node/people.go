@@ -25,9 +25,10 @@ const sseKeepAlive = 15 * time.Second
 // stops the node: it holds the user's contacts and messages.
 func (n *Node) openPeople() error {
 	svc, err := people.Open(people.Config{
-		Identity: n.id,
-		DBPath:   filepath.Join(n.cfg.DataDir, peopleDB),
-		Logger:   n.log,
+		Identity:  n.id,
+		DBPath:    filepath.Join(n.cfg.DataDir, peopleDB),
+		Logger:    n.log,
+		AfterStep: n.cfg.PeopleAfterStep,
 	})
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
@@ -38,6 +39,32 @@ func (n *Node) openPeople() error {
 
 // People returns the node's person.
 func (n *Node) People() *people.Service { return n.people }
+
+// peopleCounters is what Status shows of the people protocol: the
+// person's counters and, on a supernode, what it did with other leaves'
+// parcels.
+func (n *Node) peopleCounters() *api.PeopleCounters {
+	if n.people == nil {
+		return nil
+	}
+	st := n.people.Stats()
+	pc := &api.PeopleCounters{
+		LettersIn: st.LettersIn, LettersOut: st.LettersOut, RefusedLetters: st.Refused, Duplicates: st.Duplicates,
+		FromBlocked: st.Blocked, RequestsLimited: st.RequestsLimited, Unsolicited: st.Unsolicited,
+		PresenceRefused: st.PresenceRefused, PresenceReplayed: st.PresenceReplayed, PresenceExpired: st.PresenceExpired,
+		StrangerRecords: st.StrangerRecords, AnswersHeld: st.AnswersHeld, AnswersWaiting: st.AnswersWaiting,
+	}
+	if sn := n.Supernode(); sn != nil {
+		ps := sn.PeopleStats()
+		pc.Supernode = &api.PeopleSupernodeCounters{
+			ParcelsRelayed: ps.ParcelsRelayed, ParcelsStored: ps.ParcelsStored, MailHeld: ps.MailHeld, MailBytes: ps.MailBytes,
+			RefusedRecipientFull: ps.RefusedRecipientFull, RefusedSenderQuota: ps.RefusedSenderQuota,
+			RefusedStoreFull: ps.RefusedStoreFull, RefusedRateLimit: ps.ParcelsLimited, RefusedNoRoute: ps.RefusedNoRoute,
+			Malformed: ps.Malformed, PublishesRefused: ps.PublishesRefused,
+		}
+	}
+	return pc
+}
 
 // peopleAPI registers the people endpoints (api/people.go).
 func (n *Node) peopleAPI(mux *http.ServeMux) {

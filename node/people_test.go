@@ -361,6 +361,10 @@ func TestPeopleAppearOfflineAndInvisible(t *testing.T) {
 	testwait.Until(t, 10*time.Second, func() bool { return messageState(b, m.ID) == "delivered " }, "b's message delivered once a stops hiding: %s", messageState(b, m.ID))
 	testwait.Until(t, 3*time.Second, func() bool { return a.People().Stats().AnswersWaiting == 0 }, "a's held answers sent")
 	testwait.Until(t, 40*time.Second, sees(b, "online"), "b sees a online again")
+	// c too: a may have come back on the other supernode, which c finds
+	// with a locate (a contact that is invisible cannot be found, and c's
+	// message would wait at the supernode a was on before).
+	testwait.Until(t, 40*time.Second, sees(c, "online"), "c sees a online again")
 	if ms, _ := a.People().Messages(ptr(b.ID()), 0); len(ms) != 1 {
 		t.Fatalf("a has %d messages from b, want 1 (the re-sent copy is a duplicate)", len(ms))
 	}

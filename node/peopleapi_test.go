@@ -24,21 +24,29 @@ func (pn *peopleNet) apiLeaf(name, sn string) (*node.Node, *api.Client) {
 	return n, api.NewClient(n.APIAddr(), tok)
 }
 
-// events follows c's event stream into a channel until the test ends.
+// events follows c's event stream into a channel until the test ends. The
+// stream is open when it returns: it has every event from then on.
 func events(t *testing.T, c *api.Client) <-chan api.Event {
 	ch := make(chan api.Event, 100)
-	ctx, cancel := context.WithCancel(context.Background())
+	st, err := c.OpenEvents(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = c.Events(ctx, func(e api.Event) {
+		for {
+			e, err := st.Next()
+			if err != nil {
+				return
+			}
 			select {
 			case ch <- e:
 			default:
 			}
-		})
+		}
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { st.Close(); <-done })
 	return ch
 }
 

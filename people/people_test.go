@@ -5,7 +5,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,6 +145,10 @@ type memNet struct {
 	sent   []wire.Parcel
 	stored map[identity.NodeID][]wire.Parcel
 	refuse string
+	// fetches are the MailFetch calls, under mu (the run goroutine makes
+	// them when a test starts the service).
+	mu      sync.Mutex
+	fetches [][]identity.NodeID
 }
 
 func (m *memNet) SendParcel(ctx context.Context, p wire.Parcel) error {
@@ -170,8 +176,13 @@ func (m *memNet) SendParcel(ctx context.Context, p wire.Parcel) error {
 func (m *memNet) PublishPresence(wire.PresencePublish) error    { return nil }
 func (m *memNet) SubscribePresence([]wire.PresenceTarget) error { return nil }
 func (m *memNet) AckMail([]identity.NodeID, []wire.MsgID) error { return nil }
-func (m *memNet) FetchMail([]identity.NodeID) error             { return nil }
-func (m *memNet) Supernodes() []identity.NodeID                 { return []identity.NodeID{m.sn} }
+func (m *memNet) FetchMail(via []identity.NodeID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fetches = append(m.fetches, slices.Clone(via))
+	return nil
+}
+func (m *memNet) Supernodes() []identity.NodeID { return []identity.NodeID{m.sn} }
 func (m *memNet) LocateNode(context.Context, identity.NodeID) ([]identity.NodeID, error) {
 	return []identity.NodeID{{9}}, nil
 }
@@ -310,7 +321,7 @@ func TestMessageStates(t *testing.T) {
 	}
 	// b shows online to a.
 	a.mu.Lock()
-	rec := wire.PresenceRecord{Status: wire.StatusOnline, Seq: 1, Supernodes: []identity.NodeID{w.nets[b.me.ID].sn}}
+	rec := wire.PresenceRecord{Status: wire.StatusOnline, Seq: 1, Time: time.Now().UnixMilli(), Supernodes: []identity.NodeID{w.nets[b.me.ID].sn}}
 	_ = wire.SignPresence(b.me, &rec)
 	a.mu.Unlock()
 	a.handleNotify(wire.PresenceNotify{Node: b.me.ID, To: a.me.ID, From: w.nets[b.me.ID].sn, Record: &rec})
@@ -509,7 +520,7 @@ func TestViewGoesStale(t *testing.T) {
 	befriendMem(t, w, a, b)
 	holder := identity.NodeID{7}
 	rec := func(st wire.Status, seq uint64) *wire.PresenceRecord {
-		r := wire.PresenceRecord{Status: st, Seq: seq, Supernodes: []identity.NodeID{holder}}
+		r := wire.PresenceRecord{Status: st, Seq: seq, Time: time.Now().UnixMilli(), Supernodes: []identity.NodeID{holder}}
 		if err := wire.SignPresence(b.me, &r); err != nil {
 			t.Fatal(err)
 		}

@@ -88,6 +88,13 @@ const (
 	// (no supernode of the contact known, every attempt unanswered) is
 	// tried again, and a stored one re-sent when the contact shows online.
 	DefaultRetryInterval = 30 * time.Second
+	// DefaultMailFetchInterval is how often the node asks the supernodes
+	// it was attached to before (in the last 9 days) for mail, besides
+	// when its attachments change: a contact that does not know where
+	// this node went (it moved while the contact was away, and is
+	// invisible, so it cannot be located) stores its messages there.
+	// Nothing is sent while the node has no former supernodes.
+	DefaultMailFetchInterval = time.Minute
 	// DefaultMessageExpiry is how long a message is tried before it fails
 	// as "expired": the supernodes' mail expiry (7 days), and a day more.
 	DefaultMessageExpiry = 8 * 24 * time.Hour
@@ -149,6 +156,19 @@ type Config struct {
 	AckTimeout        time.Duration
 	RetryInterval     time.Duration
 	MessageExpiry     time.Duration
+	MailFetchInterval time.Duration
+	// PresenceValid is the validity signed into the node's presence
+	// records (zero: DefaultPresenceValid, at most
+	// wire.MaxPresenceValid); a new record is signed every third of it.
+	PresenceValid time.Duration
+	// ClockSkew is how far apart the clocks of a contact and this node
+	// may be when this node judges the contact's records (zero:
+	// DefaultClockSkew).
+	ClockSkew time.Duration
+	// AfterStep, if not nil, is called at the named steps of taking a
+	// letter in (stepLetterOpened, stepLetterKept): the crash tests kill
+	// the process there.
+	AfterStep func(step string)
 }
 
 func (c Config) withDefaults() Config {
@@ -166,6 +186,9 @@ func (c Config) withDefaults() Config {
 	def(&c.AckTimeout, DefaultAckTimeout)
 	def(&c.RetryInterval, DefaultRetryInterval)
 	def(&c.MessageExpiry, DefaultMessageExpiry)
+	def(&c.MailFetchInterval, DefaultMailFetchInterval)
+	def(&c.PresenceValid, DefaultPresenceValid)
+	def(&c.ClockSkew, DefaultClockSkew)
 	return c
 }
 
@@ -174,7 +197,26 @@ func (c Config) Validate() error {
 	if c.Identity == nil || c.DBPath == "" {
 		return fmt.Errorf("%w: Identity and DBPath are required", ErrConfig)
 	}
+	if c.PresenceValid > wire.MaxPresenceValid || c.PresenceValid < time.Second {
+		return fmt.Errorf("%w: PresenceValid %v is not between 1s and %v", ErrConfig, c.PresenceValid, wire.MaxPresenceValid)
+	}
 	return nil
+}
+
+// Steps of taking a letter in, for Config.AfterStep.
+const (
+	// stepLetterOpened: a parcel was opened and its letter checked;
+	// nothing is kept yet.
+	stepLetterOpened = "people-letter-opened"
+	// stepLetterKept: a fresh letter's effect (a message, with its
+	// receipt in the outbox) is committed; the mailbox has not been told.
+	stepLetterKept = "people-letter-kept"
+)
+
+func (s *Service) step(name string) {
+	if s.cfg.AfterStep != nil {
+		s.cfg.AfterStep(name)
+	}
 }
 
 // Stats counts what the service refused and did.
@@ -186,7 +228,12 @@ type Stats struct {
 	// those from blocked nodes, RequestsLimited strangers' requests over
 	// the bounds, Unsolicited accepts and receipts nobody asked for.
 	Refused, Duplicates, Blocked, RequestsLimited, Unsolicited uint64
-	PresenceRefused                                            uint64
+	// PresenceRefused counts presence records refused for their content
+	// (bounds, signature); PresenceReplayed those older than a record
+	// held (a holder replaying an old one, or one a moment behind
+	// another holder), PresenceExpired those past their validity or
+	// issued in the future: each shown as offline.
+	PresenceRefused, PresenceReplayed, PresenceExpired uint64
 	// NotContactNotifies counts presence answers about nodes that are no
 	// contact of this one, and StrangerRecords those of them that carried
 	// a record: a holder showed this node a presence it was not allowed.
@@ -252,8 +299,11 @@ type Service struct {
 // last word.
 type view struct {
 	holders map[identity.NodeID]heard
-	shown   api.Contact // the presence part last shown (Status, Text, Online, Where)
-	known   bool
+	// newest is the newest record taken from any holder: no holder may
+	// take the view back to an older one while it is valid.
+	newest *wire.PresenceRecord
+	shown  api.Contact // the presence part last shown (Status, Text, Online, Where)
+	known  bool
 }
 
 type heard struct {
@@ -270,6 +320,12 @@ type locateState struct {
 
 // noAnswerRetry is how soon a store nobody answered is sent again.
 const noAnswerRetry = 5 * time.Second
+
+// locateFirstRetry is how soon a node not found is looked for again, the
+// wait doubling with every miss up to maxLocateBackoff (5 s, 10 s, 20 s,
+// ... 10 min): a contact that restarted on other supernodes is found
+// again within seconds, one away for weeks costs a locate every 10 min.
+const locateFirstRetry = 5 * time.Second
 
 // maxLocateBackoff bounds the wait between two locates of one node.
 const maxLocateBackoff = 10 * time.Minute
@@ -441,7 +497,7 @@ func (s *Service) run() {
 	wake := time.NewTimer(tickEvery)
 	defer wake.Stop()
 	s.fetchMail()
-	lastPrune := time.Time{}
+	lastFetch, lastPrune := time.Now(), time.Time{}
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -455,6 +511,10 @@ func (s *Service) run() {
 		s.heartbeat(now)
 		s.flushHeld(now)
 		s.pump(now)
+		if now.Sub(lastFetch) >= s.cfg.MailFetchInterval {
+			lastFetch = now
+			s.fetchMail()
+		}
 		if now.Sub(lastPrune) > time.Hour {
 			lastPrune = now
 			if err := s.st.prune(now, seenKeep); err != nil && !isClosed(err) {
@@ -537,11 +597,15 @@ func (s *Service) publish(now time.Time) {
 	sns := s.net.Supernodes()
 	s.mu.Lock()
 	allowed := s.allowedLocked()
+	// A new record when what it says changed, and every third of its
+	// validity: viewers show a record only while it is valid, so a
+	// holder that replays it later shows it briefly at most.
 	if s.signed == nil || s.signed.Status != s.profile.Status || s.signed.Text != s.profile.Text ||
-		s.signed.Nick != s.profile.Nick || !slices.Equal(s.signed.Supernodes, sns) {
+		s.signed.Nick != s.profile.Nick || !slices.Equal(s.signed.Supernodes, sns) ||
+		now.Sub(s.signed.Issued()) >= s.cfg.PresenceValid/3 {
 		s.profile.Seq++
 		rec := wire.PresenceRecord{Status: s.profile.Status, Text: s.profile.Text, Nick: s.profile.Nick,
-			Seq: s.profile.Seq, Time: now.UnixMilli(), Supernodes: sns}
+			Seq: s.profile.Seq, Time: now.UnixMilli(), Supernodes: sns, Valid: s.cfg.PresenceValid.Milliseconds()}
 		if err := wire.SignPresence(s.me, &rec); err != nil {
 			s.mu.Unlock()
 			s.log.Error("sign presence", zap.Error(err))
@@ -553,15 +617,24 @@ func (s *Service) publish(now time.Time) {
 		s.signed = &rec
 	}
 	p := wire.PresencePublish{Record: *s.signed, Allowed: allowed, Discoverable: s.profile.Status != wire.StatusInvisible}
-	s.mu.Unlock()
+	// The flag is cleared with the record made, under the same lock: a
+	// change made while this one is on its way (SetProfile, a new
+	// contact) sets it again and goes at the next turn, not at the next
+	// heartbeat.
 	if len(sns) == 0 {
+		s.mu.Unlock()
 		return
 	}
-	if err := s.net.PublishPresence(p); err == nil {
-		s.mu.Lock()
-		s.lastPub, s.pubDirty = now, false
-		s.mu.Unlock()
+	s.pubDirty = false
+	s.mu.Unlock()
+	err := s.net.PublishPresence(p)
+	s.mu.Lock()
+	if err == nil {
+		s.lastPub = now
+	} else {
+		s.pubDirty = true
 	}
+	s.mu.Unlock()
 	// Where this node is attached may hold its mail later: noted when it
 	// changes, and hourly (the note's age bounds how long it is asked).
 	s.mu.Lock()
@@ -606,13 +679,17 @@ func (s *Service) allowedLocked() []identity.NodeID {
 // subscribe renews the subscriptions to every contact's presence, and
 // locates the contacts whose supernodes are not known.
 func (s *Service) subscribe(now time.Time) {
-	cs, err := s.st.contacts()
-	if err != nil {
-		return
-	}
 	var targets []wire.PresenceTarget
 	var locate []identity.NodeID
 	s.mu.Lock()
+	cs, err := s.st.contacts()
+	if err != nil {
+		s.mu.Unlock()
+		return
+	}
+	// Cleared as the targets are read, as publish does: a contact added,
+	// or found elsewhere, while the renewal is on its way sets it again.
+	s.subDirty = false
 	for _, c := range cs {
 		if c.State != stateContact || c.Trust == TrustBlocked {
 			continue
@@ -630,17 +707,17 @@ func (s *Service) subscribe(now time.Time) {
 		}
 	}
 	s.mu.Unlock()
+	err = nil
 	if len(targets) > 0 {
-		if err := s.net.SubscribePresence(targets); err == nil {
-			s.mu.Lock()
-			s.lastSub, s.subDirty = now, false
-			s.mu.Unlock()
-		}
-	} else {
-		s.mu.Lock()
-		s.lastSub, s.subDirty = now, false
-		s.mu.Unlock()
+		err = s.net.SubscribePresence(targets)
 	}
+	s.mu.Lock()
+	if err == nil {
+		s.lastSub = now
+	} else {
+		s.subDirty = true
+	}
+	s.mu.Unlock()
 	for _, id := range locate {
 		s.startLocate(id, now)
 	}
@@ -659,7 +736,7 @@ func (s *Service) viaLocked(c contact, now time.Time) []identity.NodeID {
 		}
 	}
 	if v := s.pres[c.ID]; v != nil {
-		if best := bestRecord(v, now, s.cfg.PresenceStale); best != nil {
+		if best := s.bestLocked(v, now); best != nil {
 			add(best.Supernodes...)
 		}
 		for h, hd := range v.holders {
@@ -675,18 +752,21 @@ func (s *Service) viaLocked(c contact, now time.Time) []identity.NodeID {
 	return out
 }
 
-func bestRecord(v *view, now time.Time, stale time.Duration) *wire.PresenceRecord {
+// bestLocked is the record the node shows of a contact: the newest that
+// a holder which answered lately gave, while it is valid.
+func (s *Service) bestLocked(v *view, now time.Time) *wire.PresenceRecord {
 	var best *wire.PresenceRecord
 	for _, hd := range v.holders {
-		if hd.rec != nil && now.Sub(hd.at) <= stale && (best == nil || hd.rec.Seq > best.Seq) {
+		if hd.rec != nil && now.Sub(hd.at) <= s.cfg.PresenceStale && !recordExpiredAt(hd.rec, now, s.cfg.ClockSkew) &&
+			(best == nil || hd.rec.Seq > best.Seq) {
 			best = hd.rec
 		}
 	}
 	return best
 }
 
-// startLocate looks for id's supernodes in the background, at most once a
-// retry interval per node and maxLocates at once.
+// startLocate looks for id's supernodes in the background, backing off
+// from locateFirstRetry per node, and at most maxLocates at once.
 func (s *Service) startLocate(id identity.NodeID, now time.Time) {
 	s.mu.Lock()
 	st, ok := s.locating[id]
@@ -697,7 +777,7 @@ func (s *Service) startLocate(id identity.NodeID, now time.Time) {
 	// A node that stays unfound is looked for less and less often: a
 	// locate travels the ring, and a roster of contacts who are away
 	// for weeks must not flood it.
-	s.locating[id] = locateState{at: now, n: st.n + 1, next: now.Add(min(s.cfg.RetryInterval<<min(st.n, 5), maxLocateBackoff))}
+	s.locating[id] = locateState{at: now, n: st.n + 1, next: now.Add(min(locateFirstRetry<<min(st.n, 7), maxLocateBackoff))}
 	s.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
@@ -748,7 +828,7 @@ func (s *Service) refreshViewLocked(id identity.NodeID, now time.Time) (api.Cont
 		return api.Contact{}, false
 	}
 	shown := api.Contact{Status: wire.StatusOffline.String()}
-	if best := bestRecord(v, now, s.cfg.PresenceStale); best != nil {
+	if best := s.bestLocked(v, now); best != nil {
 		shown.Status, shown.Text, shown.Online = best.Status.String(), best.Text, true
 		for _, sn := range best.Supernodes {
 			shown.Where = append(shown.Where, sn.String())
@@ -767,7 +847,7 @@ func (s *Service) refreshViewLocked(id identity.NodeID, now time.Time) (api.Cont
 	if wasOnline || shown.Online {
 		c.LastSeen = now
 	}
-	if best := bestRecord(v, now, s.cfg.PresenceStale); best != nil {
+	if best := s.bestLocked(v, now); best != nil {
 		if best.Nick != "" {
 			c.Nick = textsafe.Bound(best.Nick, wire.MaxNickname)
 		}
@@ -820,24 +900,41 @@ func (s *Service) handleNotify(n wire.PresenceNotify) {
 		v = &view{holders: make(map[identity.NodeID]heard)}
 		s.pres[n.Node] = v
 	}
-	if best := bestRecord(v, now, s.cfg.PresenceStale); n.Record != nil && (best == nil || n.Record.Seq > best.Seq) {
-		// A new record naming supernodes not subscribed at yet (the
-		// contact moved, or attached to another): subscribe there now.
-		// Only for a new record, so that a holder that never answers
-		// does not make every renewal answer a resubscription.
-		for _, sn := range n.Record.Supernodes {
-			if _, ok := v.holders[sn]; !ok {
-				s.subDirty = true
+	rec := n.Record
+	if rec != nil {
+		switch verdict := judgeRecord(rec, v.newest, now, s.cfg.ClockSkew); verdict {
+		case recordNew:
+			v.newest = rec
+			// A new record naming supernodes not subscribed at yet (the
+			// contact moved, or attached to another): subscribe there
+			// now. Only for a new record, so that a holder that never
+			// answers does not make every renewal answer a
+			// resubscription.
+			for _, sn := range rec.Supernodes {
+				if _, ok := v.holders[sn]; !ok {
+					s.subDirty = true
+				}
+			}
+		case recordOlder, recordExpired, recordFuture:
+			// Refused: the view keeps what it holds. An older record
+			// leaves this holder's last word as it was (the newer record
+			// it gave, which shows while valid); a dead one makes its
+			// word "offline".
+			if verdict == recordOlder {
+				s.stats.PresenceReplayed++
+			} else {
+				s.stats.PresenceExpired++
+			}
+			s.logOnce("presence "+verdict.String(), "presence record refused", zap.String("node", n.Node.Short()),
+				zap.String("holder", n.From.Short()), zap.String("verdict", verdict.String()), zap.Uint64("seq", rec.Seq),
+				zap.Time("issued", rec.Issued()))
+			rec = nil
+			if old, ok := v.holders[n.From]; ok && verdict == recordOlder && old.rec != nil && old.rec.Seq > n.Record.Seq {
+				rec = old.rec
 			}
 		}
 	}
-	if old, ok := v.holders[n.From]; ok && old.rec != nil && n.Record != nil && n.Record.Seq < old.rec.Seq {
-		// An older record than this holder gave before: replayed.
-		old.at = now
-		v.holders[n.From] = old
-	} else {
-		v.holders[n.From] = heard{rec: n.Record, at: now}
-	}
+	v.holders[n.From] = heard{rec: rec, at: now}
 	ch, changed := s.refreshViewLocked(n.Node, now)
 	s.mu.Unlock()
 	if changed {
@@ -873,9 +970,17 @@ func (s *Service) handleParcel(via identity.NodeID, p wire.Parcel) {
 		s.ackMail(p)
 		return
 	}
+	s.step(stepLetterOpened)
+	// Where this node is, for the receipts it signs below (read before
+	// s.mu, as flushHeld does).
+	sns := s.net.Supernodes()
+	if len(sns) > wire.MaxVia {
+		sns = sns[:wire.MaxVia]
+	}
 	now := time.Now()
 	var events []api.Event
 	var reply func()
+	kept := false // a fresh letter, not a duplicate
 	// s.mu before the transaction, as everywhere: the database has one
 	// connection, and whoever holds mu may be waiting for it.
 	s.mu.Lock()
@@ -891,14 +996,15 @@ func (s *Service) handleParcel(via identity.NodeID, p wire.Parcel) {
 						if s.hidingLocked(c) {
 							return s.holdLocked(tx, l.From, wire.LetterReceipt, l.ID, now)
 						}
-						reply = func() { s.receipt(l.From, l.ID) }
+						return s.receiptTx(tx, l.From, l.ID, sns, now)
 					}
 				}
 			}
 			return err
 		}
 		s.stats.LettersIn++
-		events, reply, err = s.letterLocked(tx, l, senderKey, now)
+		kept = true
+		events, reply, err = s.letterLocked(tx, l, senderKey, sns, now)
 		return err
 	})
 	s.mu.Unlock()
@@ -906,7 +1012,14 @@ func (s *Service) handleParcel(via identity.NodeID, p wire.Parcel) {
 		s.log.Warn("letter not kept", zap.String("from", l.From.Short()), zap.Error(err))
 		return // not acknowledged: it comes again
 	}
+	// Kept, with its receipt in the outbox: a crash from here on costs
+	// at most a duplicate (the mailbox, not yet told, hands the parcel
+	// over again; it is dropped by ID and acknowledged again).
+	if kept {
+		s.step(stepLetterKept)
+	}
 	s.ackMail(p)
+	s.poke()
 	for i := range events {
 		s.emit(events[i])
 	}
@@ -1044,7 +1157,7 @@ func (s *Service) ackMail(p wire.Parcel) {
 
 // letterLocked applies one fresh, checked letter. It returns the events to
 // emit and a reply to send once the transaction is committed.
-func (s *Service) letterLocked(tx *sql.Tx, l wire.Letter, senderKey []byte, now time.Time) ([]api.Event, func(), error) {
+func (s *Service) letterLocked(tx *sql.Tx, l wire.Letter, senderKey []byte, sns []identity.NodeID, now time.Time) ([]api.Event, func(), error) {
 	c, isKnown, err := s.contactTx(tx, l.From)
 	if err != nil {
 		return nil, nil, err
@@ -1084,7 +1197,10 @@ func (s *Service) letterLocked(tx *sql.Tx, l wire.Letter, senderKey []byte, now 
 				// online: it waits until the node stops hiding.
 				return events, nil, s.holdLocked(tx, l.From, wire.LetterReceipt, l.ID, now)
 			}
-			return events, func() { s.receipt(l.From, l.ID) }, nil
+			// The receipt goes in the outbox in the same transaction as
+			// the message: a crash right after cannot leave a message
+			// kept here and never acknowledged.
+			return events, nil, s.receiptTx(tx, l.From, l.ID, sns, now)
 		}
 		if isKnown && c.State == stateRequested && l.Kind == wire.LetterRequest {
 			// Both asked: that is both accepting.
@@ -1274,16 +1390,15 @@ func enqueue(tx execer, l wire.Letter, now time.Time) error {
 	return addOut(tx, outItem{ID: l.ID, Peer: l.To, Kind: l.Kind, Letter: b, Created: now, State: msgQueued})
 }
 
-func (s *Service) receipt(to identity.NodeID, ids ...wire.MsgID) {
-	now := time.Now()
-	l, err := s.newLetter(wire.LetterReceipt, to, now, func(l *wire.Letter) { l.Refs = ids })
-	if err != nil {
-		return
+// receiptTx puts a receipt for message id to peer in the outbox (tx),
+// naming the supernodes sns this node is attached to.
+func (s *Service) receiptTx(tx execer, to identity.NodeID, id wire.MsgID, sns []identity.NodeID, now time.Time) error {
+	l := wire.Letter{Kind: wire.LetterReceipt, To: to, ID: wire.NewMsgID(), Time: now.UnixMilli(), Supernodes: sns,
+		Refs: []wire.MsgID{id}}
+	if err := wire.SignLetter(s.me, &l); err != nil {
+		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_ = enqueue(s.st.db, l, now)
-	s.poke()
+	return enqueue(tx, l, now)
 }
 
 func (s *Service) sendAccept(to identity.NodeID) {
@@ -1360,7 +1475,7 @@ func (s *Service) pump(now time.Time) {
 			continue
 		}
 		online := false
-		if v := s.pres[it.Peer]; v != nil && bestRecord(v, now, s.cfg.PresenceStale) != nil {
+		if v := s.pres[it.Peer]; v != nil && s.bestLocked(v, now) != nil {
 			online = true
 		}
 		via := s.viaLocked(c, now)

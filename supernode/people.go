@@ -74,6 +74,11 @@ type PeopleStats struct {
 	// Malformed counts people messages refused for their content (bounds,
 	// signatures), each logged at most once per 10 s.
 	Malformed uint64
+	// ParcelsRefused by reason: the recipient's mailbox full, the
+	// sender's quota full, the whole store full (the quotas), a supernode
+	// named that is not in the ring. ParcelsLimited are those refused for
+	// the sender's rate.
+	RefusedRecipientFull, RefusedSenderQuota, RefusedStoreFull, RefusedNoRoute uint64
 }
 
 type heldPresence struct {
@@ -86,9 +91,10 @@ type heldPresence struct {
 type subscription struct {
 	via     identity.NodeID // the subscriber's supernode
 	expires time.Time
-	// shown is whether the last notify carried the record, and seq which.
+	// shown is whether the last notify carried the record, and last
+	// which.
 	shown bool
-	seq   uint64
+	last  wire.PresenceRecord
 }
 
 type storedParcel struct {
@@ -393,6 +399,9 @@ func (s *Supernode) parcel(p wire.Parcel, fromLeaf bool) {
 		if s.toMember(v, wire.TypeParcel, &p) {
 			sent++
 		} else {
+			s.people.mu.Lock()
+			s.people.stats.RefusedNoRoute++
+			s.people.mu.Unlock()
 			s.parcelResult(p, wire.ParcelRefused, "supernode "+v.Short()+" is not in the ring")
 		}
 	}
@@ -441,10 +450,13 @@ func (s *Supernode) storeParcel(p wire.Parcel, now time.Time) string {
 	}
 	switch {
 	case len(box) >= DefaultMailPerRecipient || ps.mailB[p.To]+size > DefaultMailBytesPerRecipient:
+		ps.stats.RefusedRecipientFull++
 		return "recipient's store is full"
 	case ps.bySender[p.From] >= DefaultMailPerSender:
+		ps.stats.RefusedSenderQuota++
 		return "sender's quota at the recipient's supernode is full"
 	case ps.total+size > DefaultMailBytes:
+		ps.stats.RefusedStoreFull++
 		return "recipient's store is full (the supernode's store is full)"
 	}
 	ps.mail[p.To] = append(box, &storedParcel{p: p, size: size, stored: now})
@@ -561,12 +573,23 @@ func notifyLocked(self, node, sub identity.NodeID, st *subscription, h *heldPres
 		rec := h.rec
 		n.Record = &rec
 	}
-	changed := show != st.shown || (show && h.rec.Seq != st.seq)
+	// A record that says what the last one said (its owner signs a new
+	// one every 20 s so that it stays valid) is no change: the
+	// subscriber gets it with the answer to its next renewal, within
+	// 10 s, well inside the record's validity. Pushing it too would
+	// add a notify per contact every 20 s.
+	changed := show != st.shown || (show && !sameSaying(&h.rec, &st.last))
 	st.shown = show
 	if show {
-		st.seq = h.rec.Seq
+		st.last = h.rec
 	}
 	return n, changed
+}
+
+// sameSaying reports whether two records of one node say the same:
+// status, text, nickname and supernodes.
+func sameSaying(a, b *wire.PresenceRecord) bool {
+	return a.Status == b.Status && a.Text == b.Text && a.Nick == b.Nick && slices.Equal(a.Supernodes, b.Supernodes)
 }
 
 func (s *Supernode) sendNotify(n wire.PresenceNotify) {

@@ -229,6 +229,9 @@ func TestMailQuotas(t *testing.T) {
 	if st.MailHeld != DefaultMailPerRecipient+1 {
 		t.Fatalf("held %d", st.MailHeld)
 	}
+	if st.RefusedSenderQuota != 1 || st.RefusedRecipientFull != 1 || st.RefusedStoreFull != 0 {
+		t.Fatalf("refusals by reason: %+v", st)
+	}
 	s.peopleTick(now.Add(DefaultMailExpiry + time.Second))
 	if st := s.PeopleStats(); st.MailHeld != 0 || st.MailExpired != uint64(DefaultMailPerRecipient+1) || st.MailBytes != 0 {
 		t.Fatalf("after expiry: %+v", st)
@@ -315,5 +318,45 @@ func TestPresenceExpires(t *testing.T) {
 	sn.peopleTick(time.Now().Add(DefaultPresenceTTL + time.Second))
 	if n := b.notify(t); n.Record != nil || sn.HoldsPresence(a.id.ID) {
 		t.Fatalf("after the TTL: %+v, held %v", n, sn.HoldsPresence(a.id.ID))
+	}
+}
+
+// TestPresenceRenewalNotPushed: a record its owner signed again only to
+// keep it valid, saying what the last one said, is not pushed to the
+// subscribers (it reaches them with the answer to their next renewal); a
+// record that says something new is.
+func TestPresenceRenewalNotPushed(t *testing.T) {
+	sn, addr := testSupernode(t, Config{})
+	a, b := testPerson(t, addr), testPerson(t, addr)
+	a.publish(t, wire.StatusOnline, 1, true, b.id.ID)
+	testwait.Until(t, 5*time.Second, func() bool { return sn.HoldsPresence(a.id.ID) }, "a's record held")
+	subscribe := func() {
+		t.Helper()
+		if err := b.c.SendBody(wire.TypePresenceSubscribe, &wire.PresenceSubscribe{
+			Targets: []wire.PresenceTarget{{Node: a.id.ID, Via: []identity.NodeID{sn.ID()}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subscribe()
+	if n := b.notify(t); n.Record == nil || n.Record.Seq != 1 {
+		t.Fatalf("b: %+v", n)
+	}
+	// Seq 2 says the same; seq 3 says away. The holder reads a's link in
+	// order, so b's next notify is seq 2 if it was pushed.
+	a.publish(t, wire.StatusOnline, 2, true, b.id.ID)
+	a.publish(t, wire.StatusAway, 3, true, b.id.ID)
+	if n := b.notify(t); n.Record == nil || n.Record.Seq != 3 || n.Record.Status != wire.StatusAway {
+		t.Fatalf("b's next notify: %+v, want seq 3 (away)", n.Record)
+	}
+	a.publish(t, wire.StatusAway, 4, true, b.id.ID)
+	testwait.Until(t, 5*time.Second, func() bool {
+		sn.people.mu.Lock()
+		defer sn.people.mu.Unlock()
+		h := sn.people.presence[a.id.ID]
+		return h != nil && h.rec.Seq == 4
+	}, "seq 4 held")
+	subscribe()
+	if n := b.notify(t); n.Record == nil || n.Record.Seq != 4 {
+		t.Fatalf("the renewal's answer: %+v, want the renewed record (seq 4)", n.Record)
 	}
 }

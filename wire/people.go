@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/canopy-p2p/canopy/identity"
@@ -67,6 +68,15 @@ const (
 	MaxMailAck = 256
 	// MaxSubscribe bounds the contacts one PresenceSubscribe names.
 	MaxSubscribe = 256
+	// DefaultPresenceValid is how long a presence record holds from its
+	// issue time when it names no validity (PresenceRecord.Valid): 60 s.
+	// Its owner signs a new one every third of it, so that a record that
+	// stopped being renewed, or that a supernode replays later, shows as
+	// offline soon (people.judgeRecord).
+	DefaultPresenceValid = 60 * time.Second
+	// MaxPresenceValid bounds the validity a record may claim: a longer
+	// one would let a replay show a status that long.
+	MaxPresenceValid = 10 * time.Minute
 )
 
 // ErrPeople wraps every refusal of a people message's content (bounds,
@@ -216,7 +226,9 @@ func ParseStatus(s string) (Status, error) {
 // supernodes and shown to the contacts it allows. Seq grows with every
 // record the leaf makes (across restarts: it is kept in its database), so
 // that a viewer keeps the newest and a replayed older record changes
-// nothing.
+// nothing. Time and Valid bound how long the record may be shown at all:
+// a record that nobody renewed, or that a holder replays to a viewer who
+// never saw a newer one, is offline once Valid has passed since Time.
 type PresenceRecord struct {
 	Node   identity.NodeID `cbor:"1,keyasint"`
 	Status Status          `cbor:"2,keyasint"`
@@ -229,7 +241,21 @@ type PresenceRecord struct {
 	Supernodes []identity.NodeID `cbor:"7,keyasint,omitempty"`
 	PubKey     []byte            `cbor:"8,keyasint"`
 	Sig        []byte            `cbor:"9,keyasint,omitempty"`
+	// Valid is how long the record holds from Time, in milliseconds, at
+	// most MaxPresenceValid (0: DefaultPresenceValid).
+	Valid int64 `cbor:"10,keyasint,omitempty"`
 }
+
+// Validity is how long the record holds from its issue time.
+func (r *PresenceRecord) Validity() time.Duration {
+	if r.Valid == 0 {
+		return DefaultPresenceValid
+	}
+	return time.Duration(r.Valid) * time.Millisecond
+}
+
+// Issued is the record's issue time, by its owner's clock.
+func (r *PresenceRecord) Issued() time.Time { return time.UnixMilli(r.Time) }
 
 // presenceContext is the Ed25519ctx context of presence signatures.
 const presenceContext = "canopy presence v1"
@@ -268,6 +294,8 @@ func (r *PresenceRecord) Check() error {
 		return fmt.Errorf("%w: nickname of %d bytes (limit %d, UTF-8)", ErrPeople, len(r.Nick), MaxNickname)
 	case len(r.Supernodes) > MaxVia:
 		return fmt.Errorf("%w: presence names %d supernodes (limit %d)", ErrPeople, len(r.Supernodes), MaxVia)
+	case r.Valid < 0 || r.Valid > MaxPresenceValid.Milliseconds():
+		return fmt.Errorf("%w: presence valid for %d ms (limit %v)", ErrPeople, r.Valid, MaxPresenceValid)
 	}
 	if err := identity.VerifyContext(r.Node, r.PubKey, presenceContext, r.SignedBytes(), r.Sig); err != nil {
 		return fmt.Errorf("%w: presence: %w", ErrPeople, err)

@@ -103,12 +103,27 @@ func TestPresenceCheck(t *testing.T) {
 		"text":       func(r *PresenceRecord) { r.Text = strings.Repeat("t", MaxStatusText+1) },
 		"sequence":   func(r *PresenceRecord) { r.Seq = 10 },
 		"supernodes": func(r *PresenceRecord) { r.Supernodes = nil },
+		"time":       func(r *PresenceRecord) { r.Time = 2 },
+		"validity":   func(r *PresenceRecord) { r.Valid = 1 },
 	} {
 		c := r
 		change(&c)
 		if err := c.Check(); !errors.Is(err, ErrPeople) {
 			t.Errorf("%s: got %v, want ErrPeople", name, err)
 		}
+	}
+	// A validity past the bound is refused though signed; the default
+	// holds for a record that names none.
+	long := r
+	long.Valid = MaxPresenceValid.Milliseconds() + 1
+	if err := SignPresence(alice, &long); err != nil {
+		t.Fatal(err)
+	}
+	if err := long.Check(); !errors.Is(err, ErrPeople) {
+		t.Errorf("a record valid for %d ms passed: %v", long.Valid, err)
+	}
+	if r.Validity() != DefaultPresenceValid {
+		t.Errorf("a record without a validity holds %v, want %v", r.Validity(), DefaultPresenceValid)
 	}
 	many := PresencePublish{Record: r, Allowed: make([]identity.NodeID, MaxAllowed+1)}
 	if err := CheckPublish(&many, alice.ID); !errors.Is(err, ErrPeople) {

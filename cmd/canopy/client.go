@@ -209,6 +209,7 @@ func runStatus(ctx context.Context, args []string) error {
 			fmt.Printf("  %s  %s  %d leaves, %d free slots, load %d%%%s\n", m.ID[:10], shown(m.Control), m.Leaves, m.Slots, m.Load, self)
 		}
 	}
+	printPeopleCounters(os.Stdout, st.People)
 	return nil
 }
 

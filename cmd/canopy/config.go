@@ -648,6 +648,7 @@ func runUp(ctx context.Context, args []string) error {
 	cfg := u.node
 	cfg.Logger = log
 	cfg.Jobs.AfterStep = killHook()
+	cfg.PeopleAfterStep = peopleKillHook()
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		return err

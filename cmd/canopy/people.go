@@ -6,8 +6,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -408,4 +411,97 @@ func printMessage(m api.Message, names map[string]string, asJSON bool) {
 		state += "]"
 	}
 	fmt.Printf("%s %s %s  %s%s\n", m.Time.Local().Format(time.DateTime), arrow, who, textsafe.Bound(m.Text, wire.MaxMessageText), state)
+}
+
+// printPeopleCounters prints the people section of `canopy status`: what
+// the node's person took and sent, what it refused and held back, and on
+// a supernode what it did with other leaves' parcels. Refusals are listed
+// by reason, those that happened only; "none" says there were none.
+func printPeopleCounters(w io.Writer, p *api.PeopleCounters) {
+	if p == nil {
+		return
+	}
+	fmt.Fprintf(w, "\npeople: %d letters in, %d out\n", p.LettersIn, p.LettersOut)
+	fmt.Fprintf(w, "  refused: %s\n", counts(
+		tally{p.RefusedLetters, "bad letters (malformed, unsigned, misaddressed or too old)"},
+		tally{p.Duplicates, "duplicates"},
+		tally{p.FromBlocked, "from blocked nodes"},
+		tally{p.RequestsLimited, "contact requests rate-limited"},
+		tally{p.Unsolicited, "unsolicited accepts or receipts"},
+		tally{p.PresenceRefused, "bad presence records"},
+		tally{p.PresenceReplayed, "presence records older than one held (replayed)"},
+		tally{p.PresenceExpired, "presence records past their validity or from the future"},
+		tally{p.StrangerRecords, "presence records of strangers"}))
+	if p.AnswersHeld > 0 || p.AnswersWaiting > 0 {
+		fmt.Fprintf(w, "  held back from contacts you hide from: %d receipts or accepts, %d waiting now\n", p.AnswersHeld, p.AnswersWaiting)
+	}
+	if s := p.Supernode; s != nil {
+		fmt.Fprintf(w, "people (as a supernode): %d parcels relayed, %d stored; mail held: %d parcels, %s\n",
+			s.ParcelsRelayed, s.ParcelsStored, s.MailHeld, humanBytes(int64(s.MailBytes)))
+		fmt.Fprintf(w, "  refused: %s\n", counts(
+			tally{s.RefusedRecipientFull, "recipient's store full"},
+			tally{s.RefusedSenderQuota, "sender's quota full"},
+			tally{s.RefusedStoreFull, "supernode's store full"},
+			tally{s.RefusedRateLimit, "over a sender's rate"},
+			tally{s.RefusedNoRoute, "no route (supernode not in the ring)"},
+			tally{s.Malformed, "malformed people messages"}))
+	}
+}
+
+// tally is one counter of a status line and what it counts.
+type tally struct {
+	n    uint64
+	what string
+}
+
+// counts lists the non-zero tallies as "N what, M what", or "none".
+func counts(ts ...tally) string {
+	var out []string
+	for _, t := range ts {
+		if t.n > 0 {
+			out = append(out, fmt.Sprintf("%d %s", t.n, t.what))
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}
+
+// peopleKillHook returns the people.Config.AfterStep hook that
+// $CANOPY_TEST_KILL_AT asks for, or nil: "STEP" kills the node with
+// SIGKILL the first time it reaches STEP (people-letter-opened,
+// people-letter-kept), "STEP#N" the N-th time. For the crash tests, which
+// must kill a real recipient at exact points.
+func peopleKillHook() func(string) {
+	at := os.Getenv(killAtEnv)
+	step, nth, ok := strings.Cut(at, "#")
+	if !strings.HasPrefix(step, "people-") {
+		return nil
+	}
+	n := 1
+	if ok {
+		var err error
+		if n, err = strconv.Atoi(nth); err != nil || n < 1 {
+			return nil
+		}
+	}
+	var mu sync.Mutex
+	seen := 0
+	return func(s string) {
+		if s != step {
+			return
+		}
+		mu.Lock()
+		seen++
+		hit := seen == n
+		mu.Unlock()
+		if hit {
+			// Process.Kill is SIGKILL on Unix: no deferred code runs.
+			if p, err := os.FindProcess(os.Getpid()); err == nil {
+				_ = p.Kill()
+			}
+			select {} // the signal is on its way
+		}
+	}
 }
