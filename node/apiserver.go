@@ -131,10 +131,15 @@ func (n *Node) Status() api.Status {
 		}
 	}
 	ts := n.leaf.TransferStats()
-	st.Transfers = &api.Transfers{BytesSent: ts.UploadedDirect + ts.UploadedRelayed,
-		BytesReceived: ts.DownloadedDirect + ts.DownloadedRelayed,
-		UpLimit:       ts.UpLimit, DownLimit: ts.DownLimit, UploadsRefused: ts.UploadsRefused,
-		Direct: ts.DirectConnections, Relayed: ts.RelayedConnections}
+	st.Transfers = &api.Transfers{
+		BytesSent:      ts.UploadedDirect + ts.UploadedRelayed,
+		BytesReceived:  ts.DownloadedDirect + ts.DownloadedRelayed,
+		UpLimit:        ts.UpLimit,
+		DownLimit:      ts.DownLimit,
+		UploadsRefused: ts.UploadsRefused,
+		Direct:         ts.DirectConnections,
+		Relayed:        ts.RelayedConnections,
+	}
 	st.Promotion = n.promotionStatus()
 	natSt := n.natStatus()
 	st.NAT = &natSt
