@@ -104,8 +104,12 @@ type Config struct {
 	// nil.
 	Signal func(ctx context.Context, s wire.Signal) error
 	// Source is what uploads serve from. Nil means the node shares nothing:
-	// every offer is refused.
+	// every offer is refused. A PeerSource decides per peer, and serves
+	// browse sessions too (Browse).
 	Source PieceSource
+	// MaxBrowses bounds the browse sessions served at once. Zero means
+	// DefaultMaxBrowses.
+	MaxBrowses int
 	// MaxUploads bounds concurrent upload sessions; offers beyond it are
 	// refused with "busy". Zero means DefaultMaxUploads; NoUploads (or any
 	// negative value) means none.
@@ -152,6 +156,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxUploads:            DefaultMaxUploads,
+		MaxBrowses:            DefaultMaxBrowses,
 		MaxSourcesPerDownload: DefaultMaxSourcesPerDownload,
 		Window:                DefaultWindow,
 		ConnectTimeout:        DefaultConnectTimeout,
@@ -169,6 +174,9 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.MaxUploads == 0 {
 		c.MaxUploads = d.MaxUploads
+	}
+	if c.MaxBrowses <= 0 {
+		c.MaxBrowses = d.MaxBrowses
 	}
 	if c.MaxSourcesPerDownload <= 0 {
 		c.MaxSourcesPerDownload = d.MaxSourcesPerDownload

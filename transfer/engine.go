@@ -48,6 +48,9 @@ type Engine struct {
 	// changes piece data after the uploader's own verification: it turns the
 	// engine into a lying source.
 	corruptPiece func(index int, data []byte)
+	// corruptListing, when set by package tests, replaces each listing
+	// message a browse session sends.
+	corruptListing func(msg []byte) []byte
 
 	stats      stats
 	refused    refusalCounters
@@ -61,6 +64,8 @@ type Engine struct {
 	// uploads counts the upload sessions holding a slot: from open data
 	// channel to end. An offer that never connects never takes one.
 	uploads int
+	// browses counts the browse sessions holding a browse place.
+	browses int
 	// pending counts upload sessions answered but not yet connected, in
 	// all and by peer.
 	pending     int
@@ -82,6 +87,8 @@ type session struct {
 	// Engine.mu): a pending place until its data channel opens, then an
 	// upload slot.
 	pending, slot bool
+	// browse: the session holds a browse place (guarded by Engine.mu).
+	browse bool
 }
 
 // New starts an engine. Close it when done.
@@ -141,6 +148,9 @@ type Stats struct {
 	// of the candidate pair in use at that moment (see ConnInfo). A path
 	// that changes later is not counted again.
 	DirectConnections, RelayedConnections int64
+	// BrowsesServed counts browse sessions whose data channel opened and
+	// that took a browse place.
+	BrowsesServed int64
 	// Refusals counts refused offers by reason (see Engine.Refusals).
 	Refusals Refusals
 }
@@ -151,6 +161,7 @@ type stats struct {
 	signalsDropped                  atomic.Int64
 	badSources, badPieces, badMfst  atomic.Int64
 	directConns, relayedConns       atomic.Int64
+	browsesServed                   atomic.Int64
 }
 
 // Stats returns the engine's counters.
@@ -162,7 +173,8 @@ func (e *Engine) Stats() Stats {
 		SignalsDropped: s.signalsDropped.Load(),
 		BadSources:     s.badSources.Load(), BadPieces: s.badPieces.Load(), BadManifests: s.badMfst.Load(),
 		DirectConnections: s.directConns.Load(), RelayedConnections: s.relayedConns.Load(),
-		Refusals: e.refused.Snapshot(),
+		BrowsesServed: s.browsesServed.Load(),
+		Refusals:      e.refused.Snapshot(),
 	}
 }
 
@@ -351,6 +363,10 @@ func (e *Engine) endSession(sess *session) {
 	if sess.slot {
 		sess.slot = false
 		e.uploads--
+	}
+	if sess.browse {
+		sess.browse = false
+		e.browses--
 	}
 	e.mu.Unlock()
 }

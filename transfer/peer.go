@@ -361,7 +361,11 @@ func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID, log *
 				}
 			case wire.SignalClose:
 				offered = false // nothing to free on the other side
-				return fail(fmt.Errorf("%w: %s", ErrRefused, textsafe.Bound(s.Data, maxReasonLen)))
+				reason := textsafe.Bound(s.Data, maxReasonLen)
+				if reason == reasonBlocked {
+					return fail(fmt.Errorf("%w: %w: this node is blocked by the peer", ErrRefused, ErrBlocked))
+				}
+				return fail(fmt.Errorf("%w: %s", ErrRefused, reason))
 			}
 		case <-c.open:
 			e.countConn(c.connected(sent))
