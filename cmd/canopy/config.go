@@ -203,7 +203,7 @@ func upSettings() []*setting {
 				u.node.Shares = slices.Clone(v)
 				return nil
 			}},
-		{key: "share-contacts", kind: kindList, envSep: string(os.PathListSeparator), valueName: "DIR",
+		{key: "share_contacts", kind: kindList, envSep: string(os.PathListSeparator), valueName: "DIR",
 			usage: "directory to share with your contacts only: never in a supernode's index (repeatable)",
 			apply: func(u *upConfig, v []string) error {
 				if slices.Contains(v, "") {
@@ -212,7 +212,7 @@ func upSettings() []*setting {
 				u.node.ShareContacts = slices.Clone(v)
 				return nil
 			}},
-		{key: "share-trusted", kind: kindList, envSep: string(os.PathListSeparator), valueName: "DIR",
+		{key: "share_trusted", kind: kindList, envSep: string(os.PathListSeparator), valueName: "DIR",
 			usage: "directory to share with your trusted contacts only (repeatable)",
 			apply: func(u *upConfig, v []string) error {
 				if slices.Contains(v, "") {
