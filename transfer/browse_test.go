@@ -208,7 +208,7 @@ func TestBrowseBadListing(t *testing.T) {
 			b, _ := wire.Marshal(e)
 			return b
 		},
-		"garbage":   func([]byte) []byte { return []byte("not an envelope at all, not even close") },
+		"garbage": func([]byte) []byte { return []byte("not an envelope at all, not even close") },
 		"escaping path": func([]byte) []byte {
 			e, _ := wire.New(wire.TypeListing, &wire.Listing{Folders: []wire.ListFolder{{Name: "x"}}, Entries: []wire.ListEntry{{Path: "../../.ssh/id_ed25519"}}})
 			b, _ := wire.Marshal(e)
