@@ -291,9 +291,9 @@ const listChunk = 1000
 
 // List returns up to max files that allow accepts, after the cursor of an
 // earlier entry (empty: from the start), in path order, and whether more
-// follow. The cursor names a folder and a path in it, so a cursor for a
-// folder no longer shared starts over from the beginning of the listing
-// rather than failing.
+// follow. The cursor names a folder and a path in it; a cursor for a folder
+// no longer shared (or one this library never wrote) ends the listing:
+// starting over would list the same files again.
 func (l *Library) List(after string, max int, allow func(Visibility) bool) ([]ListEntry, bool, error) {
 	if err := l.check(); err != nil {
 		return nil, false, err
@@ -307,6 +307,9 @@ func (l *Library) List(after string, max int, allow func(Visibility) bool) ([]Li
 				from = filepath.Join(r.real, filepath.FromSlash(rel))
 				break
 			}
+		}
+		if from == "" {
+			return nil, false, nil
 		}
 	}
 	var out []ListEntry

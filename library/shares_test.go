@@ -97,6 +97,9 @@ func TestShareVisibility(t *testing.T) {
 			t.Errorf("listing shows a local path: %+v", e)
 		}
 	}
+	if rest, more, err := lib.List("Nowhere\x00x", 10, upTo(VisibleTrusted)); err != nil || more || len(rest) != 0 {
+		t.Errorf("a cursor in no share: %d entries, more %v, %v", len(rest), more, err)
+	}
 	strangers, _, _ := lib.List("", 100, upTo(VisibleEveryone))
 	if len(strangers) != 1 || strangers[0].RelPath != "song.flac" {
 		t.Errorf("a stranger's listing: %+v", strangers)
