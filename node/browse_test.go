@@ -14,8 +14,10 @@ import (
 	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/internal/testwait"
+	"github.com/canopy-p2p/canopy/leaf"
 	"github.com/canopy-p2p/canopy/node"
 	"github.com/canopy-p2p/canopy/people"
+	"github.com/canopy-p2p/canopy/supernode"
 	"github.com/canopy-p2p/canopy/transfer"
 	"github.com/canopy-p2p/canopy/wire"
 )
@@ -195,6 +197,19 @@ func TestShareByTrust(t *testing.T) {
 		nw, err := b.Network(ctx)
 		return err == nil && len(nw.Contacts) == 1 && nw.Contacts[0].ID == a.ID().String() && len(nw.Contacts[0].Where) > 0
 	}, "B's network view shows A online")
+
+	// Asked too often, the supernode answers "slow down" and the link
+	// stays: the next request in time is answered.
+	var slow *leaf.SlowDownError
+	for range 2 * supernode.DefaultNetworkBurst {
+		if _, err := b.Network(ctx); errors.As(err, &slow) {
+			break
+		}
+	}
+	if slow == nil || slow.RetryAfter <= 0 {
+		t.Fatalf("%d network requests at once were all answered", 2*supernode.DefaultNetworkBurst)
+	}
+	testwait.Until(t, 5*time.Second, func() bool { _, err := b.Network(ctx); return err == nil }, "B's network request answered again after the slow-down")
 
 	// Filters: by extension and size; blocked nodes' hits hidden.
 	if got := searchNames(b, api.SearchRequest{Words: "ocean", Ext: []string{"mp3"}}); !slices.Equal(got, []string{"ocean tide.mp3"}) {

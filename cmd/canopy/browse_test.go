@@ -169,6 +169,19 @@ func TestBrowseCommandLine(t *testing.T) {
 	if o, err := bFirst("search", "--max-size", "1k", "--min-size", "2k", "river"); err == nil {
 		t.Fatalf("max below min was accepted: %s", o)
 	}
+
+	// alice shares Family with everyone while she runs: bob finds the
+	// picnic by a search now.
+	if o := must(a("library", "share", fam, "everyone", "--json")); json.Unmarshal([]byte(o), &lib) != nil || lib.Shares[1].Visibility != "everyone" {
+		t.Fatalf("library share: %s", o)
+	}
+	testwait.Until(t, 15*time.Second, func() bool {
+		o, err := bFirst("search", "--json", "picnic")
+		return err == nil && json.Unmarshal([]byte(o), &hits) == nil && len(hits) == 1
+	}, "bob finds the picnic once Family is shared with everyone")
+	if o, err := a("library", "share", fam, "friends"); err == nil || !strings.Contains(o, "not everyone, contacts, trusted or none") {
+		t.Fatalf("a bad visibility: %v %s", err, o)
+	}
 }
 
 func TestParseSize(t *testing.T) {
