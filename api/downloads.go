@@ -107,6 +107,9 @@ type DownloadSource struct {
 	// Error says why it was dropped; Bad that it sent bad data.
 	Error string `json:"error,omitempty"`
 	Bad   bool   `json:"bad,omitempty"`
+	// Queued is the job's place in the source's upload queue (1 first)
+	// while every upload slot there is taken; 0 when not queued.
+	Queued int `json:"queued,omitempty"`
 }
 
 // DownloadList answers GET /v1/downloads: every job, oldest first.

@@ -40,6 +40,25 @@ type Status struct {
 	Promotion *Promotion `json:"promotion,omitempty"`
 	// NAT is the NAT behaviour and reachability (also `canopy natcheck`).
 	NAT *NAT `json:"nat,omitempty"`
+	// Transfers are the node's transfer counters and bandwidth limits.
+	Transfers *Transfers `json:"transfers,omitempty"`
+}
+
+// Transfers sums up the node's uploads and downloads since it started.
+type Transfers struct {
+	// BytesSent and BytesReceived count piece data.
+	BytesSent     int64 `json:"bytes_sent"`
+	BytesReceived int64 `json:"bytes_received"`
+	// UpLimit and DownLimit are the bandwidth limits, bytes per second
+	// (0: none).
+	UpLimit   float64 `json:"up_limit"`
+	DownLimit float64 `json:"down_limit"`
+	// UploadsRefused counts offers refused (busy, not shared, limits).
+	UploadsRefused int64 `json:"uploads_refused"`
+	// Direct and Relayed count the connections whose data channel opened,
+	// by path.
+	Direct  int64 `json:"direct"`
+	Relayed int64 `json:"relayed"`
 }
 
 // Promotion is the role decision, in words, like gtk-gnutella's list of

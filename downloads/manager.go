@@ -217,13 +217,17 @@ type Source struct {
 	// Err says why it was dropped; Bad that it sent bad data.
 	Err string `json:"error,omitempty"`
 	Bad bool   `json:"bad,omitempty"`
+	// Queued is the job's place in the source's upload queue (1 first)
+	// while it waits to ask again; 0 when it is not queued.
+	Queued int `json:"queued,omitempty"`
 }
 
 func sourcesOf(reports []transfer.SourceReport) []Source {
 	out := make([]Source, 0, len(reports))
 	for _, r := range reports {
 		out = append(out, Source{Node: r.Node, Path: r.Conn.Path, Local: r.Conn.LocalType, Remote: r.Conn.RemoteType,
-			ConnectMS: float64(r.Conn.ConnectTime) / float64(time.Millisecond), Bytes: r.Bytes, Err: r.Err, Bad: r.Bad})
+			ConnectMS: float64(r.Conn.ConnectTime) / float64(time.Millisecond), Bytes: r.Bytes, Err: r.Err, Bad: r.Bad,
+			Queued: r.Queued})
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -228,6 +229,34 @@ func (l *Leaf) stateLocked() (s attachState, cands []*candidate, atts []*attachm
 	return s, cands, atts
 }
 
+// maxSuccessorHints bounds the successors a hello names: a supernode names
+// at most 8, and an orphan keeps those of the few it lost at once.
+const maxSuccessorHints = 16
+
+// successorHintAge is how long after the leaf was last orphaned its hellos
+// name successors: an emergency election is over within seconds, and a
+// successor that has not promoted by then will not, so naming it for longer
+// would only cost supernodes a dial each.
+const successorHintAge = 5 * time.Minute
+
+// successorHintsLocked returns the successors the leaf holds as candidates
+// and has not attached to (Hello.Successors), in address order, at most
+// maxSuccessorHints; none once successorHintAge has passed since the leaf
+// was last orphaned. l.mu is held.
+func (l *Leaf) successorHintsLocked() []wire.PeerInfo {
+	if time.Since(l.lostAll) > successorHintAge {
+		return nil
+	}
+	var out []wire.PeerInfo
+	for _, c := range l.cands {
+		if c.successor && !c.id.IsZero() && c.id != l.id {
+			out = append(out, wire.PeerInfo{ID: c.id, Control: c.addr})
+		}
+	}
+	slices.SortFunc(out, func(a, b wire.PeerInfo) int { return strings.Compare(a.Control, b.Control) })
+	return out[:min(len(out), maxSuccessorHints)]
+}
+
 // Attachment describes a link to a supernode.
 type Attachment struct {
 	ID      identity.NodeID `json:"id"`
@@ -392,6 +421,7 @@ func (l *Leaf) dial(addr string, want identity.NodeID) (*attachment, error) {
 	for id, a := range l.atts {
 		hello.Supernodes = append(hello.Supernodes, wire.PeerInfo{ID: id, Control: a.addr})
 	}
+	hello.Successors = l.successorHintsLocked()
 	l.mu.Unlock()
 	if err := conn.SendBody(wire.TypeHello, &hello); err != nil {
 		return fail(err)

@@ -76,7 +76,3 @@ func (l *Leaf) networkInfo(e wire.Envelope) error {
 func (l *Leaf) Browse(ctx context.Context, peer wire.Source, maxEntries int) (transfer.BrowseResult, error) {
 	return l.engine.Browse(ctx, peer, maxEntries)
 }
-
-// TransferStats returns the transfer engine's counters: uploads, browses
-// served, refusals by reason.
-func (l *Leaf) TransferStats() transfer.Stats { return l.engine.Stats() }

@@ -36,6 +36,9 @@ func (l *Leaf) sendSignal(ctx context.Context, s wire.Signal) error {
 	return a.conn.SendWait(ctx, e)
 }
 
+// TransferStats returns the transfer engine's counters.
+func (l *Leaf) TransferStats() transfer.Stats { return l.engine.Stats() }
+
 // Download fetches a file from the given sources through the transfer engine.
 func (l *Leaf) Download(ctx context.Context, req transfer.Request) (transfer.Result, error) {
 	return l.engine.Download(ctx, req)

@@ -130,6 +130,10 @@ func (n *Node) Status() api.Status {
 			st.SharedBytes += e.Size
 		}
 	}
+	ts := n.leaf.TransferStats()
+	st.Transfers = &api.Transfers{BytesSent: ts.BytesSent, BytesReceived: ts.BytesReceived,
+		UpLimit: ts.UpLimit, DownLimit: ts.DownLimit, UploadsRefused: ts.UploadsRefused,
+		Direct: ts.DirectConnections, Relayed: ts.RelayedConnections}
 	st.Promotion = n.promotionStatus()
 	natSt := n.natStatus()
 	st.NAT = &natSt

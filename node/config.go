@@ -136,6 +136,11 @@ type Config struct {
 	// which fails it: the node then promotes only by consent always or in an
 	// emergency election).
 	UpBandwidth, DownBandwidth float64
+	// UpLimit and DownLimit cap this node's transfers, bytes/s of piece data
+	// sent and received, all of them together (--up-limit, --down-limit; 0:
+	// no limit). They leave room on the line for everything else the user
+	// does; the relay a supernode runs has its own quotas.
+	UpLimit, DownLimit float64
 	// RoleInterval is how often the role loop evaluates the promotion
 	// policy. Zero: DefaultRoleInterval; NoRoleLoop (or any negative value):
 	// no role loop (the role chosen at start stays).

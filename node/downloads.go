@@ -94,7 +94,7 @@ func apiDownload(j downloads.Job) api.Download {
 	}
 	for _, s := range j.Sources {
 		d.Sources = append(d.Sources, api.DownloadSource{Node: s.Node.String(), Path: s.Path, Local: s.Local, Remote: s.Remote,
-			ConnectMS: s.ConnectMS, Bytes: s.Bytes, Error: s.Err, Bad: s.Bad})
+			ConnectMS: s.ConnectMS, Bytes: s.Bytes, Error: s.Err, Bad: s.Bad, Queued: s.Queued})
 	}
 	return d
 }

@@ -210,8 +210,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Seeds:   leafSeeds,
 		Attach:  cfg.Attach,
 		Transfer: transfer.Config{
-			API:    webrtcAPI,
-			WebRTC: rtcCfg,
+			API:       webrtcAPI,
+			WebRTC:    rtcCfg,
+			UpLimit:   cfg.UpLimit,
+			DownLimit: cfg.DownLimit,
 			// Every offer and browse is judged by who asks (browse.go).
 			Source: shareSource{lib: n.lib, access: n.people.AccessOf},
 		},

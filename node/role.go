@@ -85,6 +85,7 @@ func (n *Node) roleLoop() {
 	poll := time.NewTicker(min(rolePollInterval, n.cfg.RoleInterval))
 	defer poll.Stop()
 	lastTouch, lastRepair := time.Now(), time.Now()
+	repair := newRepairTargets()
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -110,52 +111,8 @@ func (n *Node) roleLoop() {
 		n.evaluate(now)
 		if now.Sub(lastRepair) >= ringRepairInterval {
 			lastRepair = now
-			n.repairRing()
+			n.repairRing(repair)
 		}
-	}
-}
-
-// ringRepairInterval is how often a supernode looks for supernodes it hears
-// of (through its leaf side's guidance) that are missing from its ring.
-const ringRepairInterval = 5 * time.Second
-
-// repairRing joins supernodes the node's leaf side knows of but its ring does
-// not hold. A promotion whose join failed (every seed busy or gone), or two
-// emergency elections that each started a ring, leave separate rings that
-// know nothing of each other; memberlist merges them once one member of
-// each has joined the other.
-func (n *Node) repairRing() {
-	sn := n.Supernode()
-	if sn == nil {
-		return
-	}
-	in := make(map[identity.NodeID]bool)
-	for _, m := range sn.Members() {
-		in[m.Meta.NodeID] = true
-	}
-	// Supernodes our leaves are attached to first: they are alive. Then
-	// those the leaf side knows of, which may be long gone, in random order.
-	var missing []string
-	for _, p := range sn.HeardOf() {
-		missing = append(missing, p.Control)
-	}
-	heard := len(missing)
-	for _, p := range n.leaf.Known() {
-		if !in[p.ID] && p.ID != n.id.ID {
-			missing = append(missing, p.Control)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	rest := missing[heard:]
-	rand.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
-	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-	defer cancel()
-	if joined, err := sn.Join(ctx, missing[:min(len(missing), 3)]); err != nil {
-		n.log.Debug("ring repair", zap.Int("joined", joined), zap.Error(err))
-	} else {
-		n.log.Info("ring repair: joined supernodes missing from the ring", zap.Int("joined", joined))
 	}
 }
 

@@ -96,6 +96,40 @@ func (s *Supernode) HeardOf() []wire.PeerInfo {
 	return out
 }
 
+// DefaultHintTTL is how long a leaf's successor hints stay on offer after
+// it attached: an emergency election is over within seconds (rank ×
+// EmergencyStagger), so a successor that has not promoted within minutes
+// will not, and probing it would only cost a dial.
+const DefaultHintTTL = 5 * time.Minute
+
+// RingHints returns the successors this supernode's leaves named in their
+// hellos (Hello.Successors) within DefaultHintTTL that are not in its ring:
+// nodes that may have stepped in during an emergency election and be
+// running a ring of their own that no one has joined. The orphans that
+// ranked such a successor first know of it, and it knows of no one; if they
+// attached elsewhere before it promoted, this is the only trace of it.
+func (s *Supernode) RingHints(now time.Time) []wire.PeerInfo {
+	in := make(map[identity.NodeID]bool)
+	for _, m := range s.ring.Members() {
+		in[m.Meta.NodeID] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []wire.PeerInfo
+	for _, l := range s.leaves {
+		if now.Sub(l.since) > DefaultHintTTL {
+			continue
+		}
+		for _, p := range l.hints {
+			if !in[p.ID] && p.ID != s.id && p.Control != "" {
+				in[p.ID] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
 // guidance builds the message this supernode sends its leaves.
 func (s *Supernode) guidance() wire.Guidance {
 	v := s.RingView()

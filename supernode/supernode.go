@@ -139,6 +139,9 @@ type leafSlot struct {
 	reachable string
 	// heard are the other supernodes the leaf said it is attached to.
 	heard []wire.PeerInfo
+	// hints are the successors the leaf said may have stepped in
+	// (Hello.Successors); RingHints offers them for DefaultHintTTL.
+	hints []wire.PeerInfo
 }
 
 // Start starts the supernode's ring membership. Links come in through
@@ -390,6 +393,7 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 		since:     time.Now(),
 		candidate: h.Candidate,
 		heard:     h.Supernodes[:min(len(h.Supernodes), maxHeard)],
+		hints:     h.Successors[:min(len(h.Successors), maxHeard)],
 	}
 	// The new slot replaces the old in the same step, so that two links
 	// arriving at once from one leaf leave one slot, and the old link's

@@ -367,3 +367,24 @@ func recv(c *link.Conn, d time.Duration) (wire.Envelope, error) {
 		}
 	}
 }
+
+// TestRingHintsFromLeafHellos: the successors a leaf names in its hello are
+// offered as ring hints (not this supernode, not an empty address), for
+// DefaultHintTTL after the leaf attached.
+func TestRingHintsFromLeafHellos(t *testing.T) {
+	sn, addr := testSupernode(t, Config{})
+	other, _ := identity.Generate()
+	id, _ := identity.Generate()
+	creds, _ := link.NewCredentials(id)
+	hints := []wire.PeerInfo{{ID: other.ID, Control: "127.0.0.1:9"}, {ID: sn.ID(), Control: addr}, {ID: id.ID}}
+	if _, e := dialAs(t, addr, creds, wire.Hello{Role: wire.RoleLeaf, Successors: hints}); e.Type != wire.TypeWelcome {
+		t.Fatalf("leaf got %s", e.Type)
+	}
+	now := time.Now()
+	if got := sn.RingHints(now); len(got) != 1 || got[0].ID != other.ID || got[0].Control != "127.0.0.1:9" {
+		t.Fatalf("hints %+v, want only the other node", got)
+	}
+	if got := sn.RingHints(now.Add(DefaultHintTTL + time.Second)); len(got) != 0 {
+		t.Fatalf("hints %+v after DefaultHintTTL, want none", got)
+	}
+}

@@ -15,6 +15,7 @@ import (
 const (
 	reasonNotShared   = "not shared"
 	reasonBusy        = "busy"
+	reasonPeerBusy    = "busy for this peer"
 	reasonPeerPending = "too many pending offers"
 	reasonPending     = "too many pending offers in total"
 	reasonPeerOffers  = "too many offers"
@@ -42,6 +43,15 @@ type Refusals struct {
 	// BusyAtOpen: the data channel opened when every upload slot was
 	// taken; the uploader said "busy" on the channel and closed it.
 	BusyAtOpen uint64
+	// Queued: offers answered with their place in the upload queue
+	// (every slot taken, or the free ones kept for those queued ahead),
+	// on arrival or when their data channel opened. Not a refusal: the
+	// downloader asks again.
+	Queued uint64
+	// PeerBusy: the peer already held MaxUploadsPerPeer upload sessions,
+	// connected or pending (when the offer arrived, or when its data channel
+	// opened).
+	PeerBusy uint64
 	// PeerPending and Pending: the peer, or all peers together, already had
 	// the most offers answered but not yet connected.
 	PeerPending, Pending uint64
@@ -65,6 +75,7 @@ type Refusals struct {
 type refusalCounters struct {
 	notShared, busy, busyAtOpen atomic.Uint64
 	blocked                     atomic.Uint64
+	peerBusy, queued            atomic.Uint64
 	peerPending, pending        atomic.Uint64
 	peerOffers, offerCache      atomic.Uint64
 	noTime, stale, future       atomic.Uint64
@@ -75,6 +86,7 @@ type refusalCounters struct {
 func (c *refusalCounters) Snapshot() Refusals {
 	return Refusals{
 		NotShared: c.notShared.Load(), Blocked: c.blocked.Load(), Busy: c.busy.Load(), BusyAtOpen: c.busyAtOpen.Load(),
+		PeerBusy: c.peerBusy.Load(), Queued: c.queued.Load(),
 		PeerPending: c.peerPending.Load(), Pending: c.pending.Load(),
 		PeerOffers: c.peerOffers.Load(), OfferCache: c.offerCache.Load(),
 		NoTime: c.noTime.Load(), Stale: c.stale.Load(), Future: c.future.Load(),
@@ -90,6 +102,8 @@ func (c *refusalCounters) counter(reason string) *atomic.Uint64 {
 		return &c.blocked
 	case reasonBusy:
 		return &c.busy
+	case reasonPeerBusy:
+		return &c.peerBusy
 	case reasonPeerPending:
 		return &c.peerPending
 	case reasonPending:

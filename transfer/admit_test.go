@@ -329,3 +329,51 @@ func FuzzCheckOffer(f *testing.F) {
 		}
 	})
 }
+
+// One peer holds at most MaxUploadsPerPeer upload sessions, connected and
+// pending together: one identity that connects for real cannot take every
+// slot, and the others' downloads still find one.
+func TestUploadSlotsPerPeer(t *testing.T) {
+	n := newTestNet()
+	src := newMapSource()
+	id := src.share(t, randomFile(t, t.TempDir(), "f", 64<<10))
+	up := newTestEngine(t, n, testEngineOpts{source: src})
+	a, _ := identity.Generate()
+	b, _ := identity.Generate()
+
+	var held []*session
+	for i := range DefaultMaxUploadsPerPeer {
+		sess := &session{peer: a.ID}
+		if why := up.takeSlot(sess); why != "" {
+			t.Fatalf("a's slot %d refused: %s", i+1, why)
+		}
+		held = append(held, sess)
+	}
+	if why := up.takeSlot(&session{peer: a.ID}); why != reasonPeerBusy {
+		t.Fatalf("a's slot %d: %q, want %q", DefaultMaxUploadsPerPeer+1, why, reasonPeerBusy)
+	}
+	// An offer from a is refused at once, counted, and answered.
+	n.mu.Lock()
+	n.blackhole[a.ID] = true
+	n.mu.Unlock()
+	up.HandleSignal(signedOffer(a, up.self, id, realOfferSDP(t), time.Now()))
+	if r := up.Refusals(); r.PeerBusy != 1 {
+		t.Fatalf("refusals %+v, want PeerBusy 1", r)
+	}
+	// Another peer still gets a slot.
+	sb := &session{peer: b.ID}
+	if why := up.takeSlot(sb); why != "" {
+		t.Fatalf("b refused: %s", why)
+	}
+	// When one of a's sessions ends, a may take a slot again.
+	up.endSession(held[0])
+	if why := up.takeSlot(&session{peer: a.ID}); why != "" {
+		t.Fatalf("a after one session ended: %s", why)
+	}
+	up.mu.Lock()
+	got := [2]int{up.peerUploads[a.ID], up.peerUploads[b.ID]}
+	up.mu.Unlock()
+	if got != [2]int{DefaultMaxUploadsPerPeer, 1} {
+		t.Fatalf("slots by peer a, b = %v", got)
+	}
+}

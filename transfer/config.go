@@ -30,6 +30,12 @@ const (
 	// DefaultMaxUploads bounds concurrent upload sessions: a home uplink is
 	// shared by all of them, and eight keeps each worth having.
 	DefaultMaxUploads = 8
+	// DefaultMaxUploadsPerPeer bounds the upload sessions one peer may hold
+	// (connected and pending together). A node downloads at most three
+	// files at once (its download queue), each with one session per
+	// source, so an honest peer never needs more; one identity that
+	// connects for real can then take three of the eight slots, not all.
+	DefaultMaxUploadsPerPeer = 3
 	// DefaultMaxSourcesPerDownload bounds the sources one download uses at a
 	// time; more rarely raises throughput and costs everyone a connection.
 	DefaultMaxSourcesPerDownload = 4
@@ -69,6 +75,10 @@ const (
 	// rather than forgotten: forgetting one would let it be replayed.
 	DefaultMaxOfferCache = 4096
 )
+
+// NoQueue, as Config.MaxQueue, keeps no upload queue: an offer that finds
+// every slot taken is refused "busy".
+const NoQueue = -1
 
 // NoUploads, as Config.MaxUploads, serves no uploads: every offer is
 // refused with "busy". Any negative value means the same.
@@ -114,6 +124,10 @@ type Config struct {
 	// refused with "busy". Zero means DefaultMaxUploads; NoUploads (or any
 	// negative value) means none.
 	MaxUploads int
+	// MaxUploadsPerPeer bounds one peer's upload sessions, connected and
+	// pending together; more are refused with "busy for this peer". Zero
+	// means DefaultMaxUploadsPerPeer.
+	MaxUploadsPerPeer int
 	// MaxSourcesPerDownload bounds the sources one download connects to at
 	// a time; further sources are kept as spares for those that drop. Zero
 	// means DefaultMaxSourcesPerDownload.
@@ -146,6 +160,22 @@ type Config struct {
 	// MaxOfferCache bounds all offers remembered. Zero means
 	// DefaultMaxOfferCache.
 	MaxOfferCache int
+	// MaxQueue bounds the requests waiting for an upload slot (see
+	// queue.go); an offer that finds it full is refused "busy". Zero means
+	// DefaultMaxQueue; NoQueue (or any negative value) means no queue.
+	MaxQueue int
+	// QueueReask is how often a queued download asks again, and so, times
+	// three, how long a queued request waits for its next ask before it
+	// leaves the queue. Zero means DefaultQueueReask.
+	QueueReask time.Duration
+	// UploadPriority, if not nil, ranks a peer's queued requests: higher
+	// first, arrival order among equals (for contacts, say). It is called
+	// with the engine's lock held and must return at once.
+	UploadPriority func(identity.NodeID) int
+	// UpLimit and DownLimit cap the bytes per second of piece data this
+	// engine sends and receives, all sessions together (a home user's
+	// --up-limit and --down-limit). Zero or less means no limit.
+	UpLimit, DownLimit float64
 	// Logger receives the engine's logs. Nil means no logging.
 	Logger *zap.Logger
 }
@@ -157,6 +187,9 @@ func DefaultConfig() Config {
 	return Config{
 		MaxUploads:            DefaultMaxUploads,
 		MaxBrowses:            DefaultMaxBrowses,
+		MaxUploadsPerPeer:     DefaultMaxUploadsPerPeer,
+		MaxQueue:              DefaultMaxQueue,
+		QueueReask:            DefaultQueueReask,
 		MaxSourcesPerDownload: DefaultMaxSourcesPerDownload,
 		Window:                DefaultWindow,
 		ConnectTimeout:        DefaultConnectTimeout,
@@ -177,6 +210,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBrowses <= 0 {
 		c.MaxBrowses = d.MaxBrowses
+	}
+	if c.MaxUploadsPerPeer <= 0 {
+		c.MaxUploadsPerPeer = d.MaxUploadsPerPeer
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = d.MaxQueue
+	}
+	if c.QueueReask <= 0 {
+		c.QueueReask = d.QueueReask
 	}
 	if c.MaxSourcesPerDownload <= 0 {
 		c.MaxSourcesPerDownload = d.MaxSourcesPerDownload
@@ -347,6 +389,9 @@ type SourceReport struct {
 	// (bounded and cleaned of control and bidi characters, not yet made a
 	// file name); empty if it never answered.
 	Name string
+	// Queued is the request's place in the source's upload queue (1 first)
+	// while the download waits to ask it again; 0 when it is not queued.
+	Queued int
 	// Conn says how the source was reached: the candidate pair in use when
 	// the session ended (the pair selected when the data channel opened,
 	// or a later one if ICE switched) and the time to connect. It is zero

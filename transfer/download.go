@@ -224,6 +224,12 @@ func (d *download) endReport(src int, r SourceReport) {
 	d.reports[src] = r
 }
 
+func (d *download) reportOf(src int) SourceReport {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.reports[src]
+}
+
 func (d *download) reportsSnapshot() []SourceReport {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -405,8 +411,18 @@ func (e *Engine) Download(ctx context.Context, req Request) (Result, error) {
 
 // sourceResult is what a source goroutine reports when it ends.
 type sourceResult struct {
+	src    wire.Source
+	idx    int // in download.reports
 	report SourceReport
 	err    error
+}
+
+// queuedSource is a source that queued the request, waiting to be asked
+// again at at.
+type queuedSource struct {
+	src wire.Source
+	idx int
+	at  time.Time
 }
 
 // run drives the sources until the file is complete or no source is left.
@@ -428,12 +444,43 @@ func (d *download) run(ctx context.Context, req Request, start time.Time) ([]Sou
 	defer srcCancel()
 	results := make(chan sourceResult, len(pending))
 	active := 0
+	start1 := func(src wire.Source, idx int) {
+		active++
+		go func() { results <- d.runSource(srcCtx, src, idx) }()
+	}
 	startNext := func() {
 		src := pending[0]
 		pending = pending[1:]
-		active++
-		idx := d.addReport(src.Node)
-		go func() { results <- d.runSource(srcCtx, src, idx) }()
+		start1(src, d.addReport(src.Node))
+	}
+	// Sources that queued the request wait here to ask again, each keeping
+	// its report; a queued source does not hold one of the download's
+	// MaxSourcesPerDownload places, so a spare starts meanwhile.
+	var queued []queuedSource
+	var reask *time.Timer
+	var reaskC <-chan time.Time
+	defer func() {
+		if reask != nil {
+			reask.Stop()
+		}
+	}()
+	armReask := func() {
+		if len(queued) == 0 {
+			reaskC = nil
+			return
+		}
+		next := queued[0].at
+		for _, q := range queued[1:] {
+			if q.at.Before(next) {
+				next = q.at
+			}
+		}
+		if reask == nil {
+			reask = time.NewTimer(time.Until(next))
+		} else {
+			reask.Reset(time.Until(next))
+		}
+		reaskC = reask.C
 	}
 	// A resumable download syncs its part file now and then (Resume).
 	var syncTick <-chan time.Time
@@ -456,8 +503,19 @@ func (d *download) run(ctx context.Context, req Request, start time.Time) ([]Sou
 		fatal    error
 		complete = d.complete
 		lastCall time.Time
-		report   = func(final bool) {
-			if req.Progress == nil || (!final && time.Since(lastCall) < progressInterval) {
+		// trailC fires when a report held back by progressInterval is
+		// due, so that the last state (a source queued, say) is not lost.
+		trail  *time.Timer
+		trailC <-chan time.Time
+		report = func(final bool) {
+			if req.Progress == nil {
+				return
+			}
+			if since := time.Since(lastCall); !final && since < progressInterval {
+				if trailC == nil {
+					trail = time.NewTimer(progressInterval - since)
+					trailC = trail.C
+				}
 				return
 			}
 			lastCall = time.Now()
@@ -467,10 +525,21 @@ func (d *download) run(ctx context.Context, req Request, start time.Time) ([]Sou
 		}
 		done bool
 	)
-	for active > 0 {
+	ctxDone := ctx.Done()
+	for active > 0 || (len(queued) > 0 && !done && fatal == nil && ctx.Err() == nil) {
 		select {
 		case r := <-results:
 			active--
+			var qe *QueuedError
+			if errors.As(r.err, &qe) && !done && fatal == nil && ctx.Err() == nil {
+				queued = append(queued, queuedSource{src: r.src, idx: r.idx, at: time.Now().Add(e.cfg.QueueReask)})
+				armReask()
+				report(false) // its place in the queue
+				if len(pending) > 0 && active < e.cfg.MaxSourcesPerDownload {
+					startNext()
+				}
+				continue
+			}
 			reports = append(reports, r.report)
 			if r.err != nil {
 				errs = append(errs, fmt.Errorf("source %s: %w", r.report.Node.Short(), r.err))
@@ -483,11 +552,38 @@ func (d *download) run(ctx context.Context, req Request, start time.Time) ([]Sou
 			if !done && fatal == nil && ctx.Err() == nil && len(pending) > 0 {
 				startNext()
 			}
+		case <-reaskC:
+			now := time.Now()
+			kept := queued[:0]
+			for _, q := range queued {
+				if !now.Before(q.at) && active < e.cfg.MaxSourcesPerDownload {
+					start1(q.src, q.idx)
+				} else {
+					kept = append(kept, q)
+				}
+			}
+			queued = kept
+			if len(queued) > 0 && active >= e.cfg.MaxSourcesPerDownload {
+				// Due, but every place is taken: ask once one frees.
+				for i := range queued {
+					if later := now.Add(e.cfg.QueueReask); queued[i].at.Before(later) {
+						queued[i].at = later
+					}
+				}
+			}
+			armReask()
+		case <-ctxDone:
+			// Sources see it through srcCtx; a download left with only
+			// queued sources ends here (the loop's condition).
+			ctxDone = nil
 		case <-complete:
 			done, complete = true, nil
 			// Every piece is in: the remaining sources are no longer needed.
 			srcCancel()
 		case <-d.progress:
+			report(false)
+		case <-trailC:
+			trailC = nil
 			report(false)
 		case <-syncTick:
 			if err := d.sync(); err != nil && fatal == nil {
@@ -495,6 +591,9 @@ func (d *download) run(ctx context.Context, req Request, start time.Time) ([]Sou
 				srcCancel()
 			}
 		}
+	}
+	for _, q := range queued {
+		reports = append(reports, d.reportOf(q.idx))
 	}
 	// The last source can end with every piece in before the select above
 	// has taken complete: results and complete were ready together.
@@ -532,7 +631,12 @@ func (d *download) runSource(ctx context.Context, src wire.Source, idx int) sour
 		// cancellation reached this source.
 		err = nil
 	}
-	if err != nil {
+	var qe *QueuedError
+	switch {
+	case errors.As(err, &qe):
+		// Not dropped: it is asked again (run).
+		s.report.Queued = qe.Position
+	case err != nil:
 		s.report.Err = err.Error()
 		s.report.Bad = isBad(err)
 		if s.report.Bad {
@@ -544,7 +648,7 @@ func (d *download) runSource(ctx context.Context, src wire.Source, idx int) sour
 		}
 	}
 	d.endReport(idx, s.report)
-	return sourceResult{report: s.report, err: err}
+	return sourceResult{src: src, idx: idx, report: s.report, err: err}
 }
 
 // source is one source of a download, owned by its goroutine.
@@ -615,6 +719,11 @@ func (s *source) run(ctx context.Context, src wire.Source) error {
 		}
 		select {
 		case b := <-msgs:
+			// Held here under a download limit: the channel's reader
+			// waits, and SCTP's window slows the sender.
+			if err := waitBytes(ctx, d.e.down, len(b)); err != nil {
+				return err
+			}
 			if err := s.handle(m, b); err != nil {
 				return err
 			}
@@ -666,6 +775,7 @@ func (s *source) block(m *content.Manifest, pd wire.PieceData) error {
 			ErrProtocol, i, pd.Offset, len(pd.Data), s.got, n)
 	}
 	s.got += copy(s.buf[s.got:], pd.Data)
+	s.d.e.stats.bytesReceived.Add(int64(len(pd.Data)))
 	if s.got < n {
 		return nil
 	}
@@ -693,7 +803,11 @@ func transferError(env wire.Envelope) error {
 		return fmt.Errorf("%w: %v", ErrProtocol, err)
 	}
 	reason := textsafe.Bound(te.Reason, maxReasonLen)
-	if reason == reasonBusy {
+	if pos, ok := parseQueued(reason); ok {
+		// Its slots filled while it connected: it queued the request.
+		return &QueuedError{Position: pos}
+	}
+	if reason == reasonBusy || reason == reasonPeerBusy {
 		// An uploader whose slots filled while it connected: a refusal,
 		// like a Close "busy" before connecting.
 		return fmt.Errorf("%w: %w: %q", ErrRefused, ErrSourceFailed, reason)

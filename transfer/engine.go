@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/canopy-p2p/canopy/internal/loglimit"
 	"github.com/canopy-p2p/canopy/wire"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 )
 
 // sessionInbox bounds the signals queued for one session. A session gets one
@@ -55,6 +58,8 @@ type Engine struct {
 	stats      stats
 	refused    refusalCounters
 	refusalLog loglimit.Limiter[string] // Every: refusalLogEvery; keys are the fixed reasons
+	// up and down are the bandwidth limits (limit.go); nil for none.
+	up, down *rate.Limiter
 
 	mu sync.Mutex // guards the fields below
 	// closed is set by Close; no session starts afterwards.
@@ -70,6 +75,10 @@ type Engine struct {
 	// all and by peer.
 	pending     int
 	peerPending map[identity.NodeID]int
+	// peerUploads counts the upload slots held, by peer.
+	peerUploads map[identity.NodeID]int
+	// queue holds the requests waiting for a slot (queue.go).
+	queue uploadQueue
 	// offers remembers recent offers, against replays.
 	offers offerCache
 	// parts holds the temporary files of running downloads.
@@ -83,6 +92,9 @@ type session struct {
 	id    [16]byte
 	peer  identity.NodeID
 	inbox chan wire.Signal
+	// content is what an upload session serves, so that taking its slot
+	// takes its request out of the upload queue.
+	content [32]byte
 	// pending and slot say what an upload session holds (guarded by
 	// Engine.mu): a pending place until its data channel opens, then an
 	// upload slot.
@@ -106,10 +118,15 @@ func New(cfg Config) (*Engine, error) {
 		cancel:      cancel,
 		refusals:    make(chan wire.Signal, refusalQueue),
 		refusalLog:  loglimit.Limiter[string]{Every: refusalLogEvery},
+		up:          newLimiter(cfg.UpLimit),
+		down:        newLimiter(cfg.DownLimit),
 		sessions:    make(map[[16]byte]*session),
 		offers:      offerCache{byPeer: make(map[identity.NodeID][]seenOffer)},
 		peerPending: make(map[identity.NodeID]int),
-		parts:       make(map[string]bool),
+		peerUploads: make(map[identity.NodeID]int),
+		queue: uploadQueue{max: max(cfg.MaxQueue, 0), maxPerPeer: cfg.MaxUploadsPerPeer,
+			ttl: queueTTL * cfg.QueueReask},
+		parts: make(map[string]bool),
 	}
 	e.wg.Add(1)
 	go e.sendRefusals()
@@ -151,6 +168,12 @@ type Stats struct {
 	// BrowsesServed counts browse sessions whose data channel opened and
 	// that took a browse place.
 	BrowsesServed int64
+	// BytesSent and BytesReceived count piece data sent by uploads and
+	// received by downloads (before verification).
+	BytesSent, BytesReceived int64
+	// UpLimit and DownLimit are the bandwidth limits in force, bytes per
+	// second (0: none).
+	UpLimit, DownLimit float64
 	// Refusals counts refused offers by reason (see Engine.Refusals).
 	Refusals Refusals
 }
@@ -162,6 +185,7 @@ type stats struct {
 	badSources, badPieces, badMfst  atomic.Int64
 	directConns, relayedConns       atomic.Int64
 	browsesServed                   atomic.Int64
+	bytesSent, bytesReceived        atomic.Int64
 }
 
 // Stats returns the engine's counters.
@@ -173,6 +197,8 @@ func (e *Engine) Stats() Stats {
 		SignalsDropped: s.signalsDropped.Load(),
 		BadSources:     s.badSources.Load(), BadPieces: s.badPieces.Load(), BadManifests: s.badMfst.Load(),
 		DirectConnections: s.directConns.Load(), RelayedConnections: s.relayedConns.Load(),
+		BytesSent: s.bytesSent.Load(), BytesReceived: s.bytesReceived.Load(),
+		UpLimit: max(e.cfg.UpLimit, 0), DownLimit: max(e.cfg.DownLimit, 0),
 		BrowsesServed: s.browsesServed.Load(),
 		Refusals:      e.refused.Snapshot(),
 	}
@@ -252,12 +278,23 @@ func (e *Engine) handleOffer(s wire.Signal) {
 		e.dropSignal(s, why, nil)
 		return
 	}
+	e.queue.expire(now)
+	// A browse takes no upload slot (it has places of its own, taken
+	// when its channel opens: takeBrowse), so the slots' rules and the
+	// upload queue are not for it.
+	upload := s.Content != wire.BrowseContent
 	var refuse string
 	switch {
 	case e.cfg.Source == nil:
 		refuse = reasonNotShared
-	case e.uploads >= e.cfg.MaxUploads:
+	case upload && e.cfg.MaxUploads <= 0:
 		refuse = reasonBusy
+	case upload && e.peerUploads[s.From]+e.peerPending[s.From] >= e.cfg.MaxUploadsPerPeer:
+		refuse = reasonPeerBusy
+	case upload && e.cfg.MaxUploads-e.uploads <= e.queue.ahead(s.From, s.Content):
+		// No slot for it: every one is taken, or the free ones are for
+		// the requests queued ahead of it.
+		refuse = e.enqueueLocked(s.From, s.Content, now)
 	case e.peerPending[s.From] >= e.cfg.MaxPendingPerPeer:
 		refuse = reasonPeerPending
 	case e.pending >= e.cfg.MaxPending:
@@ -268,7 +305,8 @@ func (e *Engine) handleOffer(s wire.Signal) {
 		e.refuse(s, refuse)
 		return
 	}
-	sess := &session{id: s.Session, peer: s.From, inbox: make(chan wire.Signal, sessionInbox), pending: true}
+	sess := &session{id: s.Session, peer: s.From, inbox: make(chan wire.Signal, sessionInbox), pending: true,
+		content: s.Content}
 	e.sessions[s.Session] = sess
 	e.pending++
 	e.peerPending[s.From]++
@@ -279,18 +317,41 @@ func (e *Engine) handleOffer(s wire.Signal) {
 }
 
 // takeSlot moves an upload session whose data channel opened from its
-// pending place to an upload slot. It reports false when every slot is
-// taken: other sessions connected first.
-func (e *Engine) takeSlot(sess *session) bool {
+// pending place to an upload slot, and its request out of the upload queue.
+// It returns the refusal reason when it cannot: every slot is taken (other
+// sessions connected first: the request is queued, "queued N", or "busy"
+// when the queue is full), or the peer holds its share
+// (MaxUploadsPerPeer); "" when the slot is taken.
+func (e *Engine) takeSlot(sess *session) string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.releasePending(sess)
-	if e.uploads >= e.cfg.MaxUploads {
-		return false
+	switch {
+	case e.uploads >= e.cfg.MaxUploads:
+		return e.enqueueLocked(sess.peer, sess.content, time.Now())
+	case e.peerUploads[sess.peer] >= e.cfg.MaxUploadsPerPeer:
+		return reasonPeerBusy
 	}
 	sess.slot = true
 	e.uploads++
-	return true
+	e.peerUploads[sess.peer]++
+	e.queue.remove(sess.peer, sess.content)
+	return ""
+}
+
+// enqueueLocked puts peer's request for content in the upload queue, or
+// finds its place there, and returns the reason to answer with: "queued N",
+// or "busy" when the queue is full (or there is none). e.mu is held.
+func (e *Engine) enqueueLocked(peer identity.NodeID, content [32]byte, now time.Time) string {
+	prio := 0
+	if e.cfg.UploadPriority != nil && e.queue.index(peer, content) < 0 {
+		prio = e.cfg.UploadPriority(peer)
+	}
+	pos, ok := e.queue.ask(peer, content, prio, now)
+	if !ok {
+		return reasonBusy
+	}
+	return queuedPrefix + strconv.Itoa(pos)
 }
 
 // releasePending frees the session's pending place, if it holds one. e.mu
@@ -308,10 +369,16 @@ func (e *Engine) releasePending(sess *session) {
 	}
 }
 
-// refuse queues a Close signal that tells the offerer why it is not served.
+// refuse queues a Close signal that tells the offerer why it is not served,
+// or that it is queued ("queued N"), which is counted apart: the offerer
+// asks again.
 func (e *Engine) refuse(offer wire.Signal, reason string) {
-	e.stats.uploadsRefused.Add(1)
-	e.countRefusal(offer, reason)
+	if strings.HasPrefix(reason, queuedPrefix) {
+		e.refused.queued.Add(1)
+	} else {
+		e.stats.uploadsRefused.Add(1)
+		e.countRefusal(offer, reason)
+	}
 	reply := wire.Signal{Session: offer.Session, To: offer.From, Kind: wire.SignalClose,
 		Data: reason, Content: offer.Content, FromVia: offer.FromVia}
 	select {
@@ -363,6 +430,11 @@ func (e *Engine) endSession(sess *session) {
 	if sess.slot {
 		sess.slot = false
 		e.uploads--
+		if n := e.peerUploads[sess.peer] - 1; n > 0 {
+			e.peerUploads[sess.peer] = n
+		} else {
+			delete(e.peerUploads, sess.peer)
+		}
 	}
 	if sess.browse {
 		sess.browse = false

@@ -361,6 +361,9 @@ func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID, log *
 				}
 			case wire.SignalClose:
 				offered = false // nothing to free on the other side
+				if pos, ok := parseQueued(s.Data); ok {
+					return fail(&QueuedError{Position: pos})
+				}
 				reason := textsafe.Bound(s.Data, maxReasonLen)
 				if reason == reasonBlocked {
 					return fail(fmt.Errorf("%w: %w: this node is blocked by the peer", ErrRefused, ErrBlocked))

@@ -104,16 +104,24 @@ func (e *Engine) runUpload(sess *session, offer wire.Signal, received time.Time)
 		return
 	}
 	defer ch.close()
-	if !e.takeSlot(sess) {
-		// Every slot filled while this session connected. Tell the peer on
-		// the channel (it is live now), which its download reads as a
-		// refusal, and let it try another source.
-		e.refused.busyAtOpen.Add(1)
-		e.stats.uploadsRefused.Add(1)
+	if why := e.takeSlot(sess); why != "" {
+		// The slots filled while this session connected (or the peer's
+		// share did). Tell the peer on the channel (it is live now), which
+		// its download reads as a refusal, and let it try another source.
+		switch {
+		case why == reasonBusy:
+			e.refused.busyAtOpen.Add(1)
+			e.stats.uploadsRefused.Add(1)
+		case why == reasonPeerBusy:
+			e.refused.peerBusy.Add(1)
+			e.stats.uploadsRefused.Add(1)
+		default:
+			e.refused.queued.Add(1)
+		}
 		ctx, cancel := context.WithTimeout(e.ctx, signalTimeout)
-		_ = ch.sendMsg(ctx, wire.TypeTransferError, wire.TransferError{Content: id, Reason: reasonBusy})
+		_ = ch.sendMsg(ctx, wire.TypeTransferError, wire.TransferError{Content: id, Reason: why})
 		cancel()
-		log.Debug("upload connected with every slot taken; refused")
+		log.Debug("upload connected with no slot for it; refused", zap.String("reason", why))
 		return
 	}
 	// At Info, unlike the rest of the session: which uploads needed a
@@ -229,11 +237,15 @@ func (u *upload) sendPiece(ctx context.Context, req wire.PieceRequest) error {
 	}
 	for off := 0; off < n; off += blockSize {
 		end := min(off+blockSize, n)
+		if err := waitBytes(ctx, u.e.up, end-off); err != nil {
+			return err
+		}
 		if err := u.ch.sendMsg(ctx, wire.TypePieceData, wire.PieceData{
 			Index: req.Index, Offset: uint32(off), Data: data[off:end],
 		}); err != nil {
 			return err
 		}
+		u.e.stats.bytesSent.Add(int64(end - off))
 	}
 	u.e.stats.piecesServed.Add(1)
 	return nil

@@ -50,22 +50,28 @@ func (h Hello) Bounded() Hello {
 	if len(h.Gossip) > MaxAddrLen {
 		h.Gossip = ""
 	}
-	for i, p := range h.Supernodes {
+	h.Supernodes = boundPeers(h.Supernodes)
+	h.Successors = boundPeers(h.Successors)
+	return h
+}
+
+// boundPeers returns peers without those whose control address is over
+// MaxAddrLen, copying when it drops one so that the caller's slice is not
+// changed under it.
+func boundPeers(peers []PeerInfo) []PeerInfo {
+	for i, p := range peers {
 		if len(p.Control) <= MaxAddrLen {
 			continue
 		}
-		// At least one is over: copy the rest, so the caller's slice is
-		// not changed under it.
-		kept := append([]PeerInfo(nil), h.Supernodes[:i]...)
-		for _, q := range h.Supernodes[i+1:] {
+		kept := append([]PeerInfo(nil), peers[:i]...)
+		for _, q := range peers[i+1:] {
 			if len(q.Control) <= MaxAddrLen {
 				kept = append(kept, q)
 			}
 		}
-		h.Supernodes = kept
-		break
+		return kept
 	}
-	return h
+	return peers
 }
 
 // CutName returns a file name of at most max bytes: name itself when it

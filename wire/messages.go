@@ -117,6 +117,14 @@ type Hello struct {
 	// does not have them in its ring joins them, which heals a ring split by
 	// an emergency election whose candidates did not know each other.
 	Supernodes []PeerInfo `cbor:"6,keyasint,omitempty"`
+	// Successors are, from a leaf, the successors it was told of when its
+	// last supernode went and has not attached to since: nodes that may have
+	// stepped in. The orphans that ranked a successor first are the ones
+	// that know of it; if they all attach elsewhere before it promotes, it
+	// would be a supernode no one else knows of. A supernode that receives
+	// them tries to join any that are not in its ring (see supernode's
+	// RingHints).
+	Successors []PeerInfo `cbor:"7,keyasint,omitempty"`
 }
 
 // Welcome accepts a control link.

@@ -130,7 +130,8 @@ func TestDecodeBounds(t *testing.T) {
 // seeds returns real frames of every message type.
 func seeds(tb testing.TB) [][]byte {
 	bodies := map[Type]any{
-		TypeHello:       &Hello{Role: RoleLeaf, Software: "canopy/x", Control: "127.0.0.1:1", Candidate: true, Supernodes: []PeerInfo{{Control: "127.0.0.1:2"}}},
+		TypeHello: &Hello{Role: RoleLeaf, Software: "canopy/x", Control: "127.0.0.1:1", Candidate: true, Supernodes: []PeerInfo{{Control: "127.0.0.1:2"}},
+			Successors: []PeerInfo{{Control: "127.0.0.1:9"}}},
 		TypeWelcome:     &Welcome{Role: RoleSupernode, Supernodes: []PeerInfo{{Control: "127.0.0.1:3"}}},
 		TypeIndexUpdate: &IndexUpdate{Reset: true, Add: manyFiles(50), Rev: 1},
 		TypeQueryHit:    &QueryHit{Hits: []Hit{{Name: "a", Size: 1, Sources: []Source{{}}}}},
@@ -429,7 +430,8 @@ func TestReadFrameMax(t *testing.T) {
 func TestHelloBounded(t *testing.T) {
 	long := strings.Repeat("a", MaxAddrLen+1)
 	in := Hello{Role: RoleLeaf, Software: strings.Repeat("s", 900_000) + "\n", Control: long, Gossip: "127.0.0.1:7374",
-		Supernodes: []PeerInfo{{Control: "127.0.0.1:1"}, {Control: long}, {Control: "127.0.0.1:2"}}}
+		Supernodes: []PeerInfo{{Control: "127.0.0.1:1"}, {Control: long}, {Control: "127.0.0.1:2"}},
+		Successors: []PeerInfo{{Control: long}, {Control: "127.0.0.1:3"}}}
 	got := in.Bounded()
 	if len(got.Software) > MaxSoftwareLen || !strings.HasPrefix(got.Software, "sss") {
 		t.Errorf("software %q (%d bytes)", got.Software, len(got.Software))
@@ -440,7 +442,10 @@ func TestHelloBounded(t *testing.T) {
 	if len(got.Supernodes) != 2 || got.Supernodes[0].Control != "127.0.0.1:1" || got.Supernodes[1].Control != "127.0.0.1:2" {
 		t.Errorf("supernodes %+v", got.Supernodes)
 	}
-	if in.Supernodes[1].Control != long {
+	if len(got.Successors) != 1 || got.Successors[0].Control != "127.0.0.1:3" {
+		t.Errorf("successors %+v", got.Successors)
+	}
+	if in.Supernodes[1].Control != long || in.Successors[0].Control != long {
 		t.Error("Bounded changed the caller's slice")
 	}
 }

@@ -83,7 +83,8 @@ func TestCommandLine(t *testing.T) {
 	firstData, secondData := filepath.Join(xdg, "canopy"), filepath.Join(dir, "second")
 	first := up(firstData, api1) // everything from the config file
 	// The flags win over the file, which this node reads too.
-	second := up(secondData, api2, "--data", secondData, "--listen", ctl2, "--gossip", freePort(t), "--api", api2, "--share", share, "--join", ctl1, "--log-level", "warn", "--portmap=false")
+	second := up(secondData, api2, "--data", secondData, "--listen", ctl2, "--gossip", freePort(t), "--api", api2, "--share", share, "--join", ctl1, "--log-level", "warn", "--portmap=false",
+		"--up-limit", "4mbit", "--down-limit", "2MB/s")
 
 	// status --json names the roles and the attachment.
 	var st api.Status
@@ -96,6 +97,10 @@ func TestCommandLine(t *testing.T) {
 	}, "the leaf's status never showed its file indexed on one supernode")
 	if st.Role != "leaf" || st.SharedFiles != 1 {
 		t.Fatalf("leaf status: %+v", st)
+	}
+	// The bandwidth limits reach the node and show in its status.
+	if tr := st.Transfers; tr == nil || tr.UpLimit != 500e3 || tr.DownLimit != 2e6 {
+		t.Fatalf("leaf transfers %+v, want limits 500 kB/s up, 2 MB/s down", st.Transfers)
 	}
 	// No --api and no --data: the address from the config file, the
 	// token from the default data directory.

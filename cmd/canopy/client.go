@@ -161,6 +161,11 @@ func runStatus(ctx context.Context, args []string) error {
 	fmt.Fprintf(w, "uptime\t%s\n", st.Uptime)
 	fmt.Fprintf(w, "shared\t%d files, %s\n", st.SharedFiles, humanBytes(st.SharedBytes))
 	fmt.Fprintf(w, "policy\t%s\n", st.Policy)
+	if t := st.Transfers; t != nil {
+		fmt.Fprintf(w, "transfers\t%s sent, %s received; %d direct, %d relayed connections; %d uploads refused\n",
+			humanBytes(t.BytesSent), humanBytes(t.BytesReceived), t.Direct, t.Relayed, t.UploadsRefused)
+		fmt.Fprintf(w, "limits\tup %s, down %s\n", limitText(t.UpLimit), limitText(t.DownLimit))
+	}
 	if st.Role == "supernode" {
 		fmt.Fprintf(w, "leaves\t%d\n", st.Leaves)
 		fmt.Fprintf(w, "index\t%d files\n", st.IndexFiles)
@@ -362,3 +367,11 @@ const shownMax = 255
 // "photoexe.jpg").
 // The JSON output carries the names as they are: JSON escapes them.
 func shown(s string) string { return textsafe.Bound(s, shownMax) }
+
+// limitText shows a bandwidth limit in bytes per second, or "none".
+func limitText(bytesPerSecond float64) string {
+	if bytesPerSecond <= 0 {
+		return "none"
+	}
+	return humanBytes(int64(bytesPerSecond)) + "/s"
+}

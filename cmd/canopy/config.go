@@ -259,6 +259,12 @@ func upSettings() []*setting {
 			apply: rate(func(u *upConfig, r float64) { u.node.UpBandwidth = r })},
 		{key: "download", defNote: "undeclared", valueName: "RATE", usage: "your connection's download capacity, e.g. 100mbit",
 			apply: rate(func(u *upConfig, r float64) { u.node.DownBandwidth = r })},
+		{key: "up-limit", defNote: "none", valueName: "RATE",
+			usage: "cap on this node's uploads, all together, e.g. 500kB/s or 4mbit",
+			apply: rate(func(u *upConfig, r float64) { u.node.UpLimit = r })},
+		{key: "down-limit", defNote: "none", valueName: "RATE",
+			usage: "cap on this node's downloads, all together, e.g. 2MB/s",
+			apply: rate(func(u *upConfig, r float64) { u.node.DownLimit = r })},
 		{key: "attach", kind: kindInt, def: []string{strconv.Itoa(def.Attach)}, valueName: "N", usage: "supernodes a leaf keeps links to",
 			apply: scalar(func(u *upConfig, v string) error {
 				n, err := strconv.Atoi(v)

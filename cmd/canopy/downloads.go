@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -153,6 +154,8 @@ func printSources(d api.Download) {
 		switch {
 		case s.Bad:
 			fmt.Printf("  warning: source %.10s sent corrupt data and was dropped\n", s.Node)
+		case s.Queued > 0:
+			fmt.Printf("  from %.10s: every upload slot taken; place %d in its queue, asking again\n", s.Node, s.Queued)
 		case s.Path != "":
 			fmt.Printf("  from %.10s: %s (%s → %s), connected in %.0f ms, %s\n", s.Node, s.Path, s.Local, s.Remote, s.ConnectMS, humanBytes(s.Bytes))
 		case s.Error != "":
@@ -265,22 +268,32 @@ func printDownloads(list []api.Download) {
 
 // sourcesSummary says how many sources a job reaches, and how.
 func sourcesSummary(d api.Download) string {
-	direct, relayed := 0, 0
+	direct, relayed, queued, place := 0, 0, 0, 0
 	for _, s := range d.Sources {
-		if s.Error != "" {
-			continue
-		}
-		switch s.Path {
-		case "direct":
+		switch {
+		case s.Queued > 0:
+			queued++
+			if place == 0 || s.Queued < place {
+				place = s.Queued
+			}
+		case s.Error != "":
+		case s.Path == "direct":
 			direct++
-		case "relayed":
+		case s.Path == "relayed":
 			relayed++
 		}
 	}
-	if direct+relayed == 0 {
+	var parts []string
+	if direct+relayed > 0 {
+		parts = append(parts, fmt.Sprintf("%d direct, %d relayed", direct, relayed))
+	}
+	if queued > 0 {
+		parts = append(parts, fmt.Sprintf("queued at %d (best place %d)", queued, place))
+	}
+	if len(parts) == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%d direct, %d relayed", direct, relayed)
+	return strings.Join(parts, "; ")
 }
 
 // killAtEnv names a step of placing a downloaded file (see
