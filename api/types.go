@@ -129,6 +129,12 @@ type SearchRequest struct {
 	// DefaultSearchTimeout).
 	TimeoutMS int `json:"timeout_ms,omitempty"`
 	Limit     int `json:"limit,omitempty"`
+	// MinSize and MaxSize bound the files' sizes in bytes (MaxSize 0:
+	// none); Ext lists the extensions wanted ("mp3", "flac"; empty: any).
+	// Hits from nodes the user blocked are never shown.
+	MinSize int64    `json:"min_size,omitempty"`
+	MaxSize int64    `json:"max_size,omitempty"`
+	Ext     []string `json:"ext,omitempty"`
 }
 
 // SearchResponse holds the hits of a search.

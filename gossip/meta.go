@@ -77,6 +77,10 @@ type Meta struct {
 	Load uint8
 	// Uptime is how long the member has been a supernode, in seconds.
 	Uptime uint32
+	// Files is how many files the member's index holds (a figure for
+	// people looking at the network, republished at most every
+	// supernode.DefaultFilesPublish when only it changed).
+	Files uint32
 }
 
 // signedWire is the outer form: the encoded body and the signature over it.
@@ -106,6 +110,7 @@ type metaWire struct {
 	Key      []byte `cbor:"9,keyasint"`
 	Gossip   []byte `cbor:"10,keyasint"` // netip.AddrPort.MarshalBinary: 4 or 16 address bytes, 2 port bytes
 	Issued   uint64 `cbor:"11,keyasint"` // Unix milliseconds
+	Files    uint32 `cbor:"12,keyasint,omitempty"`
 }
 
 // metaEnc encodes deterministically (RFC 8949 §4.2.1 core deterministic
@@ -168,6 +173,7 @@ func EncodeMeta(m Meta, id *identity.Identity) ([]byte, error) {
 		Slots:    m.Slots,
 		Load:     m.Load,
 		Uptime:   m.Uptime,
+		Files:    m.Files,
 		Key:      m.Key[:],
 		Gossip:   gossip,
 		Issued:   uint64(m.Issued.UnixMilli()),
@@ -231,6 +237,7 @@ func DecodeMeta(b []byte) (Meta, error) {
 		Slots:    w.Slots,
 		Load:     w.Load,
 		Uptime:   w.Uptime,
+		Files:    w.Files,
 	}
 	if err := m.validate(); err != nil {
 		return Meta{}, err

@@ -68,7 +68,7 @@ func TestMetaRoundTrip(t *testing.T) {
 		})},
 		{"dns name", base(func(m *Meta) { m.Control, m.Load = "super-1.example.org:443", 100 })},
 		{"maxima", base(func(m *Meta) {
-			m.Version, m.Control, m.Proto, m.Leaves, m.Slots, m.Load, m.Uptime = 255, "h:65535", 255, 65535, 65535, 100, 1<<32-1
+			m.Version, m.Control, m.Proto, m.Leaves, m.Slots, m.Load, m.Uptime, m.Files = 255, "h:65535", 255, 65535, 65535, 100, 1<<32-1, 1<<32-1
 		})},
 	}
 	id := testIdentity(1)
@@ -143,7 +143,7 @@ func TestMetaWorstCaseFits(t *testing.T) {
 		Issued:   time.UnixMilli(1<<63 - 1).UTC(),
 		Control:  host + ":65535",
 		Software: strings.Repeat("~", maxSoftwareLen),
-		Proto:    255, Leaves: 65535, Slots: 65535, Load: 100, Uptime: 1<<32 - 1,
+		Proto:    255, Leaves: 65535, Slots: 65535, Load: 100, Uptime: 1<<32 - 1, Files: 1<<32 - 1,
 	}
 	b, err := EncodeMeta(m, testIdentity(9))
 	if err != nil {

@@ -75,12 +75,22 @@ func (l *Leaf) upload(a *attachment) {
 		case <-ctx.Done():
 		}
 	}()
+	// gen is the library's access generation the supernode's copy
+	// reflects: when it changes (a folder made private, or shared with
+	// everyone), the supernode gets the whole public index again, since no
+	// change log entry says which files left it.
+	gen := lib.AccessGen()
 	rev, err := l.fullUpload(ctx, a.conn, lib)
 	for err == nil {
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.kick:
+		}
+		if g := lib.AccessGen(); g != gen {
+			gen = g
+			rev, err = l.fullUpload(ctx, a.conn, lib)
+			continue
 		}
 		rev, err = l.deltaUpload(ctx, a.conn, lib, rev)
 	}
@@ -98,9 +108,14 @@ func (l *Leaf) fullUpload(ctx context.Context, c *link.Conn, lib *library.Librar
 	if err != nil {
 		return 0, err
 	}
-	files := make([]wire.IndexFile, len(entries))
-	for i, e := range entries {
-		files[i] = wire.IndexFile{ID: e.ID, Name: indexName(e.Name), Size: e.Size}
+	// Only files shared with everyone enter a supernode's index: a folder
+	// for contacts must not be found by strangers, nor its names known to
+	// the supernodes.
+	files := make([]wire.IndexFile, 0, len(entries))
+	for _, e := range entries {
+		if lib.Public(e.Path) {
+			files = append(files, wire.IndexFile{ID: e.ID, Name: indexName(e.Name), Size: e.Size})
+		}
 	}
 	first := true
 	for first || len(files) > 0 {
@@ -130,6 +145,13 @@ func (l *Leaf) deltaUpload(ctx context.Context, c *link.Conn, lib *library.Libra
 	}
 	var add, remove []wire.IndexFile
 	for _, ch := range changes {
+		// A change to a file that is not public is not the supernode's
+		// business (its removal would name it too). A file whose folder
+		// changed visibility since is covered by the full upload that the
+		// access generation asks for.
+		if !lib.Public(ch.Entry.Path) {
+			continue
+		}
 		f := wire.IndexFile{ID: ch.Entry.ID, Name: indexName(ch.Entry.Name), Size: ch.Entry.Size}
 		if ch.Op == library.OpRemove {
 			remove = append(remove, f)

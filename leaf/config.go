@@ -66,8 +66,9 @@ type Config struct {
 	// evict). It also bounds how many dials must fail before the leaf counts
 	// as orphaned. Default DefaultMaxCandidates.
 	MaxCandidates int
-	// Transfer configures downloads and uploads; its Identity, Signal and
-	// Source are filled by the leaf.
+	// Transfer configures downloads and uploads; its Identity and Signal
+	// are filled by the leaf, and its Source, when nil, with Library (a
+	// node that decides per peer passes its own transfer.PeerSource).
 	Transfer transfer.Config
 	// IdleTimeout closes a supernode link on which nothing arrived for this
 	// long; pings go out at a third of it. Zero or negative:

@@ -45,6 +45,8 @@ type Leaf struct {
 	atts    map[identity.NodeID]*attachment
 	dialing map[string]bool
 	pending map[wire.MsgID]chan wire.QueryHit
+	// netAsks are the network requests waiting for their answer.
+	netAsks map[wire.MsgID]chan wire.NetworkInfo
 	closed  bool
 	// lostAll is when the leaf last found itself without any attachment
 	// (or started), for Orphaned.
@@ -108,6 +110,7 @@ func Start(cfg Config) (*Leaf, error) {
 		atts:    make(map[identity.NodeID]*attachment),
 		dialing: make(map[string]bool),
 		pending: make(map[wire.MsgID]chan wire.QueryHit),
+		netAsks: make(map[wire.MsgID]chan wire.NetworkInfo),
 		lostAll: time.Now(),
 
 		stepInLog: rate.Sometimes{Interval: stepInLogInterval},
@@ -118,7 +121,7 @@ func Start(cfg Config) (*Leaf, error) {
 	// Every connection gathers with the STUN/TURN services and credentials
 	// the supernodes handed out last (they change while the leaf runs).
 	tc.ICEServers = l.ICEServers
-	if cfg.Library != nil {
+	if tc.Source == nil && cfg.Library != nil {
 		tc.Source = cfg.Library
 	}
 	if tc.Logger == nil {
@@ -586,6 +589,8 @@ func (l *Leaf) message(a *attachment, e wire.Envelope) error {
 		var b wire.Bye
 		_ = e.Decode(&b)
 		a.conn.Close("supernode said bye: " + b.Reason)
+	case wire.TypeNetworkInfo:
+		return l.networkInfo(e)
 	default:
 		if handled, err := l.peopleMessage(a, e); handled {
 			return err

@@ -34,6 +34,37 @@ const DefaultSearchLimit = 100
 // hits until ctx ends or limit distinct files arrived. onHit, if set, is called
 // with every batch as it arrives (from the calling goroutine).
 func (l *Leaf) Search(ctx context.Context, words string, limit int, onHit func([]Result)) ([]Result, error) {
+	return l.SearchFiltered(ctx, words, limit, Filter{}, onHit)
+}
+
+// Filter narrows a search on the leaf's side: what it drops is neither
+// shown nor counted against the limit.
+type Filter struct {
+	// MinSize and MaxSize bound a file's size in bytes (MaxSize 0: none).
+	MinSize, MaxSize int64
+	// Ext are the extensions wanted, lower case without the dot ("mp3");
+	// empty: any. A file matches by the name it is shown under.
+	Ext []string
+	// Hide, if set, names the sources to leave out (the user's blocked
+	// nodes): a file only they offer is not shown at all.
+	Hide func(identity.NodeID) bool
+}
+
+// keeps reports whether a result (with its sources already filtered)
+// passes the size and extension bounds.
+func (f Filter) keeps(r *Result) bool {
+	if r.Size < f.MinSize || (f.MaxSize > 0 && r.Size > f.MaxSize) {
+		return false
+	}
+	if len(f.Ext) == 0 {
+		return true
+	}
+	ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(r.Name), "."))
+	return slices.Contains(f.Ext, ext)
+}
+
+// SearchFiltered is Search with a filter applied to the hits as they come.
+func (l *Leaf) SearchFiltered(ctx context.Context, words string, limit int, f Filter, onHit func([]Result)) ([]Result, error) {
 	words = strings.TrimSpace(words)
 	if words == "" {
 		return nil, errors.New("leaf: empty search")
@@ -44,7 +75,7 @@ func (l *Leaf) Search(ctx context.Context, words string, limit int, onHit func([
 	if limit <= 0 {
 		limit = DefaultSearchLimit
 	}
-	return l.query(ctx, wire.Query{Words: words, Limit: limit}, limit, onHit)
+	return l.query(ctx, wire.Query{Words: words, Limit: limit}, limit, &f, onHit)
 }
 
 // Locate asks the network for the sources of one file. It returns as soon as a
@@ -54,7 +85,7 @@ func (l *Leaf) Locate(ctx context.Context, id content.ID) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var timer *time.Timer
-	res, err := l.query(ctx, wire.Query{Content: id, Limit: 1}, 1<<30, func([]Result) {
+	res, err := l.query(ctx, wire.Query{Content: id, Limit: 1}, 1<<30, nil, func([]Result) {
 		if timer == nil {
 			timer = time.AfterFunc(300*time.Millisecond, cancel)
 		}
@@ -102,7 +133,7 @@ func (e *SlowDownError) Error() string {
 // Is makes errors.Is(err, ErrSlowDown) hold.
 func (e *SlowDownError) Is(target error) bool { return target == ErrSlowDown }
 
-func (l *Leaf) query(ctx context.Context, q wire.Query, limit int, onHit func([]Result)) ([]Result, error) {
+func (l *Leaf) query(ctx context.Context, q wire.Query, limit int, f *Filter, onHit func([]Result)) ([]Result, error) {
 	e, err := wire.New(wire.TypeQuery, &q)
 	if err != nil {
 		return nil, err
@@ -132,6 +163,7 @@ func (l *Leaf) query(ctx context.Context, q wire.Query, limit int, onHit func([]
 	}
 	agg := newAggregate(l.id)
 	agg.localName = l.localName
+	agg.filter = f
 	var slow SlowDownError
 	refused := map[identity.NodeID]bool{}
 	// done returns the results, or the refusal when there are none: a
@@ -199,6 +231,10 @@ type aggregate struct {
 	// ownNamed holds the results whose local name was asked for, true
 	// for those it named.
 	ownNamed map[content.ID]bool
+	// filter, if set, drops sources and results (Filter); dropped holds
+	// the results it dropped, which later hits do not bring back.
+	filter  *Filter
+	dropped map[content.ID]bool
 }
 
 func newAggregate(self identity.NodeID) *aggregate {
@@ -226,11 +262,19 @@ func (a *aggregate) add(qh wire.QueryHit) []Result {
 	var touched []Result
 	for _, h := range qh.Hits {
 		id := content.ID(h.ID)
+		if a.dropped[id] {
+			continue
+		}
+		if a.filter != nil && a.filter.Hide != nil {
+			h.Sources = slices.DeleteFunc(slices.Clone(h.Sources), func(s wire.Source) bool { return a.filter.Hide(s.Node) })
+			if len(h.Sources) == 0 {
+				continue // only hidden nodes offer it, here
+			}
+		}
 		r := a.byID[id]
-		if r == nil {
+		isNew := r == nil
+		if isNew {
 			r = &Result{ID: id, Size: h.Size}
-			a.byID[id] = r
-			a.order = append(a.order, id)
 		}
 		for _, s := range h.Sources {
 			if s.Node == a.self {
@@ -267,6 +311,17 @@ func (a *aggregate) add(qh wire.QueryHit) []Result {
 		}
 		if !named {
 			r.Name = resultName(r.Sources, h.Name, r.Name)
+		}
+		if isNew {
+			if a.filter != nil && !a.filter.keeps(r) {
+				if a.dropped == nil {
+					a.dropped = make(map[content.ID]bool)
+				}
+				a.dropped[id] = true
+				continue
+			}
+			a.byID[id] = r
+			a.order = append(a.order, id)
 		}
 		touched = append(touched, *r)
 	}

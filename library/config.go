@@ -24,6 +24,14 @@ type Config struct {
 	// and the files it shared before are removed. May be empty.
 	Dirs []string
 
+	// Shares are more directories to share, each with its visibility (Dirs
+	// are shared with everyone). A directory in both, or twice, is shared
+	// once, with the narrowest visibility given; a directory inside
+	// another share belongs to its own share, whatever the outer one's
+	// visibility. SetShares replaces Dirs and Shares while the library
+	// runs.
+	Shares []Share
+
 	// DBPath is the SQLite database file. Required; its directory is created
 	// if missing. The database and its -wal and -shm companions are never
 	// shared, even when they sit inside one of Dirs.
@@ -109,6 +117,15 @@ func (c Config) absolute() (Config, error) {
 		dirs = append(dirs, abs)
 	}
 	c.Dirs = dirs
+	shares := make([]Share, 0, len(dirs)+len(c.Shares))
+	for _, d := range dirs {
+		shares = append(shares, Share{Dir: d})
+	}
+	more, err := validShares(c.Shares)
+	if err != nil {
+		return c, err
+	}
+	c.Shares = append(shares, more...)
 	return c, nil
 }
 

@@ -94,6 +94,11 @@ func (l *Library) Count() (int, error) {
 // the ID, ErrNotFound. The manifest is read from the database on each call
 // (32 bytes per piece), so an uploader serving it often should cache it.
 func (l *Library) Manifest(id content.ID) (content.Manifest, string, error) {
+	return l.manifest(id, nil)
+}
+
+// manifest is Manifest over the paths keep accepts (nil: all).
+func (l *Library) manifest(id content.ID, keep func(path string) bool) (content.Manifest, string, error) {
 	if err := l.check(); err != nil {
 		return content.Manifest{}, "", err
 	}
@@ -120,7 +125,9 @@ func (l *Library) Manifest(id content.ID) (content.Manifest, string, error) {
 			return content.Manifest{}, "", l.dbErr("manifest "+id.String(), err)
 		}
 		c.stat.inode, c.stat.dev = uint64(ino), uint64(dev)
-		cands = append(cands, c)
+		if keep == nil || keep(c.path) {
+			cands = append(cands, c)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

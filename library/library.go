@@ -51,6 +51,12 @@ type Library struct {
 	// every commit, so Revision needs no database round trip.
 	revision atomic.Int64
 
+	// shares are the shares in force (shares.go); sharesCfg guards
+	// cfg.Shares, which SetShares replaces. scanState is what scans do.
+	shares    shareState
+	sharesCfg sync.Mutex
+	scanState scanProgress
+
 	// recovery is what Open did about a damaged database; zero if nothing.
 	recovery Recovery
 
@@ -139,6 +145,8 @@ func Open(cfg Config) (*Library, error) {
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.revision.Store(rev)
+	// Quietly: the first scan warns about a directory that is missing.
+	l.shares.roots = resolve(cfg.Shares, zap.NewNop())
 	return l, nil
 }
 

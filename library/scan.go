@@ -86,6 +86,14 @@ func (l *Library) Scan(ctx context.Context) (ScanResult, error) {
 		return ScanResult{}, err
 	}
 	l.scans.Add(1)
+	l.scanStarted()
+	res, err := l.scan(ctx)
+	l.scanEnded(res, err)
+	return res, err
+}
+
+// scan is Scan's work, with scanMu held.
+func (l *Library) scan(ctx context.Context) (ScanResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(l.ctx, cancel)
@@ -123,23 +131,22 @@ func (s *scan) stopped(err error) error {
 	return err
 }
 
-// roots resolves the configured directories. A root given as a symbolic link
-// is resolved so the walk enters it, and a root configured twice, or inside
-// another root, is walked once because seen deduplicates paths.
+// roots resolves the configured directories again (one may have appeared
+// or gone since) and installs them. A root given as a symbolic link is
+// resolved so the walk enters it, and a root configured twice is walked
+// once. Roots come deepest first: a root inside another is walked before
+// it, so that its files belong to it (seen then skips them in the outer
+// walk), and they take its visibility.
 func (l *Library) roots() []string {
-	var roots []string
-	for _, dir := range l.cfg.Dirs {
-		real, err := filepath.EvalSymlinks(dir)
-		if err != nil {
-			l.log.Warn("shared directory unavailable; its files are not shared",
-				zap.String("dir", dir), zap.Error(err))
-			continue
-		}
-		if !slices.Contains(roots, real) {
-			roots = append(roots, real)
+	roots := resolve(l.configuredShares(), l.log)
+	l.setRoots(roots)
+	var out []string
+	for _, r := range roots {
+		if r.real != "" && !slices.Contains(out, r.real) {
+			out = append(out, r.real)
 		}
 	}
-	return roots
+	return out
 }
 
 // loadKnown reads the files table, less the piece hashes.
@@ -280,6 +287,8 @@ func (s *scan) visit(root, path string, d fs.DirEntry) error {
 // it: a write (size or mtime differ) or a replacement (the path now names
 // another inode, as after an atomic rename).
 func (s *scan) hash(path string, pieceSize uint32) (content.Manifest, fileStat, error) {
+	s.l.hashing(path)
+	defer s.l.hashing("")
 	f, err := s.l.openFile(path)
 	if err != nil {
 		return content.Manifest{}, fileStat{}, err

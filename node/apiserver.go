@@ -54,6 +54,7 @@ func (n *Node) serveAPI(token string) error {
 	mux.HandleFunc("POST /v1/get", n.handleGet)
 	mux.HandleFunc("POST /v1/natcheck", n.handleNATCheck)
 	n.peopleAPI(mux)
+	n.browseAPI(mux)
 	n.registerDownloads(mux)
 	n.debugAPI(mux)
 	n.apiGuard = newAPIGuard(token, port, n.cfg.APIMaxBody, n.log, mux)
@@ -172,7 +173,11 @@ func (n *Node) Search(ctx context.Context, req api.SearchRequest) (api.SearchRes
 	defer cancel()
 	start := time.Now()
 	first := time.Duration(-1)
-	res, err := n.search(ctx, req.Words, req.Limit, func([]leaf.Result) {
+	f, err := n.searchFilter(req)
+	if err != nil {
+		return api.SearchResponse{}, err
+	}
+	res, err := n.search(ctx, req.Words, req.Limit, f, func([]leaf.Result) {
 		if first < 0 {
 			first = time.Since(start)
 		}

@@ -96,8 +96,13 @@ type Config struct {
 	// DataDir holds the key, the library database and the host cache. Empty:
 	// DefaultDataDir().
 	DataDir string
-	// Shares are the directories the node shares. May be empty.
+	// Shares are the directories the node shares with everyone. May be
+	// empty.
 	Shares []string
+	// ShareContacts and ShareTrusted are directories shared only with
+	// contacts (trusted ones included) and only with trusted contacts:
+	// never in a supernode's index, served only to nodes of that trust.
+	ShareContacts, ShareTrusted []string
 	// Listen is the control listener's host:port. Empty: DefaultListen.
 	Listen string
 	// Advertise is the control address other nodes dial. Default: Listen, with

@@ -565,10 +565,10 @@ func (n *Node) Metrics() prometheus.Gatherer { return n.metrics.reg }
 
 // search is leaf.Search, counted: the result, the files found and the
 // time to the first hit.
-func (n *Node) search(ctx context.Context, words string, limit int, onHit func([]leaf.Result)) ([]leaf.Result, error) {
+func (n *Node) search(ctx context.Context, words string, limit int, f leaf.Filter, onHit func([]leaf.Result)) ([]leaf.Result, error) {
 	start := time.Now()
 	first := true
-	res, err := n.leaf.Search(ctx, words, limit, func(batch []leaf.Result) {
+	res, err := n.leaf.SearchFiltered(ctx, words, limit, f, func(batch []leaf.Result) {
 		if first {
 			first = false
 			n.metrics.firstHit.Observe(time.Since(start).Seconds())

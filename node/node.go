@@ -48,6 +48,10 @@ type Node struct {
 	hosts    *hostCache
 	hits     *hitCache
 	started  time.Time
+	// shares are the shares with a visibility beyond Config.Shares, as
+	// SetShare changed them (browse.go); sharesMu serializes SetShare.
+	shares   []library.Share
+	sharesMu sync.Mutex
 
 	// apiGuard checks every API request (apiauth.go); nil when the API is
 	// off. downloads is where API downloads go by default (resolveOut).
@@ -138,8 +142,17 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.gate, err = link.NewGate(cfg.Accept); err != nil {
 		return nil, fmt.Errorf("%w: Accept: %w", ErrConfig, err)
 	}
+	for _, d := range cfg.Shares {
+		n.shares = append(n.shares, library.Share{Dir: d, Visibility: library.VisibleEveryone})
+	}
+	for _, d := range cfg.ShareContacts {
+		n.shares = append(n.shares, library.Share{Dir: d, Visibility: library.VisibleContacts})
+	}
+	for _, d := range cfg.ShareTrusted {
+		n.shares = append(n.shares, library.Share{Dir: d, Visibility: library.VisibleTrusted})
+	}
 	if n.lib, err = library.Open(library.Config{
-		Dirs:   cfg.Shares,
+		Shares: n.shares,
 		DBPath: filepath.Join(cfg.DataDir, "library.db"),
 		Logger: n.log,
 	}); err != nil {
@@ -206,6 +219,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			WebRTC:    rtcCfg,
 			UpLimit:   cfg.UpLimit,
 			DownLimit: cfg.DownLimit,
+			// Every offer and browse is judged by who asks (browse.go).
+			Source: shareSource{lib: n.lib, access: n.people.AccessOf},
 		},
 		Software:     Software,
 		OnSupernodes: n.hosts.update,

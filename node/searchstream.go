@@ -85,7 +85,12 @@ func (n *Node) handleSearchStream(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 		}
 	}
-	res, err := n.search(ctx, req.Words, req.Limit, func(batch []leaf.Result) {
+	f, err := n.searchFilter(req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	res, err := n.search(ctx, req.Words, req.Limit, f, func(batch []leaf.Result) {
 		if first < 0 {
 			first = time.Since(start)
 		}

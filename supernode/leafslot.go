@@ -79,6 +79,8 @@ func (s *Supernode) leafMessage(l *leafSlot, e wire.Envelope) error {
 			go s.dialBack(l, req)
 		}
 		return nil
+	case wire.TypeNetworkRequest:
+		return s.networkRequest(l, e)
 	case wire.TypeBye:
 		var b wire.Bye
 		_ = e.Decode(&b)

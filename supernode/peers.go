@@ -292,7 +292,7 @@ func (s *Supernode) maintain() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastPing := time.Now()
-	lastMeta := s.meta()
+	lastMeta, lastMetaAt := s.meta(), time.Now()
 	var lastGuidance wire.Guidance
 	var lastGuidanceAt time.Time
 	lastICE := time.Now()
@@ -304,8 +304,11 @@ func (s *Supernode) maintain() {
 		case <-s.ringChanged:
 		}
 		s.linkRing()
-		if m := s.meta(); m.Leaves != lastMeta.Leaves || m.Slots != lastMeta.Slots {
-			lastMeta = m
+		// Leaves and slots are what leaves choose by: republished at once.
+		// The file count alone waits DefaultFilesPublish (network.go).
+		if m := s.meta(); m.Leaves != lastMeta.Leaves || m.Slots != lastMeta.Slots ||
+			(m.Files != lastMeta.Files && time.Since(lastMetaAt) >= DefaultFilesPublish) {
+			lastMeta, lastMetaAt = m, time.Now()
 			if err := s.ring.UpdateMeta(2 * time.Second); err != nil {
 				s.log.Debug("publish metadata", zap.Error(err))
 			}

@@ -127,8 +127,10 @@ type leafSlot struct {
 	refusals *rate.Limiter
 	updates  *rate.Limiter
 	signals  *rate.Limiter
-	// dialBacks limits the reachability checks one leaf can ask for.
+	// dialBacks limits the reachability checks one leaf can ask for, and
+	// network its network requests (network.go).
 	dialBacks *rate.Limiter
+	network   *rate.Limiter
 	since     time.Time
 	// candidate is the leaf's Hello.Candidate: its user allows promotion.
 	candidate bool
@@ -264,6 +266,7 @@ func (s *Supernode) meta() gossip.Meta {
 		Slots:    uint16(min(free, 65535)),
 		Load:     uint8(min(100, n*100/max(s.cfg.MaxLeaves, 1))),
 		Uptime:   uint32(time.Since(s.start) / time.Second),
+		Files:    uint32(min(s.idx.Stats().Files, 1<<32-1)),
 	}
 }
 
@@ -386,6 +389,7 @@ func (s *Supernode) AcceptLeaf(c *link.Conn, h wire.Hello) error {
 		// reachability tracker uses; the burst covers a re-check right after
 		// the first one failed.
 		dialBacks: rate.NewLimiter(rate.Every(s.cfg.DialBackInterval), 3),
+		network:   rate.NewLimiter(DefaultNetworkRate, DefaultNetworkBurst),
 		since:     time.Now(),
 		candidate: h.Candidate,
 		heard:     h.Supernodes[:min(len(h.Supernodes), maxHeard)],

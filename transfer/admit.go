@@ -24,6 +24,7 @@ const (
 	reasonStale       = "offer too old"
 	reasonFuture      = "offer from the future"
 	reasonReplayed    = "offer replayed"
+	// reasonBlocked (browse.go): the peer is blocked here.
 )
 
 // Refusals counts offers refused, by reason, since the engine started. The
@@ -32,8 +33,11 @@ const (
 // sent it, and answering would make this node signal a victim on an
 // attacker's behalf.
 type Refusals struct {
-	// NotShared: no PieceSource, or the content is not in it.
+	// NotShared: no PieceSource, or the content is not in it, or not for
+	// this peer (a folder shared with contacts, asked for by a stranger).
 	NotShared uint64
+	// Blocked: the peer is blocked here (PeerSource.Allowed).
+	Blocked uint64
 	// Busy: every upload slot was taken when the offer arrived.
 	Busy uint64
 	// BusyAtOpen: the data channel opened when every upload slot was
@@ -70,6 +74,7 @@ type Refusals struct {
 // refusalCounters is the live form of Refusals.
 type refusalCounters struct {
 	notShared, busy, busyAtOpen atomic.Uint64
+	blocked                     atomic.Uint64
 	peerBusy, queued            atomic.Uint64
 	peerPending, pending        atomic.Uint64
 	peerOffers, offerCache      atomic.Uint64
@@ -80,7 +85,7 @@ type refusalCounters struct {
 // Snapshot returns the counters' current values.
 func (c *refusalCounters) Snapshot() Refusals {
 	return Refusals{
-		NotShared: c.notShared.Load(), Busy: c.busy.Load(), BusyAtOpen: c.busyAtOpen.Load(),
+		NotShared: c.notShared.Load(), Blocked: c.blocked.Load(), Busy: c.busy.Load(), BusyAtOpen: c.busyAtOpen.Load(),
 		PeerBusy: c.peerBusy.Load(), Queued: c.queued.Load(),
 		PeerPending: c.peerPending.Load(), Pending: c.pending.Load(),
 		PeerOffers: c.peerOffers.Load(), OfferCache: c.offerCache.Load(),
@@ -93,6 +98,8 @@ func (c *refusalCounters) counter(reason string) *atomic.Uint64 {
 	switch reason {
 	case reasonNotShared:
 		return &c.notShared
+	case reasonBlocked:
+		return &c.blocked
 	case reasonBusy:
 		return &c.busy
 	case reasonPeerBusy:

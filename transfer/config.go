@@ -114,8 +114,12 @@ type Config struct {
 	// nil.
 	Signal func(ctx context.Context, s wire.Signal) error
 	// Source is what uploads serve from. Nil means the node shares nothing:
-	// every offer is refused.
+	// every offer is refused. A PeerSource decides per peer, and serves
+	// browse sessions too (Browse).
 	Source PieceSource
+	// MaxBrowses bounds the browse sessions served at once. Zero means
+	// DefaultMaxBrowses.
+	MaxBrowses int
 	// MaxUploads bounds concurrent upload sessions; offers beyond it are
 	// refused with "busy". Zero means DefaultMaxUploads; NoUploads (or any
 	// negative value) means none.
@@ -182,6 +186,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxUploads:            DefaultMaxUploads,
+		MaxBrowses:            DefaultMaxBrowses,
 		MaxUploadsPerPeer:     DefaultMaxUploadsPerPeer,
 		MaxQueue:              DefaultMaxQueue,
 		QueueReask:            DefaultQueueReask,
@@ -202,6 +207,9 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.MaxUploads == 0 {
 		c.MaxUploads = d.MaxUploads
+	}
+	if c.MaxBrowses <= 0 {
+		c.MaxBrowses = d.MaxBrowses
 	}
 	if c.MaxUploadsPerPeer <= 0 {
 		c.MaxUploadsPerPeer = d.MaxUploadsPerPeer

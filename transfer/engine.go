@@ -51,6 +51,9 @@ type Engine struct {
 	// changes piece data after the uploader's own verification: it turns the
 	// engine into a lying source.
 	corruptPiece func(index int, data []byte)
+	// corruptListing, when set by package tests, replaces each listing
+	// message a browse session sends.
+	corruptListing func(msg []byte) []byte
 
 	stats      stats
 	refused    refusalCounters
@@ -66,6 +69,8 @@ type Engine struct {
 	// uploads counts the upload sessions holding a slot: from open data
 	// channel to end. An offer that never connects never takes one.
 	uploads int
+	// browses counts the browse sessions holding a browse place.
+	browses int
 	// pending counts upload sessions answered but not yet connected, in
 	// all and by peer.
 	pending     int
@@ -94,6 +99,8 @@ type session struct {
 	// Engine.mu): a pending place until its data channel opens, then an
 	// upload slot.
 	pending, slot bool
+	// browse: the session holds a browse place (guarded by Engine.mu).
+	browse bool
 }
 
 // New starts an engine. Close it when done.
@@ -158,6 +165,9 @@ type Stats struct {
 	// of the candidate pair in use at that moment (see ConnInfo). A path
 	// that changes later is not counted again.
 	DirectConnections, RelayedConnections int64
+	// BrowsesServed counts browse sessions whose data channel opened and
+	// that took a browse place.
+	BrowsesServed int64
 	// UpLimit and DownLimit are the bandwidth limits in force, bytes per
 	// second (0: none).
 	UpLimit, DownLimit float64
@@ -184,6 +194,7 @@ type stats struct {
 	badSources, badPieces, badMfst  atomic.Int64
 	directConns, relayedConns       atomic.Int64
 	piecesVerified                  atomic.Int64
+	browsesServed                   atomic.Int64
 	// up and down are piece bytes by path: [0] direct, [1] relayed.
 	up, down [2]atomic.Int64
 }
@@ -219,7 +230,8 @@ func (e *Engine) Stats() Stats {
 		UploadedDirect: s.up[0].Load(), UploadedRelayed: s.up[1].Load(),
 		DownloadedDirect: s.down[0].Load(), DownloadedRelayed: s.down[1].Load(),
 		Uploads: uploads, Downloads: downloads,
-		Refusals: e.refused.Snapshot(),
+		BrowsesServed: s.browsesServed.Load(),
+		Refusals:      e.refused.Snapshot(),
 	}
 }
 
@@ -298,15 +310,19 @@ func (e *Engine) handleOffer(s wire.Signal) {
 		return
 	}
 	e.queue.expire(now)
+	// A browse takes no upload slot (it has places of its own, taken
+	// when its channel opens: takeBrowse), so the slots' rules and the
+	// upload queue are not for it.
+	upload := s.Content != wire.BrowseContent
 	var refuse string
 	switch {
 	case e.cfg.Source == nil:
 		refuse = reasonNotShared
-	case e.cfg.MaxUploads <= 0:
+	case upload && e.cfg.MaxUploads <= 0:
 		refuse = reasonBusy
-	case e.peerUploads[s.From]+e.peerPending[s.From] >= e.cfg.MaxUploadsPerPeer:
+	case upload && e.peerUploads[s.From]+e.peerPending[s.From] >= e.cfg.MaxUploadsPerPeer:
 		refuse = reasonPeerBusy
-	case e.cfg.MaxUploads-e.uploads <= e.queue.ahead(s.From, s.Content):
+	case upload && e.cfg.MaxUploads-e.uploads <= e.queue.ahead(s.From, s.Content):
 		// No slot for it: every one is taken, or the free ones are for
 		// the requests queued ahead of it.
 		refuse = e.enqueueLocked(s.From, s.Content, now)
@@ -450,6 +466,10 @@ func (e *Engine) endSession(sess *session) {
 		} else {
 			delete(e.peerUploads, sess.peer)
 		}
+	}
+	if sess.browse {
+		sess.browse = false
+		e.browses--
 	}
 	e.mu.Unlock()
 }

@@ -364,7 +364,11 @@ func (e *Engine) dial(ctx context.Context, src wire.Source, id content.ID, log *
 				if pos, ok := parseQueued(s.Data); ok {
 					return fail(&QueuedError{Position: pos})
 				}
-				return fail(fmt.Errorf("%w: %s", ErrRefused, textsafe.Bound(s.Data, maxReasonLen)))
+				reason := textsafe.Bound(s.Data, maxReasonLen)
+				if reason == reasonBlocked {
+					return fail(fmt.Errorf("%w: %w: this node is blocked by the peer", ErrRefused, ErrBlocked))
+				}
+				return fail(fmt.Errorf("%w: %s", ErrRefused, reason))
 			}
 		case <-c.open:
 			e.countConn(c.connected(sent))

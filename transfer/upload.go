@@ -45,7 +45,41 @@ func (e *Engine) runUpload(sess *session, offer wire.Signal, received time.Time)
 	log := e.log.With(zap.String("peer", offer.From.Short()), zap.String("content", content.ID(offer.Content).String()[:16]))
 	id := content.ID(offer.Content)
 
-	m, path, err := e.cfg.Source.Manifest(id)
+	// Who asks is the offer's signer: the signature was checked before the
+	// offer got here, and the answer's DTLS fingerprint ties the channel
+	// to it. A PeerSource decides for that node on this node's side.
+	ps, perPeer := e.cfg.Source.(PeerSource)
+	if perPeer {
+		if err := ps.Allowed(offer.From); err != nil {
+			e.stats.uploadsAccepted.Add(-1)
+			reason := reasonNotShared
+			if errors.Is(err, ErrBlocked) {
+				reason = reasonBlocked
+			}
+			log.Debug("offer refused by the peer's trust", zap.Error(err))
+			e.refuse(offer, reason)
+			return
+		}
+	}
+	if offer.Content == wire.BrowseContent {
+		if !perPeer {
+			e.stats.uploadsAccepted.Add(-1)
+			e.refuse(offer, reasonNotShared)
+			return
+		}
+		e.runBrowse(sess, offer, received, ps)
+		return
+	}
+	var (
+		m    content.Manifest
+		path string
+		err  error
+	)
+	if perPeer {
+		m, path, err = ps.ManifestFor(offer.From, id)
+	} else {
+		m, path, err = e.cfg.Source.Manifest(id)
+	}
 	var f *os.File
 	if err == nil {
 		f, err = os.Open(path)

@@ -155,6 +155,11 @@ func seeds(tb testing.TB) [][]byte {
 		TypePresenceSubscribe: &PresenceSubscribe{Targets: []PresenceTarget{{Node: identity.NodeID{6}, Via: []identity.NodeID{{7}}}}},
 		TypePresenceNotify:    &PresenceNotify{Node: identity.NodeID{6}, Record: &PresenceRecord{Status: StatusBusy}},
 		TypeLocate:            &Locate{Node: identity.NodeID{6}},
+		// Browsing and the network view (browse.go).
+		TypeListRequest:    &ListRequest{After: "Music\x00a.flac", Max: 100},
+		TypeListing:        &Listing{Folders: []ListFolder{{Name: "Music"}}, Entries: []ListEntry{{Path: "a.flac", Size: 3}}, Next: "n"},
+		TypeNetworkRequest: &NetworkRequest{},
+		TypeNetworkInfo:    &NetworkInfo{Members: []NetworkMember{{Control: "127.0.0.1:8", Leaves: 2, Software: "canopy/x"}}, Supernodes: 1, Leaves: 2, Files: 9},
 	}
 	var out [][]byte
 	// A supernode's "slow down" answer, beside the hits.
@@ -226,6 +231,14 @@ func bodyFor(t Type) any {
 		return new(PieceData)
 	case TypeTransferError:
 		return new(TransferError)
+	case TypeListRequest:
+		return new(ListRequest)
+	case TypeListing:
+		return new(Listing)
+	case TypeNetworkRequest:
+		return new(NetworkRequest)
+	case TypeNetworkInfo:
+		return new(NetworkInfo)
 	case TypeParcel:
 		return new(Parcel)
 	case TypeParcelResult:

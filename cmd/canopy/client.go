@@ -224,8 +224,26 @@ func runSearch(ctx context.Context, args []string) error {
 	asNDJSON := fs.Bool("ndjson", false, "print each event as it arrives, one JSON object per line (hit events, then done with the whole result)")
 	timeout := fs.Duration("timeout", api.DefaultSearchTimeout, "how long to collect hits")
 	limit := fs.Int("limit", 0, fmt.Sprintf("stop after this many files (default %d)", leaf.DefaultSearchLimit))
+	minSize := fs.String("min-size", "", "only files of at least this size (700k, 4.5MB, 1GiB)")
+	maxSize := fs.String("max-size", "", "only files of at most this size")
+	exts := fs.String("ext", "", "only files with these extensions, comma-separated (mp3,flac)")
 	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
+	}
+	minB, err := parseSize(*minSize)
+	if err != nil {
+		return usageErrorf("--min-size: %v", err)
+	}
+	maxB, err := parseSize(*maxSize)
+	if err != nil {
+		return usageErrorf("--max-size: %v", err)
+	}
+	if maxB > 0 && maxB < minB {
+		return usageErrorf("--max-size is below --min-size")
+	}
+	extList, err := parseExts(*exts)
+	if err != nil {
+		return usageErrorf("--ext: %v", err)
 	}
 	words := strings.Join(fs.Args(), " ")
 	if strings.TrimSpace(words) == "" {
@@ -243,7 +261,8 @@ func runSearch(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout+searchGrace)
 	defer cancel()
-	req := api.SearchRequest{Words: words, TimeoutMS: int(timeout.Milliseconds()), Limit: *limit}
+	req := api.SearchRequest{Words: words, TimeoutMS: int(timeout.Milliseconds()), Limit: *limit,
+		MinSize: minB, MaxSize: maxB, Ext: extList}
 	enc := json.NewEncoder(os.Stdout)
 	printed := map[string]bool{}
 	res, err := c.SearchStream(ctx, req, func(ev api.SearchEvent) {

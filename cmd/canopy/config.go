@@ -203,6 +203,24 @@ func upSettings() []*setting {
 				u.node.Shares = slices.Clone(v)
 				return nil
 			}},
+		{key: "share_contacts", kind: kindList, envSep: string(os.PathListSeparator), valueName: "DIR",
+			usage: "directory to share with your contacts only: never in a supernode's index (repeatable)",
+			apply: func(u *upConfig, v []string) error {
+				if slices.Contains(v, "") {
+					return errors.New("an empty directory name")
+				}
+				u.node.ShareContacts = slices.Clone(v)
+				return nil
+			}},
+		{key: "share_trusted", kind: kindList, envSep: string(os.PathListSeparator), valueName: "DIR",
+			usage: "directory to share with your trusted contacts only (repeatable)",
+			apply: func(u *upConfig, v []string) error {
+				if slices.Contains(v, "") {
+					return errors.New("an empty directory name")
+				}
+				u.node.ShareTrusted = slices.Clone(v)
+				return nil
+			}},
 		{key: "listen", def: []string{def.Listen}, valueName: "HOST:PORT", usage: "control listener (TLS); a supernode gossips on PORT+1",
 			apply: address(false, false, func(u *upConfig) *string { return &u.node.Listen })},
 		{key: "advertise", defNote: "derived from listen", valueName: "HOST:PORT", usage: "the control address other nodes should dial",

@@ -169,16 +169,17 @@ func TestConfigShowThroughTheBinary(t *testing.T) {
 		value  string
 		source string
 	}{
-		"listen":    {"127.0.0.1:7000", "flag"},
-		"attach":    {"4", "env"},
-		"share":     {"[/e1 /e2]", "env"},
-		"join":      {"[203.0.113.7:7373 198.51.100.2:7373]", "file"},
-		"supernode": {"auto", "file"},
-		"upload":    {"20mbit", "file"},
-		"portmap":   {"true", "file"},
-		"log_level": {"info", "file"},
-		"stun":      {node.DefaultSTUN, "default"},
-		"pprof":     {"true", "env"},
+		"listen":         {"127.0.0.1:7000", "flag"},
+		"attach":         {"4", "env"},
+		"share":          {"[/e1 /e2]", "env"},
+		"share_contacts": {"[/home/me/Photos/family]", "file"},
+		"join":           {"[203.0.113.7:7373 198.51.100.2:7373]", "file"},
+		"supernode":      {"auto", "file"},
+		"upload":         {"20mbit", "file"},
+		"portmap":        {"true", "file"},
+		"log_level":      {"info", "file"},
+		"stun":           {node.DefaultSTUN, "default"},
+		"pprof":          {"true", "env"},
 	} {
 		s := got[key]
 		if mustText(s.Value) != want.value || s.Source != want.source {
@@ -234,6 +235,8 @@ const sampleConfig = `# ~/.config/canopy/config.toml: every setting of canopy up
 version = 1
 data = "/home/me/.local/share/canopy"
 share = ["/home/me/Music", "/home/me/Public"]
+share_contacts = ["/home/me/Photos/family"]   # contacts only
+share_trusted = ["/home/me/Documents/shared"] # trusted contacts only
 listen = "0.0.0.0:7373"
 api = "127.0.0.1:7375"
 join = ["203.0.113.7:7373", "198.51.100.2:7373"]
