@@ -27,6 +27,15 @@ type Library struct {
 	// what it did, or its error.
 	LastScan  *ScanSummary `json:"last_scan,omitempty"`
 	ScanError string       `json:"scan_error,omitempty"`
+	// Scans counts the scans since the node started, HashedFiles and
+	// HashedBytes what they hashed.
+	Scans       int64 `json:"scans"`
+	HashedFiles int64 `json:"hashed_files"`
+	HashedBytes int64 `json:"hashed_bytes"`
+	// List is the shared files by path, at most MaxLibraryFiles of them
+	// (Truncated says there are more).
+	List      []LibraryFile `json:"list"`
+	Truncated bool          `json:"truncated,omitempty"`
 }
 
 // ScanSummary is what one scan did.

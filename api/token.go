@@ -30,10 +30,11 @@ const TokenLen = 2 * TokenBytes
 // mistake) would only waste memory.
 const maxTokenFile = 4 << 10
 
-// CookieName is the cookie that carries the token for the node's own web
-// pages (the web UI sets it). The server accepts it only from its own
-// origin; programs send the Authorization header instead.
-const CookieName = "canopy_token"
+// CookieName begins the name of the cookie that carries a web UI session
+// (the node appends "_" and its API port). It holds a session ID, never the
+// token; the server accepts it only from its own origin, and programs send
+// the Authorization header instead.
+const CookieName = "canopy_session"
 
 // ErrBadToken reports a token (in a file, a flag or the environment) that is
 // not TokenLen lower-case hex digits.

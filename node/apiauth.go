@@ -21,6 +21,7 @@ import (
 	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/internal/atomicfile"
 	"github.com/canopy-p2p/canopy/internal/loglimit"
+	"github.com/canopy-p2p/canopy/webui"
 )
 
 // The local API trusts no one by default. It listens on loopback, but
@@ -36,9 +37,12 @@ import (
 //     on another port of localhost is "same-site").
 //  3. Origin: absent, or the API's own origin (http, a loopback host, the
 //     API's port). Browsers send it on every POST and cross-origin fetch.
-//  4. The token: Authorization: Bearer, or the cookie api.CookieName from
-//     a request that proves it comes from the API's own origin (see
-//     cookieFromOwnOrigin).
+//  4. The token: Authorization: Bearer, or a web UI session: the cookie
+//     sessionCookie holding a live session ID (package webui), from a
+//     request that proves it comes from the API's own origin (see
+//     cookieFromOwnOrigin). The login page and the login itself
+//     (webui.Public) need neither; a browser asking for a UI page without
+//     them is sent to the login page.
 //  5. Content-Type: application/json on anything but GET and HEAD: the
 //     content types a page may send without a CORS preflight (text/plain,
 //     forms) are refused even with a token.
@@ -157,13 +161,35 @@ type apiGuard struct {
 	token   []byte
 	port    string // the API listener's port, for the own-origin check
 	maxBody int64
-	counts  apiRefusalCounters
-	logs    *refusalLog
-	next    http.Handler
+	// sessions are the web UI's logged-in browsers; cookie is the name of
+	// the cookie that carries a session ID.
+	sessions sessionChecker
+	cookie   string
+	counts   apiRefusalCounters
+	logs     *refusalLog
+	next     http.Handler
 }
 
-func newAPIGuard(token, port string, maxBody int64, log *zap.Logger, next http.Handler) *apiGuard {
-	return &apiGuard{token: []byte(token), port: port, maxBody: maxBody, logs: newRefusalLog(log, time.Now), next: next}
+// sessionChecker says whether a web UI session ID is live (webui.Sessions).
+type sessionChecker interface {
+	Valid(session string) bool
+}
+
+func newAPIGuard(token, port string, maxBody int64, sessions sessionChecker, log *zap.Logger, next http.Handler) *apiGuard {
+	return &apiGuard{token: []byte(token), port: port, maxBody: maxBody, sessions: sessions, cookie: sessionCookie(port),
+		logs: newRefusalLog(log, time.Now), next: next}
+}
+
+// sessionCookie is the name of the web UI's session cookie for the API on
+// port: browsers keep cookies by host, not by port, so two nodes on one
+// machine need two names not to log each other's browser out.
+func sessionCookie(port string) string { return api.CookieName + "_" + port }
+
+// checkToken compares a token with the API's in constant time, so that the
+// answer's timing says nothing about how much of a guess was right. (Only
+// the length can show, and it is public: api.TokenLen.)
+func (g *apiGuard) checkToken(sent string) bool {
+	return subtle.ConstantTimeCompare([]byte(sent), g.token) == 1
 }
 
 // refuse answers a refused request, counts and logs it. The log line
@@ -202,9 +228,19 @@ func (g *apiGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, refusedOrigin, http.StatusForbidden, "the local API refuses cross-origin requests")
 		return
 	}
-	if why, code, msg := g.authenticate(r, len(origins) == 1, site); msg != "" {
-		g.refuse(w, r, why, code, msg)
-		return
+	if !webui.Public(r) {
+		if why, code, msg := g.authenticate(r, len(origins) == 1, site); msg != "" {
+			if code == http.StatusUnauthorized && webui.IsPage(r) {
+				// A person opening the UI without a session (or with
+				// an expired one) gets the login page, not JSON.
+				g.counts[why].Add(1)
+				g.logs.log(why, r)
+				http.Redirect(w, r, webui.LoginPath, http.StatusSeeOther)
+				return
+			}
+			g.refuse(w, r, why, code, msg)
+			return
+		}
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -241,19 +277,19 @@ func (g *apiGuard) authenticate(r *http.Request, hasOrigin bool, site string) (w
 		}
 		sent = strings.TrimSpace(tok)
 	default:
-		c, err := r.Cookie(api.CookieName)
-		if err != nil {
+		c, err := r.Cookie(g.cookie)
+		if err != nil || g.sessions == nil {
 			return refusedNoToken, http.StatusUnauthorized, "the local API needs its token: Authorization: Bearer <token>, with the token from " + api.TokenFileName + " in the node's data directory"
 		}
 		if !cookieFromOwnOrigin(r.Method, hasOrigin, site) {
-			return refusedOrigin, http.StatusForbidden, "the token cookie is accepted only from the node's own pages; programs send Authorization: Bearer <token>"
+			return refusedOrigin, http.StatusForbidden, "the session cookie is accepted only from the node's own pages; programs send Authorization: Bearer <token>"
 		}
-		sent = c.Value
+		if !g.sessions.Valid(c.Value) {
+			return refusedWrongToken, http.StatusUnauthorized, "the web UI session has ended: log in again (canopy ui)"
+		}
+		return 0, 0, ""
 	}
-	// Constant time, so that the answer's timing says nothing about how
-	// much of a guess was right. (Only the length can show, and it is
-	// public: api.TokenLen.)
-	if subtle.ConstantTimeCompare([]byte(sent), g.token) != 1 {
+	if !g.checkToken(sent) {
 		return refusedWrongToken, http.StatusUnauthorized, "wrong API token (it is in " + api.TokenFileName + " in the node's data directory)"
 	}
 	return 0, 0, ""
@@ -264,19 +300,19 @@ func (g *apiGuard) authenticate(r *http.Request, hasOrigin bool, site string) (w
 // cookies by host, not by port, and counts every port of localhost as the
 // same site, so even a SameSite=Strict cookie reaches the API from a page
 // on another local port. The server therefore demands what SameSite=Strict
-// means for one origin: an Origin header (already checked to be the API's
-// own), or Sec-Fetch-Site: same-origin; "none" (the user typed the URL or
-// followed a bookmark) only for GET and HEAD, which change nothing. A
-// request with a cookie and neither header is refused: a browser sends one
-// of them, and a program can send the Authorization header.
+// means for one origin. A request that changes something (anything but GET
+// and HEAD) must carry an Origin header (already checked to be the API's
+// own): browsers send it on every such request, same-origin ones included,
+// so its absence means the request did not come from the node's page. A
+// GET or HEAD may instead carry Sec-Fetch-Site: same-origin, or "none"
+// (the user typed the URL or followed a bookmark). A request with a cookie
+// and neither header is refused: a browser sends one of them, and a
+// program can send the Authorization header.
 func cookieFromOwnOrigin(method string, hasOrigin bool, site string) bool {
-	switch {
-	case hasOrigin, site == "same-origin":
-		return true
-	case site == "none":
-		return method == http.MethodGet || method == http.MethodHead
+	if method != http.MethodGet && method != http.MethodHead {
+		return hasOrigin
 	}
-	return false
+	return hasOrigin || site == "same-origin" || site == "none"
 }
 
 // ownOrigin says whether an Origin header names the API itself: http, a

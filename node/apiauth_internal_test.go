@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/canopy-p2p/canopy/api"
+	"github.com/canopy-p2p/canopy/webui"
 )
 
 // The refusal log writes one line per reason per refusalLogInterval and
@@ -58,16 +59,28 @@ func loopbackOracle(host string) bool {
 
 // FuzzAPIGuard sends requests with arbitrary Host, Origin, Sec-Fetch-Site,
 // Authorization and Cookie headers through the guard. Whatever passes must
-// have a loopback Host, no foreign Origin or fetch site, and the token.
+// have a loopback Host, no foreign Origin or fetch site, and the token or a
+// live web UI session (never the token in a cookie).
 func FuzzAPIGuard(f *testing.F) {
 	tok := strings.Repeat("5a", api.TokenBytes)
+	sessions, err := webui.NewSessions(webui.SessionConfig{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	sess, err := sessions.NewSession()
+	if err != nil {
+		f.Fatal(err)
+	}
+	cookie := sessionCookie("7375") + "="
 	for _, s := range [][5]string{
 		{"127.0.0.1:7375", "", "", "Bearer " + tok, ""},
 		{"evil.example", "http://evil.example", "cross-site", "Bearer " + tok, ""},
-		{"localhost:7375", "http://localhost:7375", "same-origin", "", api.CookieName + "=" + tok},
+		{"localhost:7375", "http://localhost:7375", "same-origin", "", cookie + sess},
+		{"localhost:7375", "", "same-origin", "", cookie + sess},
+		{"127.0.0.1:7375", "", "none", "", cookie + tok},
 		{"[::1]:7375", "null", "none", "bearer " + tok, ""},
 		{"localhost.", "http://127.0.0.1:7375/", "same-site", "Basic x", ""},
-		{"[::ffff:127.0.0.1]", "http://[::1]:7375", "", "Bearer  " + tok + " ", api.CookieName + "=" + tok},
+		{"[::ffff:127.0.0.1]", "http://[::1]:7375", "", "Bearer  " + tok + " ", cookie + sess},
 		{"127.0.0.1:x", "http://user@127.0.0.1:7375", "", "Bearer " + tok[:10], ""},
 		{"[fe80::1%lo]:7375", "http://127.1:7375", "", "", ""},
 	} {
@@ -75,7 +88,7 @@ func FuzzAPIGuard(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, host, origin, site, auth, cookie string) {
 		reached := false
-		g := newAPIGuard(tok, "7375", 1<<10, zap.NewNop(), http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true }))
+		g := newAPIGuard(tok, "7375", 1<<10, sessions, zap.NewNop(), http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true }))
 		r := httptest.NewRequest(http.MethodGet, "/v1/status", nil)
 		r.Host = host
 		for k, v := range map[string]string{"Origin": origin, "Sec-Fetch-Site": site, "Authorization": auth, "Cookie": cookie} {
@@ -108,8 +121,8 @@ func FuzzAPIGuard(f *testing.F) {
 				t.Fatalf("passed with Origin %q", origin)
 			}
 		}
-		if !strings.Contains(auth, tok) && !strings.Contains(cookie, tok) {
-			t.Fatalf("passed without the token (Authorization %q, Cookie %q)", auth, cookie)
+		if !strings.Contains(auth, tok) && !strings.Contains(cookie, sess) {
+			t.Fatalf("passed without the token or a session (Authorization %q, Cookie %q)", auth, cookie)
 		}
 		if auth == "" && origin == "" && site != "same-origin" && site != "none" {
 			t.Fatalf("a cookie passed without proof of origin (site %q)", site)

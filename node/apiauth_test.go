@@ -201,13 +201,40 @@ func TestAPIRefusals(t *testing.T) {
 	}
 }
 
-// TestAPICookie: the token cookie counts only on a request that proves it
-// comes from the API's own origin, since browsers send cookies to every
-// port of localhost.
+// uiSession logs in to n's web UI with the token, as the login page does,
+// and returns the session cookie ("name=value").
+func uiSession(t *testing.T, n *node.Node, tok string) string {
+	t.Helper()
+	req, err := http.NewRequest("POST", "http://"+n.APIAddr()+"/ui/login", jsonBody(map[string]string{"token": tok}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", "http://"+n.APIAddr())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cs := resp.Cookies()
+	if resp.StatusCode != 200 || len(cs) != 1 || !cs[0].HttpOnly || cs[0].SameSite != http.SameSiteStrictMode {
+		t.Fatalf("login: %d, cookies %v: want 200 and one HttpOnly SameSite=Strict cookie", resp.StatusCode, cs)
+	}
+	if cs[0].Value == tok {
+		t.Fatal("the session cookie holds the token")
+	}
+	return cs[0].Name + "=" + cs[0].Value
+}
+
+// TestAPICookie: the session cookie counts only on a request that proves
+// it comes from the API's own origin, since browsers send cookies to every
+// port of localhost; a request that changes something needs the Origin
+// header itself. The token in a cookie counts for nothing.
 func TestAPICookie(t *testing.T) {
 	n, tok := startAPINode(t, nil)
 	own := "http://" + n.APIAddr()
-	cookie := api.CookieName + "=" + tok
+	cookie := uiSession(t, n, tok)
+	name, _, _ := strings.Cut(cookie, "=")
 	for _, tc := range []struct {
 		name   string
 		method string
@@ -219,10 +246,18 @@ func TestAPICookie(t *testing.T) {
 		{"typed into the address bar", "GET", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "none"}, 200},
 		{"no proof of origin", "GET", map[string]string{"Cookie": cookie}, 403},
 		{"a POST needs more than none", "POST", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "none", "Content-Type": "application/json"}, 403},
-		{"wrong cookie", "GET", map[string]string{"Cookie": api.CookieName + "=" + strings.Repeat("1", api.TokenLen), "Origin": own}, 401},
+		{"a POST needs its Origin", "POST", map[string]string{"Cookie": cookie, "Sec-Fetch-Site": "same-origin", "Content-Type": "application/json"}, 403},
+		{"a POST from its own origin", "POST", map[string]string{"Cookie": cookie, "Origin": own, "Content-Type": "application/json"}, 200},
+		{"a POST from another origin", "POST", map[string]string{"Cookie": cookie, "Origin": "http://127.0.0.1:1", "Content-Type": "application/json"}, 403},
+		{"wrong cookie", "GET", map[string]string{"Cookie": name + "=" + strings.Repeat("1", 64), "Origin": own}, 401},
+		{"the token as the cookie", "GET", map[string]string{"Cookie": name + "=" + tok, "Origin": own}, 401},
 		{"from another page", "GET", map[string]string{"Cookie": cookie, "Origin": "http://localhost:1"}, 403},
 	} {
-		a := send(t, n, apiRequest{method: tc.method, path: "/v1/status", header: tc.header})
+		path := "/v1/status"
+		if tc.method == "POST" {
+			path = "/v1/ui/code"
+		}
+		a := send(t, n, apiRequest{method: tc.method, path: path, header: tc.header, body: strings.NewReader("{}")})
 		if a.code != tc.code {
 			t.Errorf("%s: answer %d %q, want %d", tc.name, a.code, a.err, tc.code)
 		}

@@ -57,7 +57,11 @@ func (n *Node) serveAPI(token string) error {
 	n.browseAPI(mux)
 	n.registerDownloads(mux)
 	n.debugAPI(mux)
-	n.apiGuard = newAPIGuard(token, port, n.cfg.APIMaxBody, n.log, mux)
+	if err := n.registerUI(mux, token, port); err != nil {
+		ln.Close()
+		return fmt.Errorf("node: web UI: %w", err)
+	}
+	n.apiGuard = newAPIGuard(token, port, n.cfg.APIMaxBody, n.ui.sessions, n.log, mux)
 	n.apiSrv = &http.Server{
 		Handler:           n.apiGuard,
 		ReadHeaderTimeout: 5 * time.Second,

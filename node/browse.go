@@ -240,11 +240,26 @@ func (n *Node) LibraryStatus() (api.Library, error) {
 		}
 	}
 	st := n.lib.ScanState()
-	out.Scanning, out.Hashing, out.ScanError = st.Scanning, st.Hashing, st.LastError
+	out.Scanning, out.Hashing, out.ScanError = st.Scanning || n.rescanAsked(), st.Hashing, st.LastError
 	if !st.LastScan.IsZero() {
 		r := st.LastResult
 		out.LastScan = &api.ScanSummary{At: st.LastScan.UTC().Format(time.RFC3339), Added: r.Added, Changed: r.Changed,
 			Removed: r.Removed, Unchanged: r.Unchanged, Skipped: r.Skipped, Hashed: r.Hashed}
+	}
+	stats := n.lib.Stats()
+	out.Scans, out.HashedFiles, out.HashedBytes = stats.Scans, stats.HashedFiles, stats.HashedBytes
+	entries, err := n.lib.Entries()
+	if err != nil {
+		return api.Library{}, err
+	}
+	slices.SortFunc(entries, func(a, b library.Entry) int { return strings.Compare(a.Path, b.Path) })
+	out.List = make([]api.LibraryFile, 0, min(len(entries), api.MaxLibraryFiles))
+	for _, e := range entries {
+		if len(out.List) == api.MaxLibraryFiles {
+			out.Truncated = true
+			break
+		}
+		out.List = append(out.List, api.LibraryFile{Path: e.Path, Name: e.Name, Size: e.Size, ID: e.ID.String()})
 	}
 	return out, nil
 }

@@ -196,6 +196,11 @@ type Config struct {
 	// defaults, such as DefaultMaxActive jobs at once). The node sets
 	// DBPath (DataDir's downloads.DBName), Fetcher, Lookup and Logger.
 	Jobs downloads.Config
+	// Settings, when set, is the effective configuration as the program
+	// that starts the node resolved it (canopy up: flags, environment,
+	// config file), which the web UI's settings page shows; nil: the node
+	// describes its own fields.
+	Settings *api.Settings
 	// Metrics is the Prometheus registry the node registers its metrics
 	// in, served at GET /metrics on the local API. Nil: the node makes a
 	// registry of its own, with the Go runtime and process collectors too.

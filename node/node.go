@@ -63,6 +63,8 @@ type Node struct {
 	metricsCollector prometheus.Collector
 	// jobs are the download jobs (node/downloads.go).
 	jobs *downloads.Manager
+	// ui is the web UI's state (node/webui.go); nil when the API is off.
+	ui *uiState
 
 	// policy is the promotion policy in force and policySource says where
 	// it came from.

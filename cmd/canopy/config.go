@@ -27,6 +27,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/nat/relay"
 	"github.com/canopy-p2p/canopy/node"
 	"github.com/canopy-p2p/canopy/promotion"
@@ -654,7 +655,7 @@ func runUp(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return usageErrorf("up takes no arguments, got %q (a directory to share is --share DIR)", fs.Arg(0))
 	}
-	_, u, _, err := uf.resolve(os.Getenv)
+	res, u, cf, err := uf.resolve(os.Getenv)
 	if err != nil {
 		return err
 	}
@@ -667,6 +668,8 @@ func runUp(ctx context.Context, args []string) error {
 	cfg.Logger = log
 	cfg.Jobs.AfterStep = killHook()
 	cfg.PeopleAfterStep = peopleKillHook()
+	shown := shownSettings(res, cf)
+	cfg.Settings = &shown
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -677,24 +680,28 @@ func runUp(ctx context.Context, args []string) error {
 	return n.Close()
 }
 
-// shownSetting is a setting in `canopy config show --json`.
-type shownSetting struct {
-	Key   string `json:"key"`
-	Flag  string `json:"flag"`
-	Env   string `json:"env"`
-	Value any    `json:"value"`
-	// Source is flag, env, file or default; Where names the flag, the
-	// variable or the file.
-	Source string `json:"source"`
-	Where  string `json:"where,omitempty"`
-	// Default says what an empty default means (derived values).
-	Default string `json:"default_note,omitempty"`
-}
-
-type shownConfig struct {
-	File      string         `json:"file"`
-	FileFound bool           `json:"file_found"`
-	Settings  []shownSetting `json:"settings"`
+// shownSettings is what `canopy config show --json` prints, and what
+// canopy up hands the node for the web UI's settings page.
+func shownSettings(res []resolved, cf configFile) api.Settings {
+	out := api.Settings{File: cf.path, FileFound: cf.found}
+	for _, r := range res {
+		ss := api.Setting{Key: r.s.key, Flag: "--" + r.s.flagName(), Env: r.s.envName(), Source: r.from.String(), Where: r.where}
+		switch r.s.kind {
+		case kindList:
+			ss.Value = append([]string{}, r.value...)
+		case kindInt:
+			ss.Value, _ = strconv.Atoi(r.value[0])
+		case kindBool:
+			ss.Value, _ = strconv.ParseBool(r.value[0])
+		default:
+			ss.Value = r.value[0]
+		}
+		if r.from == fromDefault {
+			ss.Default = r.s.defNote
+		}
+		out.Settings = append(out.Settings, ss)
+	}
+	return out
 }
 
 func runConfigShow(ctx context.Context, args []string) error {
@@ -716,24 +723,7 @@ func runConfigShow(ctx context.Context, args []string) error {
 	if err := u.node.Validate(); err != nil {
 		return err
 	}
-	out := shownConfig{File: cf.path, FileFound: cf.found}
-	for _, r := range res {
-		ss := shownSetting{Key: r.s.key, Flag: "--" + r.s.flagName(), Env: r.s.envName(), Source: r.from.String(), Where: r.where}
-		switch r.s.kind {
-		case kindList:
-			ss.Value = append([]string{}, r.value...)
-		case kindInt:
-			ss.Value, _ = strconv.Atoi(r.value[0])
-		case kindBool:
-			ss.Value, _ = strconv.ParseBool(r.value[0])
-		default:
-			ss.Value = r.value[0]
-		}
-		if r.from == fromDefault {
-			ss.Default = r.s.defNote
-		}
-		out.Settings = append(out.Settings, ss)
-	}
+	out := shownSettings(res, cf)
 	if *asJSON {
 		return printJSON(out)
 	}

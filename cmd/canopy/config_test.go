@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/node"
 	"github.com/canopy-p2p/canopy/promotion"
 )
@@ -157,11 +158,11 @@ func TestConfigShowThroughTheBinary(t *testing.T) {
 	}
 	env := cleanEnv("HOME="+dir, "XDG_CONFIG_HOME="+cfgDir, "CANOPY_ATTACH=4", "CANOPY_SHARE=/e1:/e2", "CANOPY_PPROF=true")
 	r := runBin(t, env, "config", "show", "--json", "--listen", "127.0.0.1:7000")
-	var c shownConfig
+	var c api.Settings
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &c) != nil {
 		t.Fatalf("config show: %d %q %q", r.code, r.stdout, r.stderr)
 	}
-	got := map[string]shownSetting{}
+	got := map[string]api.Setting{}
 	for _, s := range c.Settings {
 		got[s.Key] = s
 	}

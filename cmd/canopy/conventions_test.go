@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/canopy-p2p/canopy/api"
 	"github.com/canopy-p2p/canopy/node"
 )
 
@@ -198,7 +199,7 @@ func TestConventions(t *testing.T) {
 			}
 		}
 		r = runBin(t, env, "config", "show", "--json")
-		var c shownConfig
+		var c api.Settings
 		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &c) != nil || len(c.Settings) != len(upSettings()) || c.FileFound ||
 			c.File != filepath.Join(dir, "config", "canopy", "config.toml") {
 			t.Errorf("config show --json: %d %q %q", r.code, r.stdout, r.stderr)

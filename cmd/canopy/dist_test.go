@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/canopy-p2p/canopy/api"
 )
 
 // distUnits are the systemd units in dist/, with whether each is a user
@@ -64,7 +66,7 @@ func TestDistUnits(t *testing.T) {
 				}
 			}
 			r := runBin(t, env, append([]string{"config", "show", "--json"}, args[2:]...)...)
-			var c shownConfig
+			var c api.Settings
 			if r.code != 0 || json.Unmarshal([]byte(r.stdout), &c) != nil {
 				t.Fatalf("config show %v: %d %q", args[2:], r.code, r.stderr)
 			}

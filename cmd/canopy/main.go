@@ -38,6 +38,7 @@ func commandTable() []*command {
 		{name: "library", summary: "your shares: visibility, file counts, hashing; share a folder now", help: libraryUsage, run: runLibrary},
 		{name: "network", summary: "the supernodes, network totals and your contacts online", help: networkUsage, run: runNetwork},
 		{name: "natcheck", summary: "how this node sits behind its NAT, and who can reach it", run: runNATCheck},
+		{name: "ui", summary: "open the node's web UI in a browser (prints a one-time login link)", run: runUI},
 		{name: "profile", summary: "your nickname and status", help: profileUsage, run: runProfile},
 		{name: "contacts", summary: "your contacts, their presence and your requests", help: contactsUsage, run: runContacts},
 		{name: "msg", summary: "messages, delivered even when the contact is offline", help: msgUsage, run: runMsg},

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -238,7 +239,25 @@ func (pp *peopleProcs) start(name, killAt string) {
 	p := &peopleProc{cmd: cmd, logs: logs, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(p.done) }()
 	pp.procs[name] = p
-	waitAPI(pp.t, pp.apis[name])
+	if killAt == "" {
+		waitAPI(pp.t, pp.apis[name])
+		return
+	}
+	// A node told to kill itself may reach its step (a stored letter
+	// handed over as it attaches) before the API is ever dialled: wait
+	// for either, and let died tell which.
+	testwait.Until(pp.t, 30*time.Second, func() bool {
+		select {
+		case <-p.done:
+			return true
+		default:
+		}
+		c, err := net.Dial("tcp", pp.apis[name])
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "%s neither served its API at %s nor died", name, pp.apis[name])
 }
 
 func (pp *peopleProcs) kill9(name string) {

@@ -1,0 +1,80 @@
+// Transfers: every download job with its progress, rate, sources and how
+// each was reached (direct or relayed), with pause, resume, cancel and
+// retry; finished jobs below as history. Live: GET /v1/downloads/events
+// sends every job at once, then each change.
+import { h, fill, api, stream, heading, bytes, rate, when, short, badge, toast } from '../app.js';
+
+const finished = (d) => d.state === 'done' || d.state === 'failed';
+
+export function mount(main) {
+  const active = h('ul', { class: 'plain', id: 'active' });
+  const history = h('ul', { class: 'plain', id: 'history' });
+  const live = h('p', { class: 'muted', id: 'transfers-live' }, 'Connecting to the node…');
+  main.append(heading('Transfers'), live,
+    h('section', { class: 'card' }, h('h2', {}, 'Downloads'), active),
+    h('section', { class: 'card' }, h('h2', {}, 'History'), history),
+    h('section', { class: 'card' }, h('h2', {}, 'Uploads'),
+      h('p', { class: 'muted' }, 'The node does not report its uploads through the API yet.')));
+  const jobs = new Map();
+  const draw = () => {
+    const all = [...jobs.values()];
+    const now = all.filter((d) => !finished(d)).sort((a, b) => a.id - b.id);
+    const old = all.filter(finished).sort((a, b) => new Date(b.finished || b.updated) - new Date(a.finished || a.updated));
+    fill(active, now.length ? now.map(item) : h('li', { class: 'muted' }, 'No downloads running. Find files on the Search page.'));
+    fill(history, old.length ? old.map(item) : h('li', { class: 'muted' }, 'Nothing finished yet.'));
+  };
+  draw();
+  return stream('/v1/downloads/events', { download: (d) => { jobs.set(d.id, d); draw(); } },
+    (up) => { live.textContent = up ? 'Live.' : 'Reconnecting to the node…'; });
+}
+
+function act(d, action, label) {
+  return h('button', {
+    type: 'button', class: `quiet act-${action}`, 'aria-label': `${label} ${d.name}`,
+    onclick: async (e) => {
+      e.target.disabled = true;
+      try {
+        await api('POST', `/v1/downloads/${d.id}/${action}`);
+      } catch (err) {
+        toast(`${label}: ${err.message}`);
+        e.target.disabled = false;
+      }
+    },
+  }, label);
+}
+
+function item(d) {
+  const pct = d.size > 0 ? Math.floor((100 * d.have) / d.size) : 0;
+  const srcs = d.sources || [];
+  const direct = srcs.filter((s) => s.path === 'direct').length;
+  const relayed = srcs.filter((s) => s.path === 'relayed').length;
+  const actions = [];
+  if (['queued', 'connecting', 'downloading', 'verifying'].includes(d.state)) actions.push(act(d, 'pause', 'Pause'));
+  if (d.state === 'paused') actions.push(act(d, 'resume', 'Resume'));
+  if (d.state === 'failed') actions.push(act(d, 'retry', 'Retry'));
+  if (d.state !== 'done' && d.state !== 'failed') actions.push(act(d, 'cancel', 'Cancel'));
+  return h('li', { class: 'item job', 'data-id': d.id, 'data-state': d.state },
+    h('span', { class: 'title' }, `#${d.id} ${d.name}`),
+    badge(d.state),
+    d.reason ? h('span', { class: 'error' }, d.reason) : null,
+    h('span', { class: 'meta' }, h('progress', { max: 100, value: pct, 'aria-label': `${d.name}: ${pct}%` }), ` ${pct}% of ${bytes(d.size)}`),
+    d.rate > 0 ? h('span', { class: 'meta' }, rate(d.rate)) : null,
+    h('span', { class: 'meta' }, `${srcs.length} source${srcs.length === 1 ? '' : 's'}: ${direct} direct, ${relayed} relayed`),
+    h('span', { class: 'actions' }, actions),
+    h('details', {}, h('summary', {}, 'Details'),
+      h('dl', { class: 'facts' },
+        h('dt', {}, 'File'), h('dd', { class: 'mono' }, d.path || d.part || d.out_dir),
+        h('dt', {}, 'Content'), h('dd', { class: 'mono' }, d.content),
+        h('dt', {}, 'Pieces'), h('dd', {}, `${d.pieces} of ${d.piece_count}`),
+        h('dt', {}, 'Fetched'), h('dd', {}, `${bytes(d.fetched)}${d.refetched ? `, ${bytes(d.refetched)} again` : ''}`),
+        h('dt', {}, 'Queued'), h('dd', {}, when(d.created)),
+        d.finished ? [h('dt', {}, 'Finished'), h('dd', {}, when(d.finished))] : null),
+      srcs.length ? h('ul', {}, srcs.map((s) => h('li', {},
+        h('span', { class: 'mono' }, short(s.node)), ' ',
+        s.path ? badge(s.path) : badge('queued', 'not connected'),
+        s.local ? ` ${s.local}→${s.remote}` : '',
+        s.connect_ms ? `, connected in ${Math.round(s.connect_ms)} ms` : '',
+        `, ${bytes(s.bytes)}`,
+        s.bad ? h('span', { class: 'error' }, ' sent bad data') : '',
+        s.error ? h('span', { class: 'error' }, ` ${s.error}`) : ''))) : null));
+}
