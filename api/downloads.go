@@ -161,6 +161,13 @@ func (c *Client) FollowDownloads(ctx context.Context, id int64, fn func(Download
 	if id != 0 {
 		path += "?id=" + strconv.FormatInt(id, 10)
 	}
+	return follow(ctx, c, path, fn)
+}
+
+// follow reads the server-sent events at path, decoding each event's data
+// as a T, and calls fn with each until fn returns false (nil), ctx ends
+// (its error) or the stream does.
+func follow[T any](ctx context.Context, c *Client, path string, fn func(T) bool) error {
 	resp, err := c.do(ctx, http.MethodGet, path, nil, nil)
 	if err != nil {
 		return err
@@ -176,7 +183,7 @@ func (c *Client) FollowDownloads(ctx context.Context, id int64, fn func(Download
 			if data.Len() == 0 {
 				continue
 			}
-			var d Download
+			var d T
 			if err := json.Unmarshal(data.Bytes(), &d); err != nil {
 				return fmt.Errorf("bad event from node: %w", err)
 			}

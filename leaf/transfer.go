@@ -40,6 +40,9 @@ func (l *Leaf) sendSignal(ctx context.Context, s wire.Signal) error {
 // downloads running, bytes by path, pieces, refused offers.
 func (l *Leaf) TransferStats() transfer.Stats { return l.engine.Stats() }
 
+// Uploads returns the uploads this node serves now and its upload queue.
+func (l *Leaf) Uploads() transfer.Uploads { return l.engine.Uploads() }
+
 // Download fetches a file from the given sources through the transfer engine.
 func (l *Leaf) Download(ctx context.Context, req transfer.Request) (transfer.Result, error) {
 	return l.engine.Download(ctx, req)

@@ -55,6 +55,7 @@ func (n *Node) serveAPI(token string) error {
 	mux.HandleFunc("POST /v1/natcheck", n.handleNATCheck)
 	n.peopleAPI(mux)
 	n.browseAPI(mux)
+	n.uploadsAPI(mux)
 	n.registerDownloads(mux)
 	n.debugAPI(mux)
 	if err := n.registerUI(mux, token, port); err != nil {

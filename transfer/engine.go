@@ -101,6 +101,9 @@ type session struct {
 	pending, slot bool
 	// browse: the session holds a browse place (guarded by Engine.mu).
 	browse bool
+	// up is the upload it serves once it holds a slot (guarded by
+	// Engine.mu), for Uploads.
+	up *upload
 }
 
 // New starts an engine. Close it when done.

@@ -90,6 +90,8 @@ type queuedRequest struct {
 	content [32]byte
 	prio    int
 	asked   time.Time
+	// since is when the request first asked.
+	since time.Time
 }
 
 // expire drops the requests not asked for within the queue's ttl, and
@@ -154,7 +156,7 @@ func (q *uploadQueue) ask(peer identity.NodeID, content [32]byte, prio int, now 
 	}
 	q.entries = append(q.entries, queuedRequest{})
 	copy(q.entries[i+1:], q.entries[i:])
-	q.entries[i] = queuedRequest{peer: peer, content: content, prio: prio, asked: now}
+	q.entries[i] = queuedRequest{peer: peer, content: content, prio: prio, asked: now, since: now}
 	return i + 1, true
 }
 

@@ -143,8 +143,27 @@ func TestUploadQueue(t *testing.T) {
 				run(third, other, &o3)
 				testwait.Until(t, 20*time.Second, func() bool { up.mu.Lock(); defer up.mu.Unlock(); return len(up.queue.entries) == 2 },
 					"the third never joined the queue")
+				// The sharer's view: the first served, its bytes moving,
+				// the second and third waiting in that order.
+				var u Uploads
+				testwait.Until(t, 20*time.Second, func() bool { u = up.Uploads(); return len(u.Active) == 1 && u.Active[0].Sent > 0 },
+					"the sharer never saw the first upload's bytes: %+v", u)
+				a := u.Active[0]
+				if a.Peer != first.self || a.Content != big || a.Name != "big.bin" || a.Size != 1<<20 || a.Conn.Path != PathDirect {
+					t.Errorf("active upload %+v, want big.bin to the first, direct", a)
+				}
+				if u.Slots != 1 || len(u.Queue) != 2 ||
+					u.Queue[0] != (QueuedUpload{Peer: second.self, Content: small, Position: 1, Since: u.Queue[0].Since, LastAsked: u.Queue[0].LastAsked}) ||
+					u.Queue[1].Peer != third.self || u.Queue[1].Content != other || u.Queue[1].Position != 2 ||
+					u.Queue[0].Since.After(u.Queue[1].Since) {
+					t.Errorf("uploads %+v, want one slot, the second then the third queued", u)
+				}
 			}
 			wg.Wait()
+			// The sharer's sessions end when it hears the downloaders close.
+			var u Uploads
+			testwait.Until(t, 20*time.Second, func() bool { u = up.Uploads(); return len(u.Active) == 0 && len(u.Queue) == 0 },
+				"after every download: %+v", u)
 			for i, o := range []outcome{o1, o2, o3} {
 				if o.err != nil {
 					t.Fatalf("download %d: %v", i+1, o.err)

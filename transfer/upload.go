@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/canopy-p2p/canopy/content"
+	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/wire"
 	"go.uber.org/zap"
 )
@@ -35,6 +37,12 @@ type upload struct {
 	file *os.File
 	// buf holds one piece, reused for every request.
 	buf []byte
+	// name, started and sent are for Uploads: the file's name here, when
+	// the slot was taken, and the piece bytes served so far.
+	peer    identity.NodeID
+	name    string
+	started time.Time
+	sent    atomic.Int64
 }
 
 // runUpload owns one upload session from accepted offer, received at
@@ -128,7 +136,11 @@ func (e *Engine) runUpload(sess *session, offer wire.Signal, received time.Time)
 	// relay, and how long connecting took, is what an operator looks for
 	// when transfers are slow or a supernode's relay is busy.
 	log.Info("upload connected", ch.connInfo().logFields()...)
-	u := &upload{e: e, log: log, ch: ch, id: id, m: m, file: f}
+	u := &upload{e: e, log: log, ch: ch, id: id, m: m, file: f, peer: offer.From, name: name,
+		started: time.Now()}
+	e.mu.Lock()
+	sess.up = u
+	e.mu.Unlock()
 	err = u.serve(e.ctx, sess)
 	switch {
 	case err == nil, errors.Is(err, ErrPeerClosed), errors.Is(err, context.Canceled):
@@ -245,6 +257,9 @@ func (u *upload) sendPiece(ctx context.Context, req wire.PieceRequest) error {
 		}); err != nil {
 			return err
 		}
+		// By block, so that a page showing the upload's rate sees it
+		// move smoothly even on a slow link.
+		u.sent.Add(int64(end - off))
 	}
 	// Bytes first: a reader that sees the piece served sees its bytes.
 	u.e.stats.countBytes(true, u.ch.connInfo().Path, n)

@@ -21,7 +21,9 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/canopy-p2p/canopy/api"
+	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/demo"
+	"github.com/canopy-p2p/canopy/downloads"
 	"github.com/canopy-p2p/canopy/internal/testwait"
 	"github.com/canopy-p2p/canopy/node"
 	"github.com/canopy-p2p/canopy/promotion"
@@ -69,6 +71,7 @@ type uiNet struct {
 	token          string
 	base           string // alice's UI origin
 	flac           []byte // bob's large file
+	mix            []byte // alice's file that bob fetches, slowly
 }
 
 // closeIdle ends the keep-alive connections the test's HTTP clients (all
@@ -110,8 +113,13 @@ func startNet(t *testing.T) *uiNet {
 	}
 	un.flac = make([]byte, 3<<20+12345)
 	rand.Read(un.flac)
-	acfg := leaf("alice", map[string][]byte{"alice-notes.txt": []byte("alice's own file\n")})
+	un.mix = make([]byte, 400<<10)
+	rand.Read(un.mix)
+	acfg := leaf("alice", map[string][]byte{"alice-notes.txt": []byte("alice's own file\n"), "alice-mix.ogg": un.mix})
 	acfg.API = "127.0.0.1:0"
+	// Slow uploads, so that the Transfers page sees bob's download of her
+	// mix running (about 3 s).
+	acfg.UpLimit = 128 << 10
 	// Alice's role loop runs, so that the overview has the policy's
 	// checks to show; often, so that the first decision comes soon.
 	acfg.RoleInterval = 300 * time.Millisecond
@@ -383,8 +391,28 @@ func TestUIInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#hits li.hit[data-id="`+flac+`"] button.download`)),
 		chromedp.WaitVisible(chromedp.CSS(`#hits li.hit[data-id="`+flac+`"] a.queued`)),
 		chromedp.Navigate(un.base+"/ui/#/transfers"),
-		until(`document.querySelector('#history li.job[data-state="done"]')?.textContent.includes('ocean-waves.flac')`))
+		until(`document.querySelector('#history li.job[data-state="done"]')?.textContent.includes('ocean-waves.flac')`),
+		until(`document.querySelector('#upload-slots')?.textContent.startsWith('0 of ')`))
+	// bob fetches alice's mix: her page shows the upload running, then
+	// counts the bytes she served, live.
+	var mix content.ID
+	aliceFiles, _ := un.alice.Library().Entries()
+	for _, e := range aliceFiles {
+		if e.Name == "alice-mix.ogg" {
+			mix = e.ID
+		}
+	}
+	if _, _, err := un.bob.Downloads().Enqueue(downloads.Request{Content: mix, OutDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	row := `document.querySelector('#upload-list tr[data-peer="` + un.bob.ID().String() + `"]')`
+	run(t, ctx, "uploads",
+		until(row+`?.textContent.includes('alice-mix.ogg')`),
+		until(`/KiB\/s/.test(`+row+`?.textContent || '')`))
 	shot(t, ctx, shots, "transfers")
+	run(t, ctx, "uploads done",
+		until(`document.querySelector('#upload-slots')?.textContent.includes('400 KiB direct')`),
+		until(`document.querySelector('#upload-list') === null`))
 	jobs := un.alice.Downloads().List()
 	if len(jobs) != 1 || jobs[0].State != "done" {
 		t.Fatalf("alice's jobs: %+v", jobs)
@@ -455,7 +483,7 @@ func TestUIInBrowser(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](`(() => { const s = document.querySelector('#library li[data-dir=`+js(share)+`] select.visibility');
 			s.value = 'contacts'; s.dispatchEvent(new Event('change')); })()`),
 		// The page hears of it on the library stream: nothing public now.
-		until(`document.querySelector('#share-summary')?.textContent.startsWith('0 of 1 files')`))
+		until(`document.querySelector('#share-summary')?.textContent.startsWith('0 of 2 files')`))
 	testwait.Until(t, 10*time.Second, func() bool {
 		l, err := un.alice.LibraryStatus()
 		return err == nil && len(l.Shares) == 1 && l.Shares[0].Visibility == "contacts" && l.Public == 0

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +142,16 @@ func TestBrowseCommandLine(t *testing.T) {
 	must(bFirst("get", "--out", out, picnic))
 	if got, err := os.ReadFile(filepath.Join(out, "ocean picnic.jpg")); err != nil || len(got) != 3000 {
 		t.Fatalf("the fetched picnic: %d bytes, %v", len(got), err)
+	}
+	// alice served it: her uploads count its bytes, and the slots are free
+	// again once her side of the session has ended.
+	var ups api.Uploads
+	testwait.Until(t, 15*time.Second, func() bool {
+		o, err := a("uploads", "--json")
+		return err == nil && json.Unmarshal([]byte(o), &ups) == nil && ups.UploadedDirect+ups.UploadedRelayed >= 3000 && len(ups.Active) == 0
+	}, "alice's uploads count the picnic: %+v", ups)
+	if o := must(a("uploads")); !strings.Contains(o, "0 of "+strconv.Itoa(ups.Slots)+" upload slots in use") {
+		t.Fatalf("uploads: %s", o)
 	}
 
 	var nw api.Network

@@ -1,8 +1,10 @@
 // Transfers: every download job with its progress, rate, sources and how
 // each was reached (direct or relayed), with pause, resume, cancel and
-// retry; finished jobs below as history. Live: GET /v1/downloads/events
-// sends every job at once, then each change.
-import { h, fill, api, stream, heading, bytes, rate, when, short, badge, toast } from '../app.js';
+// retry; finished jobs below as history; then what this node uploads and
+// who waits in its upload queue. Live: GET /v1/downloads/events sends every
+// job at once, then each change; GET /v1/uploads/events the uploads at
+// once, then each change (a running upload's bytes, each second).
+import { h, fill, api, stream, heading, bytes, rate, when, ago, short, badge, toast } from '../app.js';
 
 const finished = (d) => d.state === 'done' || d.state === 'failed';
 
@@ -10,11 +12,11 @@ export function mount(main) {
   const active = h('ul', { class: 'plain', id: 'active' });
   const history = h('ul', { class: 'plain', id: 'history' });
   const live = h('p', { class: 'muted', id: 'transfers-live' }, 'Connecting to the node…');
+  const uploads = h('div', { id: 'uploads' }, h('p', { class: 'muted' }, 'Asking the node…'));
   main.append(heading('Transfers'), live,
     h('section', { class: 'card' }, h('h2', {}, 'Downloads'), active),
     h('section', { class: 'card' }, h('h2', {}, 'History'), history),
-    h('section', { class: 'card' }, h('h2', {}, 'Uploads'),
-      h('p', { class: 'muted' }, 'The node does not report its uploads through the API yet.')));
+    h('section', { class: 'card' }, h('h2', {}, 'Uploads'), uploads));
   const jobs = new Map();
   const draw = () => {
     const all = [...jobs.values()];
@@ -24,8 +26,46 @@ export function mount(main) {
     fill(history, old.length ? old.map(item) : h('li', { class: 'muted' }, 'Nothing finished yet.'));
   };
   draw();
-  return stream('/v1/downloads/events', { download: (d) => { jobs.set(d.id, d); draw(); } },
+  const stopJobs = stream('/v1/downloads/events', { download: (d) => { jobs.set(d.id, d); draw(); } },
     (up) => { live.textContent = up ? 'Live.' : 'Reconnecting to the node…'; });
+  // The rate of an upload is what it sent since the last event.
+  const last = new Map();
+  const stopUploads = stream('/v1/uploads/events', { uploads: (u) => fill(uploads, renderUploads(u, last)) });
+  return () => { stopJobs(); stopUploads(); };
+}
+
+const who = (x) => (x.contact ? `${x.contact} (${short(x.peer)})` : short(x.peer));
+
+function renderUploads(u, last) {
+  const now = Date.now();
+  const seen = new Map();
+  const rows = u.active.map((a) => {
+    const key = `${a.peer}/${a.content}`;
+    const prev = last.get(key);
+    const r = prev && now > prev.at ? ((a.sent - prev.sent) * 1000) / (now - prev.at) : 0;
+    seen.set(key, { sent: a.sent, at: now });
+    return h('tr', { 'data-peer': a.peer, 'data-content': a.content },
+      h('td', {}, who(a)), h('td', {}, a.name), h('td', { class: 'num' }, `${bytes(a.sent)} of ${bytes(a.size)}`),
+      h('td', { class: 'num' }, r > 0 ? rate(r) : ''), h('td', {}, badge(a.path), a.local ? ` ${a.local}→${a.remote}` : ''),
+      h('td', {}, ago(a.started)));
+  });
+  last.clear();
+  for (const [k, v] of seen) last.set(k, v);
+  return [
+    h('p', { id: 'upload-slots' }, `${u.active.length} of ${u.slots} upload slots in use (at most ${u.per_peer} per peer); `,
+      `${u.queue.length} waiting. Served since the node started: ${bytes(u.uploaded_direct)} direct, ${bytes(u.uploaded_relayed)} relayed.`),
+    u.active.length === 0 ? h('p', { class: 'muted' }, 'Nobody is downloading from you now.')
+      : h('div', { class: 'scroll' }, h('table', { id: 'upload-list' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'To'), h('th', {}, 'File'), h('th', { class: 'num' }, 'Sent'),
+          h('th', { class: 'num' }, 'Rate'), h('th', {}, 'Path'), h('th', {}, 'Started'))),
+        h('tbody', {}, rows))),
+    u.queue.length === 0 ? null : [h('h3', {}, 'Waiting for a slot'),
+      h('div', { class: 'scroll' }, h('table', { id: 'upload-queue' },
+        h('thead', {}, h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, 'Who'), h('th', {}, 'Content'), h('th', {}, 'Waiting since'))),
+        h('tbody', {}, u.queue.map((q) => h('tr', { 'data-peer': q.peer },
+          h('td', { class: 'num' }, q.position), h('td', {}, who(q)), h('td', { class: 'mono' }, q.content.slice(0, 16)),
+          h('td', {}, ago(q.since)))))))],
+  ];
 }
 
 function act(d, action, label) {
