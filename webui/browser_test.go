@@ -506,6 +506,35 @@ func TestUIInBrowser(t *testing.T) {
 		until(`document.querySelector('#settings tr[data-key="api"]')?.textContent.includes(`+js(un.alice.APIAddr())+`)`))
 	shot(t, ctx, shots, "settings")
 
+	// Managing bob: trusted, then alice appears offline to him, then he
+	// is removed (the confirmation answered yes).
+	bobLi := `#contacts li.contact[data-id="` + bobID + `"]`
+	bobContact := func() (api.Contact, bool) {
+		cs, _ := un.alice.People().Contacts()
+		i := slices.IndexFunc(cs, func(c api.Contact) bool { return c.ID == bobID })
+		if i < 0 {
+			return api.Contact{}, false
+		}
+		return cs[i], true
+	}
+	run(t, ctx, "manage bob",
+		chromedp.Navigate(un.base+"/ui/#/people"),
+		chromedp.Click(chromedp.CSS(bobLi+` details.manage summary`)),
+		chromedp.WaitVisible(chromedp.CSS(bobLi+` select.trust`)),
+		chromedp.Evaluate[chromedp.Void](`(() => { const s = document.querySelector(`+js(bobLi+` select.trust`)+`);
+			s.value = 'trusted'; s.dispatchEvent(new Event('change')); })()`))
+	testwait.Until(t, 10*time.Second, func() bool { c, ok := bobContact(); return ok && c.Trust == "trusted" }, "bob trusted")
+	run(t, ctx, "appear offline to bob",
+		// The list was drawn again: the Manage box is still open.
+		chromedp.WaitVisible(chromedp.CSS(bobLi+` input.appear-offline`)),
+		chromedp.Click(chromedp.CSS(bobLi+` input.appear-offline`)))
+	testwait.Until(t, 10*time.Second, func() bool { c, ok := bobContact(); return ok && c.AppearOffline }, "alice appears offline to bob")
+	run(t, ctx, "remove bob",
+		chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
+		chromedp.Click(chromedp.CSS(bobLi+` button.remove`)),
+		until(`document.querySelector(`+js(bobLi)+`) === null`))
+	testwait.Until(t, 10*time.Second, func() bool { _, ok := bobContact(); return !ok }, "bob removed")
+
 	// A phone-sized window: no page is wider than the screen.
 	for _, page := range []string{"overview", "search", "transfers", "people"} {
 		run(t, ctx, "375 px "+page,

@@ -9,6 +9,9 @@ export function name(c) {
   return n ? `${n} [${short(c.id)}]` : short(c.id);
 }
 
+const ranks = { queued: 0, stored: 1, delivered: 2, failed: 2 };
+const stateRank = (m) => ranks[m.state] ?? 0;
+
 export function mount(main) {
   const contacts = new Map();
   // seen counts the events about each contact: an answer to a request
@@ -110,7 +113,40 @@ export function mount(main) {
       h('span', { class: 'meta' }, c.online ? 'online now' : `seen ${ago(c.last_seen)}`),
       unread.get(c.id) ? h('span', { class: 'badge online' }, `${unread.get(c.id)} new`) : null,
       c.state === 'contact' ? h('button', { type: 'button', class: 'quiet open-chat', 'aria-label': `Chat with ${name(c)}`, onclick: () => open(c.id) }, 'Chat') : null,
-      c.state === 'contact' ? h('a', { class: 'browse', href: `#/browse/${c.id}`, 'aria-label': `Browse ${name(c)}'s files` }, 'Browse') : null)));
+      c.state === 'contact' ? h('a', { class: 'browse', href: `#/browse/${c.id}`, 'aria-label': `Browse ${name(c)}'s files` }, 'Browse') : null,
+      manage(c))));
+  // manage is a contact's settings: trust (what they may browse and
+  // fetch; blocked: nothing, and their hits hidden), appearing offline to
+  // them, and removing them. The open state survives redraws.
+  const opened = new Set();
+  const manage = (c) => {
+    const act = async (path, body, done) => {
+      const before = seen.get(c.id) || 0;
+      try {
+        const got = await api('POST', `/v1/contacts/${c.id}/${path}`, body);
+        if (path === 'remove') { contacts.delete(c.id); if (peer === c.id) { peer = null; drawChat(); } } else fresh(got, before);
+        drawContacts();
+        toast(done);
+      } catch (err) { toast(`${name(c)}: ${err.message}`); drawContacts(); }
+    };
+    const trust = h('select', { class: 'trust', 'aria-label': `Trust of ${name(c)}` },
+      [['contact', 'contact: sees what you share with contacts'], ['trusted', 'trusted: sees everything you share'],
+        ['blocked', 'blocked: sees nothing, hits hidden']].map(([v, label]) => h('option', { value: v, selected: v === c.trust }, label)));
+    trust.addEventListener('change', () => act('trust', { trust: trust.value }, `${name(c)} is ${trust.value} now`));
+    const hide = h('input', { type: 'checkbox', class: 'appear-offline', checked: !!c.appear_offline });
+    hide.addEventListener('change', () => act('appear-offline', { on: hide.checked },
+      hide.checked ? `You appear offline to ${name(c)}` : `${name(c)} sees your presence again`));
+    const remove = h('button', { type: 'button', class: 'quiet danger remove' }, 'Remove');
+    remove.addEventListener('click', () => {
+      if (window.confirm(`Remove ${name(c)} from your contacts? They stop seeing your presence and what you share with contacts.`)) {
+        act('remove', undefined, `${name(c)} removed`);
+      }
+    });
+    const d = h('details', { class: 'manage', open: opened.has(c.id) }, h('summary', {}, 'Manage'),
+      h('div', { class: 'row' }, trust, h('label', {}, hide, ' Appear offline to them'), remove));
+    d.addEventListener('toggle', () => { if (d.open) opened.add(c.id); else opened.delete(c.id); });
+    return d;
+  };
   const drawChat = () => {
     const c = contacts.get(peer);
     chatTitle.textContent = c ? `Chat with ${name(c)}` : 'Chat';
@@ -129,7 +165,10 @@ export function mount(main) {
       return;
     }
     const i = messages.findIndex((x) => x.id === m.id);
-    if (i >= 0) messages[i] = m; else messages.push(m);
+    // A message's state only moves on (queued, stored, delivered or
+    // failed): the answer to the send, still saying queued, may come after
+    // the event of its receipt on loopback, and must not undo it.
+    if (i >= 0) { if (stateRank(m) >= stateRank(messages[i])) messages[i] = m; } else messages.push(m);
     messages.sort((a, b) => new Date(a.time) - new Date(b.time));
     drawChat();
   };
@@ -144,7 +183,7 @@ export function mount(main) {
         // Messages that arrived on the event stream while the list was
         // on its way are kept: the list may predate them.
         const got = new Map((ms || []).map((m) => [m.id, m]));
-        for (const m of messages) got.set(m.id, m);
+        for (const m of messages) if (!got.has(m.id) || stateRank(m) >= stateRank(got.get(m.id))) got.set(m.id, m);
         messages = [...got.values()].sort((a, b) => new Date(a.time) - new Date(b.time));
         drawChat();
         line.focus();
