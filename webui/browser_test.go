@@ -339,6 +339,20 @@ func TestUIInBrowser(t *testing.T) {
 	run(t, ctx, "overview",
 		until(`document.querySelectorAll('#role ul.checks li').length > 0`),
 		until(`document.querySelector('#attached')?.textContent.includes(`+js(un.sn.ID().String()[:10])+`)`))
+	// A NAT check from the page: the node checks again (through the
+	// supernode's STUN service) and the page says what it found.
+	var checked time.Time
+	if st := un.alice.Status(); st.NAT != nil {
+		checked = st.NAT.CheckedAt
+	}
+	run(t, ctx, "NAT check",
+		chromedp.Click(chromedp.ID("natcheck")),
+		until(`document.querySelector('#toast')?.textContent.startsWith('NAT: ')`),
+		until(`document.querySelector('#natcheck')?.textContent === 'Check again' && !document.querySelector('#natcheck').disabled`),
+		until(`document.querySelector('#nat-checked')?.textContent.startsWith('Last checked')`))
+	if st := un.alice.Status(); st.NAT == nil || !st.NAT.CheckedAt.After(checked) {
+		t.Errorf("alice's NAT was not checked again from the page: %+v (before: %v)", st.NAT, checked)
+	}
 	shot(t, ctx, shots, "overview")
 
 	// Search: the hits appear while the stream runs, grouped by content.

@@ -2,7 +2,33 @@
 // status prints them), its NAT and reachability, its supernodes, the ring
 // (as a supernode), what it shares and its transfer rates. Live: the
 // status stream and the download stream.
-import { h, fill, stream, heading, bytes, rate, when, short, badge } from '../app.js';
+import { h, fill, api, stream, heading, bytes, rate, when, short, badge, toast } from '../app.js';
+
+// checking is set while a NAT check asked for on this page runs (the card
+// is drawn again by every status event meanwhile).
+let checking = false;
+
+// natCheck runs the check canopy natcheck runs: STUN through the attached
+// supernodes, then the verdict; the status stream brings the result to the
+// card, and the answer is said at once.
+async function natCheck() {
+  // By ID each time: a status event may have drawn the card again.
+  const button = (label) => {
+    const b = document.getElementById('natcheck');
+    if (b) { b.disabled = checking; b.textContent = label; }
+  };
+  checking = true;
+  button('Checking…');
+  try {
+    const n = await api('POST', '/v1/natcheck');
+    toast(`NAT: ${n.kind}${n.public ? `, public address ${n.public}` : ''}; reachable: ${n.reachability?.verdict || 'unknown'}`);
+  } catch (e) {
+    toast(`NAT check: ${e.message}`);
+  } finally {
+    checking = false;
+    button('Check again');
+  }
+}
 
 export function mount(main) {
   const body = h('div', { id: 'overview' }, h('p', { class: 'muted' }, 'Waiting for the node…'));
@@ -50,7 +76,11 @@ function render(st) {
       h('dt', {}, 'Port mapping'), h('dd', {}, nat.port_map || ''),
       h('dt', {}, 'Reachable'), h('dd', {}, reach.verdict || 'unknown', ` (${reach.probes_received || 0} dial-backs received)`)),
     evidence('Reachability evidence', reach.evidence),
-    evidence('NAT evidence', nat.evidence));
+    evidence('NAT evidence', nat.evidence),
+    h('p', { class: 'row' },
+      h('button', { type: 'button', id: 'natcheck', class: 'quiet', disabled: checking, onclick: natCheck },
+        checking ? 'Checking…' : 'Check again'),
+      h('span', { class: 'muted', id: 'nat-checked' }, nat.checked_at && when(nat.checked_at) ? `Last checked ${when(nat.checked_at)}.` : 'Not checked yet.')));
   const sns = st.supernodes || [];
   const attached = h('section', { class: 'card', id: 'attached' },
     h('h2', {}, `Supernodes attached (${sns.length})`),
