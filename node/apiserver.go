@@ -56,6 +56,7 @@ func (n *Node) serveAPI(token string) error {
 	n.peopleAPI(mux)
 	n.browseAPI(mux)
 	n.uploadsAPI(mux)
+	n.wishesAPI(mux)
 	n.registerDownloads(mux)
 	n.debugAPI(mux)
 	if err := n.registerUI(mux, token, port); err != nil {

@@ -141,6 +141,10 @@ type Config struct {
 	// no limit). They leave room on the line for everything else the user
 	// does; the relay a supernode runs has its own quotas.
 	UpLimit, DownLimit float64
+	// WishInterval is the average time between two wish searches (0:
+	// wishes.DefaultInterval), for tests; the budget's reasoning is in
+	// package wishes.
+	WishInterval time.Duration
 	// RoleInterval is how often the role loop evaluates the promotion
 	// policy. Zero: DefaultRoleInterval; NoRoleLoop (or any negative value):
 	// no role loop (the role chosen at start stays).

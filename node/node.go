@@ -25,6 +25,7 @@ import (
 	"github.com/canopy-p2p/canopy/supernode"
 	"github.com/canopy-p2p/canopy/transfer"
 	"github.com/canopy-p2p/canopy/wire"
+	"github.com/canopy-p2p/canopy/wishes"
 )
 
 // Node is a running Canopy node.
@@ -63,6 +64,8 @@ type Node struct {
 	metricsCollector prometheus.Collector
 	// jobs are the download jobs (node/downloads.go).
 	jobs *downloads.Manager
+	// wishes runs the standing searches (wishes.go).
+	wishes *wishes.Runner
 	// ui is the web UI's state (node/webui.go); nil when the API is off.
 	ui *uiState
 
@@ -257,6 +260,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	// does not hold up the first library scan; before the API, which
 	// serves them.
 	if err = n.startJobs(); err != nil {
+		return nil, err
+	}
+	if err = n.startWishes(); err != nil {
 		return nil, err
 	}
 	if err = n.registerMetrics(); err != nil {
@@ -587,6 +593,10 @@ func (n *Node) stop(crash bool) error {
 		n.unregisterMetrics()
 		if n.ln != nil {
 			n.ln.Close()
+		}
+		if n.wishes != nil {
+			// Before the jobs it queues into.
+			n.wishes.Close()
 		}
 		if n.jobs != nil {
 			// Before the leaf: a job stopped by its engine closing would

@@ -181,6 +181,36 @@ func TestBrowseCommandLine(t *testing.T) {
 		t.Fatalf("max below min was accepted: %s", o)
 	}
 
+	// A wish for river mp3s runs at once and downloads alice's river.mp3
+	// into the directory it names.
+	wishDir := filepath.Join(t.TempDir(), "wished")
+	var wish api.Wish
+	if o := must(b("wish", "add", "--ext", "mp3", "--to", wishDir, "--json", "river")); json.Unmarshal([]byte(o), &wish) != nil || wish.ID == 0 {
+		t.Fatalf("wish add: %s", o)
+	}
+	var wl api.WishList
+	testwait.Until(t, 30*time.Second, func() bool {
+		o, err := b("wish", "--json")
+		return err == nil && json.Unmarshal([]byte(o), &wl) == nil && len(wl.Wishes) == 1 && len(wl.Wishes[0].Found) == 1
+	}, "bob's wish finds river.mp3: %+v", wl)
+	if f := wl.Wishes[0].Found[0]; f.Name != "river.mp3" {
+		t.Fatalf("the wish found %+v", f)
+	}
+	testwait.Until(t, 30*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(wishDir, "river.mp3"))
+		return err == nil
+	}, "river.mp3 downloaded into the wish's directory")
+	if o := must(b("wish")); !strings.Contains(o, `"river" (mp3)`) || !strings.Contains(o, "river.mp3") || !strings.Contains(o, "1 found") {
+		t.Fatalf("wish: %s", o)
+	}
+	if o, err := b("wish", "add"); err == nil || !strings.Contains(o, "what do you wish for") {
+		t.Fatalf("wish add without words: %v %s", err, o)
+	}
+	must(b("wish", "remove", strconv.FormatInt(wish.ID, 10)))
+	if o, err := b("wish", "remove", strconv.FormatInt(wish.ID, 10)); err == nil || !strings.Contains(o, "no such wish") {
+		t.Fatalf("removing it twice: %v %s", err, o)
+	}
+
 	// alice shares Family with everyone while she runs: bob finds the
 	// picnic by a search now.
 	if o := must(a("library", "share", fam, "everyone", "--json")); json.Unmarshal([]byte(o), &lib) != nil || lib.Shares[1].Visibility != "everyone" {

@@ -224,26 +224,13 @@ func runSearch(ctx context.Context, args []string) error {
 	asNDJSON := fs.Bool("ndjson", false, "print each event as it arrives, one JSON object per line (hit events, then done with the whole result)")
 	timeout := fs.Duration("timeout", api.DefaultSearchTimeout, "how long to collect hits")
 	limit := fs.Int("limit", 0, fmt.Sprintf("stop after this many files (default %d)", leaf.DefaultSearchLimit))
-	minSize := fs.String("min-size", "", "only files of at least this size (700k, 4.5MB, 1GiB)")
-	maxSize := fs.String("max-size", "", "only files of at most this size")
-	exts := fs.String("ext", "", "only files with these extensions, comma-separated (mp3,flac)")
+	ff := addFilterFlags(fs)
 	if err := parseFlags(ctx, fs, args); err != nil {
 		return err
 	}
-	minB, err := parseSize(*minSize)
+	minB, maxB, extList, err := ff.parse()
 	if err != nil {
-		return usageErrorf("--min-size: %v", err)
-	}
-	maxB, err := parseSize(*maxSize)
-	if err != nil {
-		return usageErrorf("--max-size: %v", err)
-	}
-	if maxB > 0 && maxB < minB {
-		return usageErrorf("--max-size is below --min-size")
-	}
-	extList, err := parseExts(*exts)
-	if err != nil {
-		return usageErrorf("--ext: %v", err)
+		return err
 	}
 	words := strings.Join(fs.Args(), " ")
 	if strings.TrimSpace(words) == "" {
@@ -375,4 +362,32 @@ func limitText(bytesPerSecond float64) string {
 		return "none"
 	}
 	return humanBytes(int64(bytesPerSecond)) + "/s"
+}
+
+// filterFlags are --min-size, --max-size and --ext, of search and wish add.
+type filterFlags struct{ minSize, maxSize, exts *string }
+
+func addFilterFlags(fs *flag.FlagSet) filterFlags {
+	return filterFlags{
+		minSize: fs.String("min-size", "", "only files of at least this size (700k, 4.5MB, 1GiB)"),
+		maxSize: fs.String("max-size", "", "only files of at most this size"),
+		exts:    fs.String("ext", "", "only files with these extensions, comma-separated (mp3,flac)"),
+	}
+}
+
+// parse reads the flags into byte bounds and extensions, or a usage error.
+func (f filterFlags) parse() (minB, maxB int64, exts []string, err error) {
+	if minB, err = parseSize(*f.minSize); err != nil {
+		return 0, 0, nil, usageErrorf("--min-size: %v", err)
+	}
+	if maxB, err = parseSize(*f.maxSize); err != nil {
+		return 0, 0, nil, usageErrorf("--max-size: %v", err)
+	}
+	if maxB > 0 && maxB < minB {
+		return 0, 0, nil, usageErrorf("--max-size is below --min-size")
+	}
+	if exts, err = parseExts(*f.exts); err != nil {
+		return 0, 0, nil, usageErrorf("--ext: %v", err)
+	}
+	return minB, maxB, exts, nil
 }

@@ -33,19 +33,9 @@ func runGet(ctx context.Context, args []string) error {
 	if fs.NArg() != 1 {
 		return usageErrorf("usage: canopy get [--out DIR] CONTENT-ID")
 	}
-	// The node creates a missing directory only inside its downloads
-	// directory, so that a request it did not expect cannot make one
-	// anywhere; a directory named here is the user's own choice, so this
-	// command makes it, as the user.
-	dir := ""
-	if *out != "" {
-		var err error
-		if dir, err = filepath.Abs(*out); err != nil {
-			return err
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("--out: %w", err)
-		}
+	dir, err := absOut(*out)
+	if err != nil {
+		return fmt.Errorf("--out: %w", err)
 	}
 	c, err := af.client()
 	if err != nil {
@@ -316,4 +306,23 @@ func killHook() func(string) {
 			select {} // the signal is on its way
 		}
 	}
+}
+
+// absOut makes a directory named on the command line absolute and creates
+// it ("": none). The node creates a missing directory only inside its
+// downloads directory, so that a request it did not expect cannot make one
+// anywhere; a directory named here is the user's own choice, so the
+// command makes it, as the user.
+func absOut(out string) (string, error) {
+	if out == "" {
+		return "", nil
+	}
+	dir, err := filepath.Abs(out)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return dir, nil
 }

@@ -35,6 +35,7 @@ func commandTable() []*command {
 		{name: "get", args: "CONTENT-ID", summary: "download a file, verified piece by piece, as a job of the node (Ctrl-C detaches; the job goes on)", run: runGet},
 		{name: "downloads", summary: "the node's download jobs: state, progress, sources; follow or act on one", run: runDownloads, subs: downloadCommands()},
 		{name: "uploads", summary: "what you serve now, and who waits for an upload slot", help: uploadsUsage, run: runUploads},
+		{name: "wish", summary: "standing searches whose new matches are downloaded as they appear", help: wishUsage, run: runWish, subs: wishCommands()},
 		{name: "browse", args: "NODE-ID|CONTACT", summary: "list what a peer shares with you (fetch any file with get)", help: browseUsage, run: runBrowse},
 		{name: "library", summary: "your shares: visibility, file counts, hashing; share a folder now", help: libraryUsage, run: runLibrary},
 		{name: "network", summary: "the supernodes, network totals and your contacts online", help: networkUsage, run: runNetwork},
