@@ -9,9 +9,10 @@ import * as library from './pages/library.js';
 import * as people from './pages/people.js';
 import * as network from './pages/network.js';
 import * as browse from './pages/browse.js';
+import * as wishes from './pages/wishes.js';
 import * as settings from './pages/settings.js';
 
-const pages = { overview, search, transfers, library, people, network, browse, settings };
+const pages = { overview, search, transfers, library, people, network, browse, wishes, settings };
 
 // h builds an element: h('a', {href: '#', onclick: f}, 'text', child…).
 // Attributes named on* become listeners; class, text and the rest are
