@@ -26,7 +26,7 @@ demo: build
 
 ## test: the whole test suite, with the race detector
 test:
-	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 ## test-short: the quick tests only
 test-short:
