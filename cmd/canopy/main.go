@@ -152,8 +152,8 @@ func runDemo(ctx context.Context, args []string) error {
 	if tf := net.Leaves[0].APITokenFile(); tf != "" {
 		self := os.Args[0]
 		at := fmt.Sprintf("--api %s --data %s", net.Leaves[0].APIAddr(), filepath.Dir(tf))
-		fmt.Fprintf(narration, "\nThe demo network stays up until Ctrl-C. In another terminal try:\n  %s status %s\n  %s search %s ocean\n  %s get %s --out /tmp %s\n",
-			self, at, self, at, self, at, net.SampleID)
+		fmt.Fprintf(narration, "\nThe demo network stays up until Ctrl-C. In another terminal try:\n  %s status %s\n  %s search %s ocean\n  %s get %s --out /tmp %s\n  %s ui %s   (leaf 1's web UI in your browser)\n",
+			self, at, self, at, self, at, net.SampleID, self, at)
 	} else {
 		fmt.Fprintln(narration, "\nThe demo network stays up until Ctrl-C.")
 	}
