@@ -124,7 +124,8 @@ func startNet(t *testing.T) *uiNet {
 	// checks to show; often, so that the first decision comes soon.
 	acfg.RoleInterval = 300 * time.Millisecond
 	un.alice = start(acfg)
-	un.bob = start(leaf("bob", map[string][]byte{"ocean-waves.flac": un.flac, "ocean-notes.txt": []byte("the sea, in words\n")}))
+	un.bob = start(leaf("bob", map[string][]byte{"ocean-waves.flac": un.flac, "ocean-notes.txt": []byte("the sea, in words\n"),
+		"river-map.png": []byte("a map of the river, not a real PNG")}))
 	sn := un.sn.Supernode()
 	testwait.Until(t, 30*time.Second, func() bool {
 		for _, n := range []*node.Node{un.alice, un.bob} {
@@ -407,6 +408,17 @@ func TestUIInBrowser(t *testing.T) {
 		chromedp.Navigate(un.base+"/ui/#/transfers"),
 		until(`document.querySelector('#history li.job[data-state="done"]')?.textContent.includes('ocean-waves.flac')`),
 		until(`document.querySelector('#upload-slots')?.textContent.startsWith('0 of ')`))
+	// A download by content ID, as canopy get ID.
+	var riverMap string
+	for _, e := range entries {
+		if e.Name == "river-map.png" {
+			riverMap = e.ID.String()
+		}
+	}
+	run(t, ctx, "download by ID",
+		chromedp.SendKeys(chromedp.ID("get-id"), riverMap),
+		chromedp.Click(chromedp.CSS(`#get-form button[type=submit]`)),
+		until(`[...document.querySelectorAll('#history li.job[data-state="done"]')].some(j => j.textContent.includes('river-map.png'))`))
 	// bob fetches alice's mix: her page shows the upload running, then
 	// counts the bytes she served, live.
 	var mix content.ID
@@ -428,10 +440,14 @@ func TestUIInBrowser(t *testing.T) {
 		until(`document.querySelector('#upload-slots')?.textContent.includes('400 KiB direct')`),
 		until(`document.querySelector('#upload-list') === null`))
 	jobs := un.alice.Downloads().List()
-	if len(jobs) != 1 || jobs[0].State != "done" {
+	if len(jobs) != 2 || jobs[0].State != "done" || jobs[1].State != "done" {
 		t.Fatalf("alice's jobs: %+v", jobs)
 	}
-	if got, err := os.ReadFile(jobs[0].Path); err != nil || string(got) != string(un.flac) {
+	i := slices.IndexFunc(jobs, func(j downloads.Job) bool { return j.Name == "ocean-waves.flac" })
+	if i < 0 {
+		t.Fatalf("no job of ocean-waves.flac: %+v", jobs)
+	}
+	if got, err := os.ReadFile(jobs[i].Path); err != nil || string(got) != string(un.flac) {
 		t.Fatalf("the downloaded file: %v (%d bytes, want %d)", err, len(got), len(un.flac))
 	}
 

@@ -13,8 +13,21 @@ export function mount(main) {
   const history = h('ul', { class: 'plain', id: 'history' });
   const live = h('p', { class: 'muted', id: 'transfers-live' }, 'Connecting to the node…');
   const uploads = h('div', { id: 'uploads' }, h('p', { class: 'muted' }, 'Asking the node…'));
+  // Download by content ID, as canopy get ID does: the node finds the
+  // sources (a file nobody offers is refused at once).
+  const getID = h('input', { id: 'get-id', type: 'text', required: true, pattern: '[0-9a-fA-F]{64}', spellcheck: 'false',
+    placeholder: 'content ID (64 hex digits)', 'aria-label': 'Content ID to download' });
+  const getForm = h('form', { id: 'get-form', class: 'row' }, getID, h('button', { type: 'submit' }, 'Download'));
+  getForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const d = await api('POST', '/v1/downloads', { id: getID.value.trim().toLowerCase() });
+      getForm.reset();
+      toast(d.existing ? `Already download #${d.id}` : `Queued as download #${d.id}: ${d.name}`);
+    } catch (err) { toast(`Download: ${err.message}`); }
+  });
   main.append(heading('Transfers'), live,
-    h('section', { class: 'card' }, h('h2', {}, 'Downloads'), active),
+    h('section', { class: 'card' }, h('h2', {}, 'Downloads'), active, getForm),
     h('section', { class: 'card' }, h('h2', {}, 'History'), history),
     h('section', { class: 'card' }, h('h2', {}, 'Uploads'), uploads));
   const jobs = new Map();
