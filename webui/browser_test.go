@@ -221,6 +221,13 @@ func until(expr string) step {
 	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(25*time.Second), chromedp.WithPollingInterval(20*time.Millisecond))
 }
 
+// clickJS clicks what sel finds now, in the page, once it is there: lists
+// that a live event draws again (the contacts, on every presence change)
+// can replace an element between chromedp's finding it and clicking it.
+func clickJS(sel string) step {
+	return until(`(() => { const e = document.querySelector(` + js(sel) + `); if (!e) return false; e.click(); return true; })()`)
+}
+
 func shot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
 	png := get(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
@@ -463,7 +470,7 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	run(t, ctx, "accept bob's request",
 		until(`document.querySelector('#requests li.request[data-id="`+bobID+`"]')?.textContent.includes('hello from bob')`),
-		chromedp.Click(chromedp.CSS(`#requests li.request[data-id="`+bobID+`"] button.accept`)),
+		clickJS(`#requests li.request[data-id="`+bobID+`"] button.accept`),
 		until(`document.querySelector('#contacts li.contact[data-id="`+bobID+`"]')?.dataset.status === 'online'`))
 	testwait.Until(t, 10*time.Second, func() bool {
 		cs, _ := un.bob.People().Contacts()
@@ -475,7 +482,7 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	run(t, ctx, "bob's presence changes",
 		until(`document.querySelector('#contacts li.contact[data-id="`+bobID+`"]')?.dataset.status === 'away'`),
-		chromedp.Click(chromedp.CSS(`#contacts li.contact[data-id="`+bobID+`"] button.open-chat`)),
+		clickJS(`#contacts li.contact[data-id="`+bobID+`"] button.open-chat`),
 		chromedp.WaitVisible(chromedp.ID("m-text")))
 	if _, err := un.bob.People().Send(un.alice.ID(), "hi alice, from the sea"); err != nil {
 		t.Fatal(err)
@@ -573,7 +580,7 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	run(t, ctx, "manage bob",
 		chromedp.Navigate(un.base+"/ui/#/people"),
-		chromedp.Click(chromedp.CSS(bobLi+` details.manage summary`)),
+		clickJS(bobLi+` details.manage summary`),
 		chromedp.WaitVisible(chromedp.CSS(bobLi+` select.trust`)),
 		chromedp.Evaluate[chromedp.Void](`(() => { const s = document.querySelector(`+js(bobLi+` select.trust`)+`);
 			s.value = 'trusted'; s.dispatchEvent(new Event('change')); })()`))
@@ -581,11 +588,11 @@ func TestUIInBrowser(t *testing.T) {
 	run(t, ctx, "appear offline to bob",
 		// The list was drawn again: the Manage box is still open.
 		chromedp.WaitVisible(chromedp.CSS(bobLi+` input.appear-offline`)),
-		chromedp.Click(chromedp.CSS(bobLi+` input.appear-offline`)))
+		clickJS(bobLi+` input.appear-offline`))
 	testwait.Until(t, 10*time.Second, func() bool { c, ok := bobContact(); return ok && c.AppearOffline }, "alice appears offline to bob")
 	run(t, ctx, "remove bob",
 		chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
-		chromedp.Click(chromedp.CSS(bobLi+` button.remove`)),
+		clickJS(bobLi+` button.remove`),
 		until(`document.querySelector(`+js(bobLi)+`) === null`))
 	testwait.Until(t, 10*time.Second, func() bool { _, ok := bobContact(); return !ok }, "bob removed")
 
