@@ -44,6 +44,9 @@ type Ring struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// quietLog silences memberlist's logger once it is shut down.
+	quietLog func()
 }
 
 // Start creates this node's gossip listener and publishes its metadata. The
@@ -54,7 +57,10 @@ func Start(cfg Config) (*Ring, error) {
 		return nil, err
 	}
 	log := cfg.Logger.Named("gossip")
-	nt, err := listen(cfg, logbridge.Memberlist(log))
+	// One memberlist logger for the transport and memberlist, silenced
+	// after Shutdown (see logbridge.MemberlistQuietable).
+	mlog, quiet := logbridge.MemberlistQuietable(log)
+	nt, err := listen(cfg, mlog)
 	if err != nil {
 		return nil, fmt.Errorf("gossip: start: %w", err)
 	}
@@ -78,6 +84,7 @@ func Start(cfg Config) (*Ring, error) {
 		meta:     &metaDelegate{},
 		gossip:   netip.AddrPortFrom(adv.Unmap(), uint16(port)),
 		refusals: newRefusalCounters(log),
+		quietLog: quiet,
 	}
 	// The metadata must be valid before memberlist starts: memberlist's
 	// first alive message for this node goes through the alive filter too,
@@ -107,7 +114,7 @@ func Start(cfg Config) (*Ring, error) {
 	tr := newAuthTransport(nt, cfg, v, r.meta.get, r.refusals, r.log)
 
 	mc.Transport = tr
-	mc.Logger = logbridge.Memberlist(r.log)
+	mc.Logger = mlog
 	mc.Delegate = r.meta
 	filter := newAliveFilter(r.log, r.refusals, v, cfg.VerifyCache)
 	mc.Alive = filter
@@ -281,6 +288,7 @@ func (r *Ring) Shutdown() error {
 	}
 	r.shutdown = true
 	err := r.ml.Shutdown()
+	r.quietLog()
 	r.mu.Unlock()
 	r.verifier.close()
 	if r.events != nil {

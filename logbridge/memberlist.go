@@ -3,6 +3,7 @@ package logbridge
 import (
 	"bytes"
 	"log"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -38,6 +39,16 @@ var memberlistLevels = []struct {
 // A nil l yields a logger that discards everything. The returned logger is safe
 // for concurrent use, as memberlist logs from many goroutines.
 func Memberlist(l *zap.Logger) *log.Logger {
+	std, _ := MemberlistQuietable(l)
+	return std
+}
+
+// MemberlistQuietable is Memberlist with a function that silences the
+// logger for good. memberlist's Shutdown does not wait for a probe in
+// flight, which may still log a line after it returns: a node calls quiet
+// once its memberlist is shut down, so that the line does not reach a
+// logger that is gone (a finished test's panics).
+func MemberlistQuietable(l *zap.Logger) (std *log.Logger, quiet func()) {
 	if l == nil {
 		l = zap.NewNop()
 	}
@@ -45,17 +56,22 @@ func Memberlist(l *zap.Logger) *log.Logger {
 	// memberlist line that logged, so it is noise and is turned off.
 	w := &memberlistWriter{log: l.Named("memberlist").WithOptions(zap.WithCaller(false))}
 	// No flags: zap adds its own timestamp, and a prefix would hide the level.
-	return log.New(w, "", 0)
+	return log.New(w, "", 0), func() { w.quiet.Store(true) }
 }
 
 // memberlistWriter receives one complete line per Write from log.Logger.
 type memberlistWriter struct {
 	log *zap.Logger
+	// quiet drops every line from now on.
+	quiet atomic.Bool
 }
 
 // Write implements io.Writer. It never fails, so that a logging problem can
 // never turn into a memberlist error.
 func (w *memberlistWriter) Write(p []byte) (int, error) {
+	if w.quiet.Load() {
+		return len(p), nil
+	}
 	level, msg := parseMemberlistLine(p)
 	if ce := w.log.Check(level, msg); ce != nil {
 		ce.Write()

@@ -87,3 +87,16 @@ func TestMemberlistReal(t *testing.T) {
 		t.Errorf("entry not parsed: %v %q", got[0].Level, got[0].Message)
 	}
 }
+
+// TestMemberlistQuiet: after quiet, lines are dropped (memberlist may log
+// from a probe still in flight after its Shutdown returned).
+func TestMemberlistQuiet(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	std, quiet := MemberlistQuietable(zap.New(core))
+	std.Printf("[WARN] memberlist: before")
+	quiet()
+	std.Printf("[ERR] memberlist: after")
+	if got := logs.Len(); got != 1 || logs.All()[0].Message != "before" {
+		t.Fatalf("logged %v, want only the line before quiet", logs.All())
+	}
+}
