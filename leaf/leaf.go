@@ -94,10 +94,6 @@ type candidate struct {
 	successor bool
 	// tiebreak spreads leaves over equal supernodes (choice.Candidate).
 	tiebreak uint64
-	// wasLeaf: its last answer was "not a supernode". When a supernode
-	// names it as one later (it promoted since), its back-off no longer
-	// has a reason and ends (learn).
-	wasLeaf bool
 }
 
 // Start starts the leaf: it begins attaching to supernodes at once.
@@ -383,8 +379,6 @@ func (l *Leaf) attach(addr string, want identity.NodeID) {
 	c := l.cands[addr]
 	if err != nil {
 		if c != nil {
-			var re *refusedError
-			c.wasLeaf = errors.As(err, &re) && re.reason == wire.RefuseNotSupernode
 			c.failures++
 			c.lastErr = err.Error()
 			c.lastFail = time.Now()
@@ -454,7 +448,7 @@ func (l *Leaf) dial(addr string, want identity.NodeID) (*attachment, error) {
 		}
 		l.learn(r.Supernodes)
 		conn.Close("refused")
-		return nil, &refusedError{addr: addr, reason: r.Reason}
+		return nil, fmt.Errorf("%s refused: %s", addr, r.Reason)
 	default:
 		return fail(fmt.Errorf("unexpected %s in answer to hello", e.Type))
 	}
@@ -469,12 +463,7 @@ func (l *Leaf) learn(peers []wire.PeerInfo) {
 	l.mu.Lock()
 	for _, p := range peers {
 		if p.ID != l.id && !p.ID.IsZero() && p.Control != "" {
-			if c := l.addCandidateLocked(p, now); c != nil && c.wasLeaf {
-				// Refused as a leaf, named as a supernode now: it promoted
-				// since, so it is dialled at once rather than after a
-				// back-off of up to a minute.
-				c.wasLeaf, c.failures, c.next = false, 0, now
-			}
+			l.addCandidateLocked(p, now)
 		}
 	}
 	l.mu.Unlock()
@@ -633,8 +622,3 @@ func (l *Leaf) links() []*link.Conn {
 	}
 	return out
 }
-
-// refusedError is a dial answered with a Refuse.
-type refusedError struct{ addr, reason string }
-
-func (e *refusedError) Error() string { return e.addr + " refused: " + e.reason }

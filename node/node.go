@@ -481,7 +481,7 @@ func (n *Node) handshake(raw net.Conn, release func()) {
 			}
 		}
 		n.refusals.Refuse(link.ReasonNotSupernode, c.RemoteAddr(), "")
-		_ = c.SendBody(wire.TypeRefuse, &wire.Refuse{Reason: wire.RefuseNotSupernode, Supernodes: alts})
+		_ = c.SendBody(wire.TypeRefuse, &wire.Refuse{Reason: "not a supernode", Supernodes: alts})
 		c.CloseQuiet("not a supernode")
 		return
 	}

@@ -140,11 +140,6 @@ type Welcome struct {
 	Observed string `cbor:"5,keyasint,omitempty"`
 }
 
-// RefuseNotSupernode is the Reason of a node that is not a supernode now
-// (a leaf, or one that demoted): a dialler that later learns it is one
-// again may dial it at once.
-const RefuseNotSupernode = "not a supernode"
-
 // Refuse declines a control link.
 type Refuse struct {
 	Reason     string     `cbor:"1,keyasint"`
