@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/canopy-p2p/canopy/api"
-	"github.com/canopy-p2p/canopy/content"
 	"github.com/canopy-p2p/canopy/downloads"
 	"github.com/canopy-p2p/canopy/identity"
 	"github.com/canopy-p2p/canopy/leaf"
@@ -32,7 +31,7 @@ func (n *Node) startWishes() error {
 		Store:  st,
 		Params: wishes.Params{Interval: n.cfg.WishInterval},
 		Search: n.wishSearch,
-		Have:   func(id content.ID) bool { return n.haveContent()(id) },
+		Held:   n.haveContent,
 		Fetch:  n.wishFetch,
 		Attached: func() []identity.NodeID {
 			return n.leaf.Supernodes()
@@ -156,6 +155,6 @@ func (n *Node) wishesAPI(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /v1/wishes/events", func(w http.ResponseWriter, r *http.Request) {
 		n.pushOnChange(w, r, api.WishesEventName, wishesCheckInterval, 0,
-			func() (any, error) { return n.Wishes(), nil }, nil, nil)
+			func() (any, error) { return n.Wishes(), nil }, nil, func() any { return n.wishes.Revision() })
 	})
 }

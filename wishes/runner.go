@@ -38,9 +38,10 @@ type Config struct {
 	// Search runs one wish's search (its words and bounds, blocked nodes
 	// hidden) for up to d.
 	Search func(ctx context.Context, w Wish, d time.Duration) ([]Hit, error)
-	// Have reports whether the node holds the file already (shares it, or
-	// downloaded it and it is still there).
-	Have func(content.ID) bool
+	// Held returns a check of whether the node holds a file already
+	// (shares it, or downloaded it and it is still there); the runner
+	// asks for one per search.
+	Held func() func(content.ID) bool
 	// Fetch queues a download of h into dir and returns its job ID; an
 	// unfinished job for the same file is returned, not doubled.
 	Fetch func(h Hit, dir string) (int64, error)
@@ -68,8 +69,8 @@ type Runner struct {
 
 // Start starts the runner; Close stops it.
 func Start(cfg Config) (*Runner, error) {
-	if cfg.Store == nil || cfg.Search == nil || cfg.Have == nil || cfg.Fetch == nil || cfg.Attached == nil {
-		return nil, errors.New("wishes: Config needs Store, Search, Have, Fetch and Attached")
+	if cfg.Store == nil || cfg.Search == nil || cfg.Held == nil || cfg.Fetch == nil || cfg.Attached == nil {
+		return nil, errors.New("wishes: Config needs Store, Search, Held, Fetch and Attached")
 	}
 	cfg.Params = cfg.Params.withDefaults()
 	if cfg.SearchTime <= 0 {
@@ -192,11 +193,12 @@ func (r *Runner) run(w Wish, why string) {
 	}
 	var found []Found
 	var errs []error
+	have := r.cfg.Held() // once per run: it lists the node's download jobs
 	if err != nil {
 		errs = append(errs, fmt.Errorf("search: %w", err))
 	}
 	for _, h := range hits {
-		if w.has(h.Content) || slices.ContainsFunc(found, func(f Found) bool { return f.Content == h.Content }) || r.cfg.Have(h.Content) {
+		if w.has(h.Content) || slices.ContainsFunc(found, func(f Found) bool { return f.Content == h.Content }) || have(h.Content) {
 			continue
 		}
 		job, err := r.cfg.Fetch(h, w.OutDir)
@@ -212,6 +214,9 @@ func (r *Runner) run(w Wish, why string) {
 	r.log.Info("wish searched", zap.Int64("wish", w.ID), zap.String("words", w.Words), zap.String("why", why),
 		zap.Int("hits", len(hits)), zap.Int("new", len(found)), zap.Error(errors.Join(errs...)))
 }
+
+// Revision changes each time the wishes or what they found change.
+func (r *Runner) Revision() int64 { return r.cfg.Store.Revision() }
 
 // Params returns the schedule in force.
 func (r *Runner) Params() Params { return r.cfg.Params }

@@ -121,6 +121,9 @@ type Store struct {
 	path string
 	mu   sync.Mutex
 	f    file
+	// rev counts the changes kept, so that a watcher rebuilds the list
+	// only when it changed. Guarded by mu.
+	rev int64
 }
 
 // Open reads the wishes at path (none when the file does not exist). A
@@ -207,7 +210,15 @@ func (s *Store) change(fn func(f *file) error) error {
 		s.f = old
 		return err
 	}
+	s.rev++
 	return nil
+}
+
+// Revision changes each time a change is kept.
+func (s *Store) Revision() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rev
 }
 
 func clone(f file) file {

@@ -100,8 +100,8 @@ func TestStoreBadInput(t *testing.T) {
 			t.Errorf("Add(%+v) = %v, want ErrBadWish", w, err)
 		}
 	}
-	if len(s.List()) != 0 {
-		t.Fatalf("bad wishes kept: %+v", s.List())
+	if len(s.List()) != 0 || s.Revision() != 0 {
+		t.Fatalf("bad wishes kept: %+v (revision %d)", s.List(), s.Revision())
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a refused wish wrote the file: %v", err)
@@ -116,8 +116,8 @@ func TestStoreBadInput(t *testing.T) {
 	if _, err := s.Add(Wish{Words: "lost", OutDir: "/tmp"}, now); err == nil {
 		t.Fatal("a save into a missing directory succeeded")
 	}
-	if ws := s.List(); len(ws) != 1 || ws[0].Words != "kept" {
-		t.Fatalf("after a failed save: %+v", ws)
+	if ws := s.List(); len(ws) != 1 || ws[0].Words != "kept" || s.Revision() != 1 {
+		t.Fatalf("after a failed save: %+v (revision %d, want 1)", ws, s.Revision())
 	}
 
 	for name, body := range map[string]string{
